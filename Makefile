@@ -1,0 +1,34 @@
+# The two first commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+STATE  ?= state
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip --disable-pip-version-check -q
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test bench clean
+
+venv: $(STAMP)
+
+# bjdata (pulled in by autobahn) ships only a source archive; building it in
+# pip's isolated environment compiles it against NumPy 1.x, which then breaks
+# at import beside NumPy 2 (which spt3g needs). Build it against our NumPy.
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip setuptools wheel "numpy>=2"
+	$(PIP) install --no-build-isolation --no-cache-dir bjdata
+	$(PIP) install -e ".[crossbar,test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/sisock demo --state-dir $(STATE)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) $(STATE)

@@ -1,0 +1,29 @@
+"""Packaging for sisock: one console script, ``sisock``, with a subcommand per component."""
+from setuptools import find_packages, setup
+
+setup(
+    name="sisock",
+    version="0.1.0",
+    description="Housekeeping time series of a telescope site, served to Grafana over WAMP",
+    python_requires=">=3.9",
+    packages=find_packages(include=["sisock", "sisock.*"]),
+    package_data={"sisock": ["examples/weather/*.txt"]},
+    install_requires=[
+        "autobahn>=23.1",
+        "twisted>=22.10",
+        "txaio>=23.1",
+        "cherrypy>=18.8",
+        "pymysql>=1.1",
+        "python-dotenv>=1.0",
+        "spt3g>=1.0",
+        "numpy>=1.24",
+        "cryptography>=41",
+        "service-identity>=23.1",
+        "pyopenssl>=23.2",
+    ],
+    extras_require={
+        "crossbar": ["crossbar>=23.1"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+    },
+    entry_points={"console_scripts": ["sisock = sisock.cli:main"]},
+)

@@ -1,0 +1,264 @@
+"""Every setting of sisock, read once from the environment and validated.
+
+The real environment wins; otherwise the file named by ``SISOCK_ENV_FILE`` is
+read with python-dotenv. A bad value stops the program at start with one line
+that names the variable (:class:`ConfigError`).
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Callable, Mapping, Optional
+
+from dotenv import dotenv_values
+
+#: The development secret; refused whenever the router is not on loopback.
+INSECURE_DEFAULT_SECRET = "sisock-insecure-development-secret"
+
+LOG_LEVELS = ("none", "critical", "error", "warn", "info", "debug", "trace")
+
+#: Variables whose values are secrets: a file that sets one must not be
+#: readable by everyone.
+SECRET_VARIABLES = ("WAMP_SECRET", "SQL_PASSWD")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message is one line naming it."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _optional_text(name: str, raw: str) -> Optional[str]:
+    return raw or None
+
+
+def _port(name: str, raw: str) -> int:
+    value = _integer(name, raw)
+    if not 1 <= value <= 65535:
+        raise ConfigError(f"{name}={raw!r}: a port must be between 1 and 65535")
+    return value
+
+
+def _integer(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: not a whole number") from None
+
+
+def _non_negative_integer(name: str, raw: str) -> int:
+    value = _integer(name, raw)
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r}: must be 0 or more")
+    return value
+
+
+def _positive_number(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: not a number") from None
+    if not value > 0:
+        raise ConfigError(f"{name}={raw!r}: must be more than 0")
+    return value
+
+
+def _optional_path(name: str, raw: str) -> Optional[Path]:
+    return Path(raw) if raw else None
+
+
+def _path(name: str, raw: str) -> Path:
+    if not raw:
+        raise ConfigError(f"{name} is empty: a path is needed")
+    return Path(raw)
+
+
+def _log_level(name: str, raw: str) -> str:
+    level = raw.lower()
+    if level == "warning":
+        level = "warn"
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{name}={raw!r}: not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _one_of(*choices: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        if raw not in choices:
+            raise ConfigError(f"{name}={raw!r}: not one of {', '.join(choices)}")
+        return raw
+
+    return parse
+
+
+def _host(name: str, raw: str) -> str:
+    if not raw or any(c.isspace() for c in raw) or "/" in raw:
+        raise ConfigError(f"{name}={raw!r}: not a host name or address")
+    return raw
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings. Field ``foo_bar`` comes from variable ``FOO_BAR``."""
+
+    # WAMP router and credentials
+    wamp_user: str = "server"
+    wamp_secret: str = INSECURE_DEFAULT_SECRET
+    crossbar_host: str = "127.0.0.1"
+    crossbar_tls_port: int = 8080
+    crossbar_ocs_port: int = 8001
+    crossbar_realm: str = "test_realm"
+    crossbar_ca_cert: Optional[Path] = None
+    crossbar_tls_cert: Optional[Path] = None
+    crossbar_tls_key: Optional[Path] = None
+    #: Interface the router's TLS port binds; empty = loopback when
+    #: CROSSBAR_HOST is loopback, every interface otherwise.
+    crossbar_tls_interface: Optional[str] = None
+    # sisock-http
+    http_host: str = "127.0.0.1"
+    port: int = 5000
+    http_timeout: float = 30.0
+    loglevel: str = "info"
+    # g3 index
+    sql_host: Optional[str] = None
+    sql_port: int = 3306
+    sql_user: str = "sisock"
+    sql_passwd: str = ""
+    sql_db: str = "sisock"
+    sqlite_path: Path = Path("/var/lib/sisock/g3-index.sqlite")
+    data_directory: Optional[Path] = None
+    scan_interval: float = 3600.0
+    g3_cache_mb: int = 256
+    # every data node server
+    max_points: int = 0
+    # data-feed instance
+    target: Optional[str] = None
+    feed: Optional[str] = None
+    name: Optional[str] = None
+    description: Optional[str] = None
+    buffer_time: float = 3600.0
+    data_feed_transport: str = "tls"
+    # sensors
+    sensors_interval: float = 1.0
+    sensors_keep: float = 3600.0
+
+    @property
+    def sql_enabled(self) -> bool:
+        """True when the g3 index lives in MySQL/MariaDB rather than SQLite."""
+        return self.sql_host is not None
+
+    @property
+    def tls_interface(self) -> str:
+        """The address the router's TLS port listens on."""
+        if self.crossbar_tls_interface:
+            return self.crossbar_tls_interface
+        return "127.0.0.1" if is_loopback(self.crossbar_host) else "0.0.0.0"
+
+    def with_values(self, **changes) -> "Config":
+        """A copy with some fields changed (tests and the demo use it)."""
+        return replace(self, **changes)
+
+
+_PARSERS: Mapping[str, Callable[[str, str], object]] = {
+    "wamp_user": _text,
+    "wamp_secret": _text,
+    "crossbar_host": _host,
+    "crossbar_tls_port": _port,
+    "crossbar_ocs_port": _port,
+    "crossbar_realm": _text,
+    "crossbar_ca_cert": _optional_path,
+    "crossbar_tls_cert": _optional_path,
+    "crossbar_tls_key": _optional_path,
+    "crossbar_tls_interface": _optional_text,
+    "http_host": _host,
+    "port": _port,
+    "http_timeout": _positive_number,
+    "loglevel": _log_level,
+    "sql_host": _optional_text,
+    "sql_port": _port,
+    "sql_user": _text,
+    "sql_passwd": _text,
+    "sql_db": _text,
+    "sqlite_path": _path,
+    "data_directory": _optional_path,
+    "scan_interval": _positive_number,
+    "g3_cache_mb": _non_negative_integer,
+    "max_points": _non_negative_integer,
+    "target": _optional_text,
+    "feed": _optional_text,
+    "name": _optional_text,
+    "description": _optional_text,
+    "buffer_time": _positive_number,
+    "data_feed_transport": _one_of("tls", "ocs"),
+    "sensors_interval": _positive_number,
+    "sensors_keep": _positive_number,
+}
+
+#: Every variable sisock reads, in the order of :class:`Config`.
+VARIABLES = tuple(f.name.upper() for f in fields(Config))
+
+
+def _read_env_file(path: Path) -> dict:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"SISOCK_ENV_FILE={str(path)!r}: cannot read it ({exc.strerror})") from None
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    if mode & (stat.S_IROTH | stat.S_IWOTH) and any(values.get(k) for k in SECRET_VARIABLES):
+        raise ConfigError(
+            f"SISOCK_ENV_FILE={str(path)!r}: holds a secret but is readable by others "
+            f"(mode {stat.S_IMODE(mode):04o}); chmod 0640 or tighter"
+        )
+    return values
+
+
+def load(environ: Optional[Mapping[str, str]] = None) -> Config:
+    """Read and validate the settings; raise :class:`ConfigError` on the first bad one."""
+    environ = dict(os.environ if environ is None else environ)
+    source: dict = {}
+    env_file = environ.get("SISOCK_ENV_FILE")
+    if env_file:
+        source.update(_read_env_file(Path(env_file)))
+    source.update(environ)
+
+    values = {}
+    for field in fields(Config):
+        variable = field.name.upper()
+        if variable in source:
+            values[field.name] = _PARSERS[field.name](variable, source[variable].strip())
+    config = Config(**values)
+    check_secret(config)
+    return config
+
+
+def check_secret(config: Config) -> None:
+    """Refuse the development secret anywhere but on loopback."""
+    if not config.wamp_secret:
+        raise ConfigError("WAMP_SECRET is empty: set a secret")
+    if config.wamp_secret != INSECURE_DEFAULT_SECRET:
+        return
+    if not is_loopback(config.crossbar_host):
+        raise ConfigError(
+            f"WAMP_SECRET is the insecure default but CROSSBAR_HOST={config.crossbar_host!r} "
+            "is not loopback; set a secret of your own"
+        )
+    if not is_loopback(config.tls_interface):
+        raise ConfigError(
+            f"WAMP_SECRET is the insecure default but the router would listen on "
+            f"{config.tls_interface!r} (CROSSBAR_TLS_INTERFACE); set a secret of your own"
+        )

@@ -1,0 +1,209 @@
+"""The DataNodeServer base: what every data node server shares.
+
+A subclass sets ``name`` and ``description`` and implements ``get_fields`` and
+``get_data`` as plain blocking functions; they run in the reactor's thread
+pool with absolute UNIX times. The base registers the two WAMP procedures,
+adds the node to the hub (again whenever the hub or the router restarts),
+decimates with ``min_stride``/``MAX_POINTS``, turns a subclass's exception into
+a readable WAMP error, and subtracts the node on a clean shutdown.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Dict, Iterable, List, Optional, Tuple, Union
+
+import numpy as np
+from autobahn.wamp.exception import ApplicationError
+from twisted.internet import defer, reactor, task, threads
+
+from sisock import log, wamp
+from sisock.config import Config
+from sisock.decimate import decimate_columns
+
+#: Error URIs a data node server raises.
+ERROR_BAD_REQUEST = f"{wamp.BASE_URI}.error.bad_request"
+ERROR_FAILED = f"{wamp.BASE_URI}.error.data_node_failed"
+
+#: Seconds between attempts to add the node while the hub is away.
+ADD_RETRY = 2.0
+
+Fields = Dict[str, dict]
+Timelines = Dict[str, dict]
+
+
+def absolute_time(value: float, now: Optional[float] = None) -> float:
+    """DESIGN.md: a time > 0 is UNIX seconds; 0 or less is that many seconds before now."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"time {value!r} is not finite")
+    return value if value > 0 else (time.time() if now is None else now) + value
+
+
+def field_info(timeline: str, description: str = "", units: str = "", type_: str = "number") -> dict:
+    """One entry of the ``fields`` dict that ``get_fields`` returns."""
+    return {"description": description, "timeline": timeline, "type": type_, "units": units}
+
+
+def data_result(timelines: Dict[str, Tuple[Iterable[float], Dict[str, Iterable]]],
+                finalized_until: Optional[float] = None) -> dict:
+    """Build a ``get_data`` answer from ``{timeline: (t, {field: values})}``."""
+    answer = {"data": {}, "timeline": {}}
+    for name, (t, columns) in timelines.items():
+        answer["timeline"][name] = {"t": t, "finalized_until": finalized_until, "fields": list(columns)}
+        answer["data"].update(columns)
+    return answer
+
+
+def _plain(values) -> list:
+    """A JSON-safe list: numpy arrays to lists, NaN to None."""
+    array = np.asarray(values)
+    if array.dtype.kind == "f":
+        out = array.astype(object)
+        out[np.isnan(array)] = None
+        return out.tolist()
+    return array.tolist()
+
+
+def finish(answer: dict, min_stride: Optional[float], max_points: int) -> dict:
+    """Decimate each timeline of a ``get_data`` answer and make it serialisable."""
+    data: Dict[str, list] = {}
+    timelines: Dict[str, dict] = {}
+    for name, timeline in answer.get("timeline", {}).items():
+        names = [f for f in timeline.get("fields", []) if f in answer.get("data", {})]
+        t, columns = decimate_columns(timeline["t"], {f: answer["data"][f] for f in names},
+                                      min_stride, max_points or None)
+        timelines[name] = {"t": _plain(t), "finalized_until": timeline.get("finalized_until"), "fields": names}
+        data.update({f: _plain(v) for f, v in columns.items()})
+    return {"data": data, "timeline": timelines}
+
+
+class DataNodeServer:
+    """Base of every data node server; see the module docstring."""
+
+    #: Data node name (what Grafana shows before ``::``).
+    name: str = ""
+    description: str = ""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.log = log.logger()
+        self.session = None
+        self._add_loop: Optional[task.LoopingCall] = None
+
+    # -- what subclasses implement (blocking; run in a thread) ---------------
+    def get_fields(self, start: float, end: float) -> Tuple[Fields, Timelines]:
+        """Fields with samples in ``[start, end)``, and their timelines."""
+        raise NotImplementedError
+
+    def get_data(self, fields: List[str], start: float, end: float, min_stride: Optional[float]) -> dict:
+        """Samples of ``fields`` in ``[start, end)`` (see :func:`data_result`).
+
+        The base decimates afterwards; a subclass may reduce earlier with
+        ``min_stride`` to save work. Unknown fields are left out.
+        """
+        raise NotImplementedError
+
+    def on_join(self, session) -> Optional[defer.Deferred]:
+        """Called in the reactor after each (re)join; subscribe to feeds here."""
+        return None
+
+    def components(self) -> list:
+        """The WAMP components this server runs (a data-feed may add the OCS port)."""
+        return [self.component]
+
+    # -- WAMP procedures -------------------------------------------------------
+    def _times(self, start, end) -> Tuple[float, float]:
+        try:
+            now = time.time()
+            return absolute_time(start, now), absolute_time(end, now)
+        except (TypeError, ValueError) as exc:
+            raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: bad time: {exc}") from None
+
+    def _fail(self, call: str, failure):
+        if failure.check(ApplicationError):
+            return failure
+        message = f"{self.name}: {call} failed: {failure.getErrorMessage()}"
+        self.log.error("{message}", message=message, log_failure=failure)
+        raise ApplicationError(ERROR_FAILED, message)
+
+    def _get_fields(self, start, end):
+        t0, t1 = self._times(start, end)
+        d = threads.deferToThread(self.get_fields, t0, t1)
+        d.addCallback(lambda result: [result[0], result[1]])
+        return d.addErrback(lambda f: self._fail(f"get_fields({start}, {end})", f))
+
+    def _get_data(self, field: Union[str, List[str]], start, end, min_stride=None):
+        t0, t1 = self._times(start, end)
+        names = [field] if isinstance(field, str) else field
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: field must be a name or a list of names")
+        if min_stride is not None:
+            try:
+                min_stride = float(min_stride)
+            except (TypeError, ValueError):
+                raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: bad min_stride {min_stride!r}") from None
+
+        def work():
+            return finish(self.get_data(names, t0, t1, min_stride), min_stride, self.config.max_points)
+
+        d = threads.deferToThread(work)
+        return d.addErrback(lambda f: self._fail(f"get_data({names}, {start}, {end})", f))
+
+    # -- joining the hub -------------------------------------------------------
+    @defer.inlineCallbacks
+    def _join(self, session, details):
+        self.session = session
+        try:
+            yield session.register(self._get_fields, wamp.get_fields_uri(self.name))
+            yield session.register(self._get_data, wamp.get_data_uri(self.name))
+        except ApplicationError as exc:
+            if exc.error == "wamp.error.procedure_already_exists":
+                wamp.fatal(f"data node name {self.name!r} is served by another live server")
+                return
+            raise
+        yield session.subscribe(lambda *a, **kw: self._add(), wamp.TOPIC_HUB_STARTED)
+        yield defer.maybeDeferred(self.on_join, session)
+        self._start_adding()
+
+    def _start_adding(self):
+        """Try to add the node now, and every ADD_RETRY seconds until the hub says yes."""
+        if self._add_loop is not None and self._add_loop.running:
+            return
+        self._add_loop = task.LoopingCall(self._add)
+        self._add_loop.start(ADD_RETRY, now=True).addErrback(lambda f: None)
+
+    @defer.inlineCallbacks
+    def _add(self):
+        session = self.session
+        if session is None or not session.is_attached():
+            return
+        try:
+            accepted = yield session.call(wamp.HUB_ADD, self.name, self.description, session._session_id)
+        except ApplicationError as exc:
+            self.log.info("hub not there yet ({error}); will retry", error=exc.error)
+            return
+        if self._add_loop is not None and self._add_loop.running:
+            self._add_loop.stop()
+        if accepted:
+            self.log.info("added data node {name} to the hub", name=self.name)
+        else:
+            wamp.fatal(f"the hub refused data node name {self.name!r}: another live server holds it")
+
+    def _leave(self, session, details):
+        self.session = None
+        if self._add_loop is not None and self._add_loop.running:
+            self._add_loop.stop()
+
+    def _subtract(self):
+        session = self.session
+        if session is not None and session.is_attached():
+            return session.call(wamp.HUB_SUBTRACT, self.name, session._session_id)
+        return None
+
+    def run(self) -> int:
+        """Connect, serve until SIGTERM, and return the exit code."""
+        self.component = wamp.make_component(self.config)
+        self.component.on("join", self._join)
+        self.component.on("leave", self._leave)
+        return wamp.run(self.name, self.config, self.components(), on_shutdown=[self._subtract])

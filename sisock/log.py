@@ -1,0 +1,79 @@
+"""One line per event, prefixed with the component name, on standard error.
+
+Under systemd standard error goes to the journal, which adds the time; when
+run by hand (or by ``sisock demo``) we add a UTC time ourselves.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from typing import TextIO
+
+import txaio
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    formatEvent,
+    globalLogBeginner,
+)
+
+_LEVELS = {
+    "critical": LogLevel.critical,
+    "error": LogLevel.error,
+    "warn": LogLevel.warn,
+    "info": LogLevel.info,
+    "debug": LogLevel.debug,
+    "trace": LogLevel.debug,
+}
+
+_started = False
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_line(text: str) -> str:
+    """Fold a multi-line message (a traceback) onto one line, without terminal colours."""
+    return " | ".join(part for part in _ANSI.sub("", text).splitlines() if part.strip())
+
+
+class LineObserver:
+    """A Twisted log observer writing ``[time] component level: message``."""
+
+    def __init__(self, component: str, stream: TextIO, with_time: bool) -> None:
+        self.component = component
+        self.stream = stream
+        self.with_time = with_time
+
+    def __call__(self, event: dict) -> None:
+        text = formatEvent(event) or ""
+        failure = event.get("log_failure")
+        if failure is not None:
+            text = f"{text} {failure.getTraceback()}"
+        level = event.get("log_level", LogLevel.info).name
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime(event.get("log_time", time.time()))) if self.with_time else ""
+        self.stream.write(f"{prefix}{self.component} {level}: {one_line(text)}\n")
+        self.stream.flush()
+
+
+def start(component: str, level: str = "info", stream: TextIO = None) -> None:
+    """Send every Twisted and txaio log event of this process through one observer."""
+    global _started
+    txaio.use_twisted()
+    txaio.set_global_log_level(level)
+    if _started:
+        return
+    _started = True
+    stream = stream or sys.stderr
+    with_time = "JOURNAL_STREAM" not in os.environ
+    predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS.get(level, LogLevel.critical))
+    observer = FilteringLogObserver(LineObserver(component, stream, with_time), [predicate])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False, discardBuffer=True)
+
+
+def logger() -> "txaio.interfaces.ILogger":
+    """A txaio logger for a module."""
+    return txaio.make_logger()

@@ -1,0 +1,115 @@
+"""``sisock certs``: a site CA and a server certificate for the router.
+
+Writes ``ca.pem``, ``ca.key``, ``server.pem`` and ``server.key``; keys are
+mode 0600 and files that exist are kept unless ``force`` (so a re-run never
+invalidates the CA that every host already trusts).
+"""
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import socket
+from pathlib import Path
+from typing import Iterable, List, Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_DAYS = 3650
+SERVER_DAYS = 825
+FILES = ("ca.pem", "ca.key", "server.pem", "server.key")
+
+
+def default_names() -> List[str]:
+    """Names a certificate made on this machine should cover."""
+    return ["localhost", "127.0.0.1", "::1", socket.gethostname()]
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, mode)
+
+
+def _key_pem(key) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _san(names: Iterable[str]) -> x509.SubjectAlternativeName:
+    entries = []
+    for name in dict.fromkeys(names):
+        try:
+            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            entries.append(x509.DNSName(name))
+    return x509.SubjectAlternativeName(entries)
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, public_key, days: int) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+
+
+def make_ca(directory: Path) -> None:
+    """A self-signed CA, valid ten years."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sisock site CA")])
+    cert = (
+        _builder(name, name, key.public_key(), CA_DAYS)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write(directory / "ca.key", _key_pem(key), 0o600)
+    _write(directory / "ca.pem", cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def make_server(directory: Path, names: Sequence[str]) -> None:
+    """A server certificate signed by the CA in ``directory``, with ``names`` as SANs."""
+    ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate((directory / "ca.pem").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    cert = (
+        _builder(subject, ca_cert.subject, key.public_key(), SERVER_DAYS)
+        .add_extension(_san(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write(directory / "server.key", _key_pem(key), 0o600)
+    _write(directory / "server.pem", cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def make_certs(directory: Path, names: Sequence[str] = (), force: bool = False) -> List[str]:
+    """Make what is missing (or everything with ``force``); return the files written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    names = list(names) or default_names()
+    written = []
+    if force or not (directory / "ca.pem").exists() or not (directory / "ca.key").exists():
+        make_ca(directory)
+        written += ["ca.pem", "ca.key"]
+    if written or not (directory / "server.pem").exists() or not (directory / "server.key").exists():
+        make_server(directory, names)
+        written += ["server.pem", "server.key"]
+    return written

@@ -1,0 +1,22 @@
+"""``sisock certs --dir DIR [--name HOST_OR_IP ...] [--force]``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sisock.router.certs import FILES, default_names, make_certs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", required=True, type=Path, help="folder for ca.pem, ca.key, server.pem, server.key")
+    parser.add_argument("--name", action="append", default=[], metavar="HOST_OR_IP",
+                        help=f"a DNS name or IP of the router (repeat; default: {', '.join(default_names())})")
+    parser.add_argument("--force", action="store_true", help="replace existing files (a new CA!)")
+
+
+def main(args, config) -> int:
+    written = make_certs(args.dir, args.name, args.force)
+    kept = [f for f in FILES if f not in written]
+    print(f"sisock certs: wrote {', '.join(written) or 'nothing'}"
+          + (f"; kept existing {', '.join(kept)}" if kept else "") + f" in {args.dir}")
+    return 0

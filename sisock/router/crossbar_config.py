@@ -1,0 +1,118 @@
+"""``sisock crossbar-config``: the router's config.json, written from the environment.
+
+Two transports on one realm:
+- TLS websocket on ``CROSSBAR_TLS_PORT`` with WAMP-CRA, role ``sisock``. The
+  secret stays out of the file: crossbar reads ``${WAMP_SECRET}`` from its own
+  environment (the unit shares ``/etc/sisock/sisock.env``).
+- an anonymous websocket (plus the HTTP ``/call`` bridge) for OCS agents on
+  ``CROSSBAR_OCS_PORT``, bound to 127.0.0.1 only, whose role reaches
+  ``observatory.*`` and nothing under ``org.simonsobservatory``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Dict, List
+
+from sisock.config import Config, ConfigError
+from sisock.wamp import BASE_URI
+
+SISOCK_ROLE = "sisock"
+OCS_ROLE = "ocs"
+OCS_PREFIX = "observatory."
+
+
+def _permission(uri: str, match: str = "prefix", call=False, register=False, publish=False, subscribe=False,
+                disclose_caller=False) -> Dict:
+    return {
+        "uri": uri,
+        "match": match,
+        "allow": {"call": call, "register": register, "publish": publish, "subscribe": subscribe},
+        "disclose": {"caller": disclose_caller, "publisher": False},
+        "cache": True,
+    }
+
+
+def roles() -> List[Dict]:
+    """The two roles: sisock components, and anonymous OCS clients on loopback."""
+    return [
+        {
+            "name": SISOCK_ROLE,
+            "permissions": [
+                # hub, data node servers and sisock-http talk under the base URI
+                _permission(f"{BASE_URI}.", call=True, register=True, publish=True, subscribe=True,
+                            disclose_caller=True),
+                # data-feed listens to OCS feeds
+                _permission(OCS_PREFIX, subscribe=True),
+                # the hub follows sessions to free the names of those that left
+                _permission("wamp.session.on_leave", match="exact", subscribe=True),
+                _permission("wamp.session.get", match="exact", call=True),
+            ],
+        },
+        {
+            "name": OCS_ROLE,
+            "permissions": [
+                _permission(OCS_PREFIX, call=True, register=True, publish=True, subscribe=True),
+            ],
+        },
+    ]
+
+
+def _tls_transport(config: Config) -> Dict:
+    if not (config.crossbar_tls_cert and config.crossbar_tls_key):
+        raise ConfigError("CROSSBAR_TLS_CERT and CROSSBAR_TLS_KEY must name the router's certificate and key")
+    tls = {"certificate": str(config.crossbar_tls_cert.resolve()), "key": str(config.crossbar_tls_key.resolve())}
+    return {
+        "type": "web",
+        "endpoint": {"type": "tcp", "interface": config.tls_interface, "port": config.crossbar_tls_port, "tls": tls},
+        "paths": {
+            "ws": {
+                "type": "websocket",
+                "auth": {
+                    "wampcra": {
+                        "type": "static",
+                        "users": {config.wamp_user: {"secret": "${WAMP_SECRET}", "role": SISOCK_ROLE}},
+                    }
+                },
+                "options": {"auto_ping_interval": 10000, "auto_ping_timeout": 20000},
+            },
+        },
+    }
+
+
+def _ocs_transport(config: Config) -> Dict:
+    return {
+        "type": "web",
+        "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": config.crossbar_ocs_port},
+        "paths": {
+            "ws": {"type": "websocket", "auth": {"anonymous": {"type": "static", "role": OCS_ROLE}}},
+            "call": {"type": "caller", "realm": config.crossbar_realm, "role": OCS_ROLE},
+        },
+    }
+
+
+def build(config: Config) -> Dict:
+    """The whole router config as a dict (``version: 2``)."""
+    return {
+        "version": 2,
+        "controller": {},
+        "workers": [
+            {
+                "type": "router",
+                "realms": [{"name": config.crossbar_realm, "roles": roles()}],
+                "transports": [_tls_transport(config), _ocs_transport(config)],
+            }
+        ],
+    }
+
+
+def write(config: Config, directory: Path) -> Path:
+    """Write ``directory/config.json`` (mode 0640: it names the user and the key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "config.json"
+    text = json.dumps(build(config), indent=2) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    return path

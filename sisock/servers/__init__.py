@@ -1,0 +1,1 @@
+"""Data node servers: one module each."""

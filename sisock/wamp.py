@@ -1,0 +1,145 @@
+"""WAMP plumbing shared by every sisock component.
+
+A component connects to the router over TLS (trusting ``CROSSBAR_CA_CERT``),
+authenticates with WAMP-CRA, reconnects with back-off whenever the router goes
+away, and leaves cleanly when the process gets SIGTERM or SIGINT.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Awaitable, Callable, List, Optional
+
+from autobahn.twisted.component import Component
+from autobahn.wamp.exception import ApplicationError
+from twisted.internet import defer, reactor, ssl
+
+from sisock import log
+from sisock.config import Config
+
+BASE_URI = "org.simonsobservatory"
+
+# The hub's contract (DESIGN.md, "WAMP contract").
+HUB_ADD = f"{BASE_URI}.data_node.add"
+HUB_SUBTRACT = f"{BASE_URI}.data_node.subtract"
+HUB_LIST = f"{BASE_URI}.consumer.get_data_node"
+TOPIC_ADDED = f"{BASE_URI}.consumer.data_node_added"
+TOPIC_SUBTRACTED = f"{BASE_URI}.consumer.data_node_subtracted"
+#: Published by the hub when it (re)starts: data node servers add themselves again.
+TOPIC_HUB_STARTED = f"{BASE_URI}.hub.started"
+
+#: Reasons for which reconnecting cannot help: stop and say why.
+FATAL_ERRORS = (
+    "wamp.error.not_authorized",
+    "wamp.error.authentication_failed",
+    "wamp.error.authorization_failed",
+    "wamp.error.no_such_realm",
+    "wamp.error.no_auth_method",
+    "wamp.error.no_such_role",
+)
+
+#: How long a clean shutdown may wait on the router before giving up.
+SHUTDOWN_TIMEOUT = 5.0
+
+
+def get_fields_uri(node: str) -> str:
+    """The URI of a data node server's ``get_fields`` procedure."""
+    return f"{BASE_URI}.consumer.{node}.get_fields"
+
+
+def get_data_uri(node: str) -> str:
+    """The URI of a data node server's ``get_data`` procedure."""
+    return f"{BASE_URI}.consumer.{node}.get_data"
+
+
+def tls_options(config: Config):
+    """Client TLS options: verify the router's certificate for ``CROSSBAR_HOST``."""
+    if config.crossbar_ca_cert is None:
+        return ssl.optionsForClientTLS(config.crossbar_host)
+    trust = ssl.Certificate.loadPEM(config.crossbar_ca_cert.read_bytes())
+    return ssl.optionsForClientTLS(config.crossbar_host, trustRoot=trust)
+
+
+def _is_fatal(error: Exception) -> bool:
+    return isinstance(error, ApplicationError) and error.error in FATAL_ERRORS
+
+
+def make_component(config: Config, transport: str = "tls") -> Component:
+    """A Component that reconnects forever (``tls``: WAMP-CRA over TLS; ``ocs``: the
+    anonymous loopback port OCS agents use)."""
+    if transport == "tls":
+        port, url = config.crossbar_tls_port, f"wss://{config.crossbar_host}:{config.crossbar_tls_port}/ws"
+        endpoint = {"type": "tcp", "host": config.crossbar_host, "port": port, "tls": tls_options(config)}
+        authentication = {"wampcra": {"authid": config.wamp_user, "secret": config.wamp_secret}}
+    else:
+        port, url = config.crossbar_ocs_port, f"ws://127.0.0.1:{config.crossbar_ocs_port}/ws"
+        endpoint = {"type": "tcp", "host": "127.0.0.1", "port": port}
+        authentication = None
+    return Component(
+        transports=[
+            {
+                "type": "websocket",
+                "url": url,
+                "endpoint": endpoint,
+                "max_retries": -1,
+                "initial_retry_delay": 0.5,
+                "max_retry_delay": 10,
+                "retry_delay_growth": 1.5,
+                "retry_delay_jitter": 0.1,
+                "options": {"autoPingInterval": 10, "autoPingTimeout": 20, "openHandshakeTimeout": 10},
+            }
+        ],
+        realm=config.crossbar_realm,
+        authentication=authentication,
+        is_fatal=_is_fatal,
+    )
+
+
+ShutdownHook = Callable[[], Optional[Awaitable]]
+
+#: The exit code :func:`run` returns; :func:`fatal` sets it.
+_exit_code = [0]
+
+
+def fatal(message: str) -> None:
+    """Log why this process cannot go on, and stop it with exit code 1."""
+    log.logger().critical("{message}", message=message)
+    _exit_code[0] = 1
+    if reactor.running:
+        reactor.stop()
+
+
+def run(component_name: str, config: Config, components: List[Component], on_shutdown: List[ShutdownHook] = ()) -> int:
+    """Run components in the reactor until SIGTERM/SIGINT or a fatal error; return the exit code.
+
+    ``on_shutdown`` hooks run before the sessions leave (a data node subtracts itself there).
+    """
+    log.start(component_name, config.loglevel)
+    logger = log.logger()
+
+    def failed(failure, comp):
+        fatal(f"stopping: {failure.getErrorMessage()}")
+
+    @defer.inlineCallbacks
+    def shut_down():
+        for hook in on_shutdown:
+            try:
+                yield defer.maybeDeferred(hook).addTimeout(SHUTDOWN_TIMEOUT, reactor)
+            except Exception as exc:  # a router that is gone must not block the exit
+                logger.warn("shutdown step failed: {exc}", exc=exc)
+        stops = []
+        for comp in components:
+            d = defer.maybeDeferred(comp.stop)
+            stops.append(d.addTimeout(SHUTDOWN_TIMEOUT, reactor))
+        yield defer.DeferredList(stops, consumeErrors=True)
+        logger.info("stopped")
+
+    def start():
+        for comp in components:
+            d = comp.start(reactor)
+            d.addErrback(failed, comp)
+
+    reactor.addSystemEventTrigger("before", "shutdown", shut_down)
+    reactor.callWhenRunning(start)
+    reactor.run()
+    sys.stdout.flush()
+    return _exit_code[0]
