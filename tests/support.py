@@ -45,6 +45,14 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, inter
         time.sleep(interval)
 
 
+def attempt(fn: Callable[[], object]):
+    """``fn()``, or None if it raised (for polling a service that is still starting)."""
+    try:
+        return fn()
+    except Exception:
+        return None
+
+
 def base_environment() -> Dict[str, str]:
     """This process's environment without any sisock setting (tests set their own)."""
     names = set(f.upper() for f in Config.__dataclass_fields__) | {"SISOCK_ENV_FILE"}

@@ -1,0 +1,22 @@
+"""A data node whose get_data fails for one field: the base must turn that into a WAMP error."""
+import sys
+
+from sisock.config import load
+from sisock.datanode import DataNodeServer, data_result, field_info
+
+
+class FailingNode(DataNodeServer):
+    name = "failing_node"
+    description = "raises inside get_data for the field 'broken'"
+
+    def get_fields(self, start, end):
+        return {"ok": field_info("tl"), "broken": field_info("tl")}, {"tl": {"interval": 1.0, "field": ["ok", "broken"]}}
+
+    def get_data(self, fields, start, end, min_stride):
+        if "broken" in fields:
+            raise RuntimeError("the archive disk is unreadable")
+        return data_result({"tl": ([start], {"ok": [1.0]})})
+
+
+if __name__ == "__main__":
+    sys.exit(FailingNode(load()).run())

@@ -1,0 +1,65 @@
+"""``sisock demo`` runs the stack in the foreground and stops it all on Ctrl-C."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from sisock import wamp
+from sisock.config import load
+from sisock.wamp_thread import ThreadedSession
+from tests.support import BIN, attempt, base_environment, free_port, wait_until
+
+
+def descendants(pid: int):
+    """Every live process below ``pid``, from /proc."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_demo_starts_the_stack_and_ctrl_c_stops_everything(tmp_path):
+    env = dict(base_environment(), CROSSBAR_TLS_PORT=str(free_port()), CROSSBAR_OCS_PORT=str(free_port()),
+               PORT=str(free_port()))
+    state = tmp_path / "state"
+    demo = subprocess.Popen([str(BIN / "sisock"), "demo", "--state-dir", str(state)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = []
+    try:
+        for line in demo.stdout:
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        assert demo.poll() is None, "".join(lines)
+        env_file = state / "sisock.env"
+        assert oct(env_file.stat().st_mode & 0o777) == oct(0o600)
+        config = load(dict(env, SISOCK_ENV_FILE=str(env_file), CROSSBAR_CA_CERT=str(state / "certs" / "ca.pem")))
+        session = ThreadedSession(config).start()
+        assert session.wait_connected(30)
+        try:
+            wait_until(lambda: "apex_archive" in [n["name"] for n in attempt(lambda: session.call(wamp.HUB_LIST)) or []], 30,
+                       "the demo's weather server in the hub")
+            fields, _ = session.call(wamp.get_fields_uri("apex_archive"), -3600, 0)
+            assert "apex_temperature" in fields
+        finally:
+            session.stop()
+        children = descendants(demo.pid)
+        assert len(children) >= 3
+        os.killpg(demo.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+        assert demo.wait(60) == 0
+        wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 10, "no orphan processes")
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)

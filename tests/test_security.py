@@ -1,0 +1,98 @@
+"""The router refuses what it must: wrong secrets, plain connections, impostors on the OCS port."""
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+
+import pytest
+from autobahn.wamp.exception import ApplicationError
+
+from sisock import wamp
+from sisock.wamp_thread import ThreadedSession
+from tests.support import wait_until
+
+
+def test_wrong_secret_is_refused(procs):
+    hub = procs.start("hub", env={"WAMP_SECRET": "not-the-secret"})
+    assert hub.proc.wait(30) == 1
+    assert "wamp.error.not_authorized" in hub.output or "authentication" in hub.output.lower()
+    assert "hub ready" not in hub.output
+
+
+def test_plain_connection_to_tls_port_is_refused(router):
+    request = (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+               f"Sec-WebSocket-Protocol: wamp.2.json\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", router.config.crossbar_tls_port), timeout=5) as s:
+        s.sendall(request)
+        try:
+            answer = s.recv(4096)
+        except ConnectionResetError:
+            answer = b""
+    assert b"101 Switching Protocols" not in answer
+
+
+def test_tls_port_presents_a_certificate_for_the_host(router):
+    context = ssl.create_default_context(cafile=str(router.config.crossbar_ca_cert))
+    with socket.create_connection(("127.0.0.1", router.config.crossbar_tls_port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    untrusting = ssl.create_default_context()
+    with socket.create_connection(("127.0.0.1", router.config.crossbar_tls_port), timeout=5) as raw:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            untrusting.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+@pytest.fixture
+def ocs_client(router):
+    session = ThreadedSession(router.config, transport="ocs").start()
+    assert session.wait_connected(30)
+    yield session
+    session.stop()
+
+
+def test_ocs_port_cannot_pose_as_a_data_node(ocs_client):
+    for uri in (wamp.get_data_uri("apex_archive"), wamp.HUB_ADD, f"{wamp.BASE_URI}.anything"):
+        with pytest.raises(ApplicationError) as caught:
+            ocs_client.register(uri, lambda *a: None)
+        assert caught.value.error == "wamp.error.not_authorized"
+    with pytest.raises(ApplicationError) as caught:
+        ocs_client.call(wamp.HUB_LIST)
+    assert caught.value.error == "wamp.error.not_authorized"
+
+
+def test_ocs_port_serves_ocs_agents(ocs_client, client):
+    received = []
+    client.subscribe("observatory.agent1.feeds.temperatures", lambda *args: received.append(args))
+    ocs_client.register("observatory.agent1.ops", lambda: "ok")
+    assert ocs_client.call("observatory.agent1.ops") == "ok"
+    ocs_client.publish("observatory.agent1.feeds.temperatures", {"a": 1}, {"feed_name": "temperatures"})
+    wait_until(lambda: received, 10, "the feed event over the TLS session")
+    assert received[0] == ({"a": 1}, {"feed_name": "temperatures"})
+
+
+def test_ocs_port_listens_on_loopback_only(router):
+    config = json.loads((router.directory / "node" / "config.json").read_text())
+    transports = config["workers"][0]["transports"]
+    ocs = [t for t in transports if t["endpoint"]["port"] == router.config.crossbar_ocs_port]
+    assert ocs[0]["endpoint"]["interface"] == "127.0.0.1"
+    assert router.config.wamp_secret not in json.dumps(config)
+
+
+def _own_non_loopback_address():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing address
+            address = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_ocs_port_refuses_connections_from_the_network(router):
+    address = _own_non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback address")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((address, router.config.crossbar_ocs_port), timeout=5).close()
