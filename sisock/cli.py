@@ -35,7 +35,8 @@ NEEDS_NO_CONFIG = {"certs"}
 
 def parser(selected: Optional[str] = None) -> argparse.ArgumentParser:
     """The argument parser; only the ``selected`` subcommand's module is imported for its options."""
-    top = argparse.ArgumentParser(prog="sisock", description=__doc__.splitlines()[0])
+    top = argparse.ArgumentParser(prog="sisock", description="sisock: a telescope site's housekeeping data, "
+                                  "served to Grafana over WAMP. One subcommand per component.")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module_name, help_text) in COMMANDS.items():

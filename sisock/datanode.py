@@ -90,6 +90,7 @@ class DataNodeServer:
         self.log = log.logger()
         self.session = None
         self._add_loop: Optional[task.LoopingCall] = None
+        self._waiting_for_hub = False
 
     # -- what subclasses implement (blocking; run in a thread) ---------------
     def get_fields(self, start: float, end: float) -> Tuple[Fields, Timelines]:
@@ -181,8 +182,11 @@ class DataNodeServer:
         try:
             accepted = yield session.call(wamp.HUB_ADD, self.name, self.description, session._session_id)
         except ApplicationError as exc:
-            self.log.info("hub not there yet ({error}); will retry", error=exc.error)
+            if not self._waiting_for_hub:
+                self.log.info("hub not there yet ({error}); retrying every {s} s", error=exc.error, s=ADD_RETRY)
+            self._waiting_for_hub = True
             return
+        self._waiting_for_hub = False
         if self._add_loop is not None and self._add_loop.running:
             self._add_loop.stop()
         if accepted:

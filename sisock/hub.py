@@ -75,7 +75,7 @@ class Hub:
         """Every live data node: ``[{"name", "description"}, ...]``."""
         return self.public()
 
-    def on_session_leave(self, session_id: int) -> None:
+    def on_session_leave(self, session_id: int, *_details) -> None:
         """Drop every node of a session that has left the router."""
         for name in [n for n, held in self.nodes.items() if held["session_id"] == session_id]:
             self._drop(name, f"its session {session_id} left")

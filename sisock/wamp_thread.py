@@ -10,6 +10,7 @@ import concurrent.futures
 import threading
 from typing import Any, Callable, Optional
 
+from autobahn.wamp.types import PublishOptions
 from twisted.internet import defer, reactor
 
 from sisock import wamp
@@ -112,8 +113,6 @@ class ThreadedSession:
 
     def publish(self, topic: str, *args, timeout: float = 10.0, **kwargs) -> None:
         """Publish an event (with acknowledgement, so failures are seen)."""
-        from autobahn.wamp.types import PublishOptions
-
         in_reactor(lambda: self._session().publish(topic, *args, options=PublishOptions(acknowledge=True), **kwargs),
                    timeout=timeout)
 
