@@ -68,13 +68,24 @@ def _non_negative_integer(name: str, raw: str) -> int:
     return value
 
 
-def _positive_number(name: str, raw: str) -> float:
+def _number(name: str, raw: str) -> float:
     try:
-        value = float(raw)
+        return float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r}: not a number") from None
+
+
+def _positive_number(name: str, raw: str) -> float:
+    value = _number(name, raw)
     if not value > 0:
         raise ConfigError(f"{name}={raw!r}: must be more than 0")
+    return value
+
+
+def _non_negative_number(name: str, raw: str) -> float:
+    value = _number(name, raw)
+    if not value >= 0:
+        raise ConfigError(f"{name}={raw!r}: must be 0 or more")
     return value
 
 
@@ -133,6 +144,8 @@ class Config:
     http_host: str = "127.0.0.1"
     port: int = 5000
     http_timeout: float = 30.0
+    #: sisock-http lists the fields each data node has had in this many recent seconds (0 = ever).
+    http_fields_window: float = 0.0
     loglevel: str = "info"
     # g3 index
     sql_host: Optional[str] = None
@@ -188,6 +201,7 @@ _PARSERS: Mapping[str, Callable[[str, str], object]] = {
     "http_host": _host,
     "port": _port,
     "http_timeout": _positive_number,
+    "http_fields_window": _non_negative_number,
     "loglevel": _log_level,
     "sql_host": _optional_text,
     "sql_port": _port,

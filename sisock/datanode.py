@@ -55,7 +55,7 @@ def data_result(timelines: Dict[str, Tuple[Iterable[float], Dict[str, Iterable]]
     return answer
 
 
-def _plain(values) -> list:
+def plain_list(values) -> list:
     """A JSON-safe list: numpy arrays to lists, NaN to None."""
     array = np.asarray(values)
     if array.dtype.kind == "f":
@@ -73,8 +73,8 @@ def finish(answer: dict, min_stride: Optional[float], max_points: int) -> dict:
         names = [f for f in timeline.get("fields", []) if f in answer.get("data", {})]
         t, columns = decimate_columns(timeline["t"], {f: answer["data"][f] for f in names},
                                       min_stride, max_points or None)
-        timelines[name] = {"t": _plain(t), "finalized_until": timeline.get("finalized_until"), "fields": names}
-        data.update({f: _plain(v) for f, v in columns.items()})
+        timelines[name] = {"t": plain_list(t), "finalized_until": timeline.get("finalized_until"), "fields": names}
+        data.update({f: plain_list(v) for f, v in columns.items()})
     return {"data": data, "timeline": timelines}
 
 

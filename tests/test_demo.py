@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 from sisock import wamp
 from sisock.config import load
 from sisock.wamp_thread import ThreadedSession
-from tests.support import BIN, attempt, base_environment, free_port, wait_until
+from tests.support import BIN, Process, attempt, base_environment, free_port, wait_until
 
 
 def descendants(pid: int):
@@ -34,23 +33,21 @@ def test_demo_starts_the_stack_and_ctrl_c_stops_everything(tmp_path):
     env = dict(base_environment(), CROSSBAR_TLS_PORT=str(free_port()), CROSSBAR_OCS_PORT=str(free_port()),
                PORT=str(free_port()))
     state = tmp_path / "state"
-    demo = subprocess.Popen([str(BIN / "sisock"), "demo", "--state-dir", str(state)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines = []
+    process = Process([str(BIN / "sisock"), "demo", "--state-dir", str(state)], env, "sisock demo")
+    demo = process.proc
     try:
-        for line in demo.stdout:
-            lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        assert demo.poll() is None, "".join(lines)
+        process.wait_for("Ctrl-C stops everything", timeout=120)
         env_file = state / "sisock.env"
         assert oct(env_file.stat().st_mode & 0o777) == oct(0o600)
         config = load(dict(env, SISOCK_ENV_FILE=str(env_file), CROSSBAR_CA_CERT=str(state / "certs" / "ca.pem")))
         session = ThreadedSession(config).start()
         assert session.wait_connected(30)
         try:
-            wait_until(lambda: "apex_archive" in [n["name"] for n in attempt(lambda: session.call(wamp.HUB_LIST)) or []], 30,
-                       "the demo's weather server in the hub")
+            try:
+                wait_until(lambda: "apex_archive" in [n["name"] for n in attempt(lambda: session.call(wamp.HUB_LIST)) or []],
+                           30, "the demo's weather server in the hub")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; demo output:\n{process.output[-6000:]}") from None
             fields, _ = session.call(wamp.get_fields_uri("apex_archive"), -3600, 0)
             assert "apex_temperature" in fields
         finally:

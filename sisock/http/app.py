@@ -1,0 +1,181 @@
+"""The CherryPy application: SimpleJSON and JSON datasource endpoints, one JSON answer each.
+
+Every endpoint answers JSON, errors included (``{"error": "..."}`` with 400,
+404, 405, 502, 503 or 500), and logs one line per request. Request threads
+reach the WAMP session only through :mod:`sisock.http.fanout` and the
+catalogue, both bounded by ``HTTP_TIMEOUT``.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import time
+from typing import Callable, Dict, List
+
+import cherrypy
+
+from sisock import log
+from sisock.config import Config
+from sisock.http import fanout
+from sisock.http.catalogue import Catalogue
+from sisock.http.errors import NotConnected, NotFound, RequestError, describe
+from sisock.http.request import parse_json, parse_query, text_filter
+from sisock.http.shape import shape
+from sisock.wamp_thread import ThreadedSession, in_reactor
+
+_log = log.logger()
+
+
+def encode(body: object) -> bytes:
+    """Standard JSON (no NaN literals), compact."""
+    return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _answer(status: int, body: object) -> bytes:
+    cherrypy.response.status = status
+    cherrypy.response.headers["Content-Type"] = "application/json"
+    return encode(body)
+
+
+def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
+    """Expose a handler ``(self, body: dict) -> (answer, log note)``: parse, answer JSON, log once.
+
+    Extra path segments are a 404 unless ``any_path`` (the catch-all).
+    """
+    def wrap(handler: Callable) -> Callable:
+        @cherrypy.expose
+        @functools.wraps(handler)
+        def serve(self, *path, **params):
+            request = cherrypy.request
+            began = time.perf_counter()
+            request.sisock_timing = {}
+            if path and not any_path:
+                status, payload, note = 404, {"error": f"no such endpoint {request.path_info}"}, ""
+            elif request.method not in methods:
+                cherrypy.response.headers["Allow"] = ", ".join(methods)
+                status, payload, note = 405, {"error": f"{request.method} is not allowed here; use {' or '.join(methods)}"}, ""
+            else:
+                status, payload, note = self._run(handler, request)
+            encode_began = time.perf_counter()
+            data = _answer(status, payload)
+            timing = dict(request.sisock_timing, encode=time.perf_counter() - encode_began)
+            cherrypy.response.headers["Server-Timing"] = ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timing.items())
+            emit = _log.warn if status >= 500 else _log.info
+            emit("{method} {path} {status}: {note}{ms:.1f} ms ({details})", method=request.method,
+                      path=request.path_info, status=status, note=note, ms=(time.perf_counter() - began) * 1000,
+                      details=", ".join(f"{k} {v * 1000:.1f}" for k, v in timing.items()))
+            return data
+        return serve
+    return wrap
+
+
+class Datasource:
+    """Grafana's SimpleJSON and simPod JSON datasource API over the WAMP data nodes."""
+
+    def __init__(self, config: Config, session: ThreadedSession, catalogue: Catalogue) -> None:
+        self.config = config
+        self.session = session
+        self.catalogue = catalogue
+
+    def _run(self, handler: Callable, request) -> tuple:
+        try:
+            body = parse_json(request.rfile.read()) if request.method == "POST" else {}
+            payload, note = handler(self, body)
+            return 200, payload, note
+        except RequestError as exc:
+            return exc.status, {"error": str(exc)}, f"{exc}; "
+        except Exception as exc:  # a bug must cost one request, never the server
+            _log.failure("{path}: unexpected error", path=request.path_info)
+            return 500, {"error": f"internal error: {describe(exc)}"}, "internal error; "
+
+    def _fresh_catalogue(self) -> Catalogue:
+        """The catalogue, refreshed first if it is stale (a slow node only costs HTTP_TIMEOUT)."""
+        if self.session.connected and self.catalogue.stale:
+            try:
+                in_reactor(self.catalogue.refresh, timeout=self.config.http_timeout)
+            except Exception as exc:
+                _log.warn("catalogue refresh failed: {error}", error=describe(exc))
+        return self.catalogue
+
+    @endpoint(methods=("GET", "HEAD", "POST"))
+    def index(self, body: dict):
+        """Health: 200 when joined to the router, 503 with the reason when not."""
+        if not self.session.connected:
+            raise NotConnected(f"not connected to the WAMP router at {_router(self.config)}")
+        return {"status": "ok", "router": _router(self.config), "data_nodes": sorted(self.catalogue.nodes())}, ""
+
+    @endpoint()
+    def search(self, body: dict):
+        """SimpleJSON: every ``node::field`` containing the request's ``target`` text."""
+        names = self._fresh_catalogue().names(text_filter(body, "target"))
+        return names, f"{len(names)} names, "
+
+    @endpoint()
+    def metrics(self, body: dict):
+        """JSON datasource: every ``node::field`` as a metric (no payload options)."""
+        entries = self._fresh_catalogue().entries()
+        metrics = [{"label": _label(name, info), "value": name, "payloads": []} for name, info in entries]
+        return metrics, f"{len(metrics)} metrics, "
+
+    @endpoint()
+    def metric_payload_options(self, body: dict):
+        """JSON datasource: sisock metrics take no payload, so no options."""
+        return [], ""
+
+    @endpoint()
+    def variable(self, body: dict):
+        """JSON datasource: a query variable lists the ``node::field`` names containing ``payload.target``."""
+        names = self._fresh_catalogue().names(text_filter(body, "payload", "target"))
+        return [{"text": name, "value": name} for name in names], f"{len(names)} values, "
+
+    @endpoint()
+    def tag_keys(self, body: dict):
+        """JSON datasource: sisock offers no ad hoc filters."""
+        return [], ""
+
+    @endpoint()
+    def tag_values(self, body: dict):
+        """JSON datasource: no ad hoc filters, so no values."""
+        return [], ""
+
+    @endpoint()
+    def annotations(self, body: dict):
+        """SimpleJSON: sisock has no annotations; a valid empty answer."""
+        return [], ""
+
+    @endpoint(methods=("GET", "HEAD", "POST"), any_path=True)
+    def default(self, body: dict):
+        """Any other path: a JSON 404."""
+        raise NotFound(f"no such endpoint {cherrypy.request.path_info}")
+
+    @endpoint()
+    def query(self, body: dict):
+        """Time series and tables for ``node::field`` targets, fetched from all nodes in parallel."""
+        query = parse_query(body)
+        timing = cherrypy.request.sisock_timing
+        began = time.perf_counter()
+        answers = fanout.fetch(self.session, query.by_node(), query.start, query.end, query.node_stride(),
+                               self.config.http_timeout)
+        timing["wamp"] = time.perf_counter() - began
+        result, points = shape(query, answers, timing)
+        return result, f"{len(query.targets)} targets, {points} points, "
+
+
+def _router(config: Config) -> str:
+    return f"wss://{config.crossbar_host}:{config.crossbar_tls_port}/ws realm {config.crossbar_realm}"
+
+
+def _label(name: str, info: dict) -> str:
+    units = info.get("units") if isinstance(info, dict) else None
+    return f"{name} ({units})" if units else name
+
+
+def error_page(status: str, message: str, traceback: str, version: str) -> bytes:
+    """CherryPy's own errors (unknown path, bad method) as JSON too."""
+    cherrypy.response.headers["Content-Type"] = "application/json"
+    return encode({"error": f"{status}: {message}"})
+
+
+#: Bodies are read raw and parsed as JSON whatever their Content-Type (curl's default is a form).
+APP_CONFIG: Dict[str, dict] = {"/": {"error_page.default": error_page, "request.show_tracebacks": False,
+                                     "tools.encode.on": False, "request.process_request_body": False}}

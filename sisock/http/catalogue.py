@@ -1,0 +1,125 @@
+"""The node/field catalogue behind ``/search``, ``/metrics`` and ``/variable``.
+
+Filled on every (re)join from the hub's node list and each node's
+``get_fields`` over the last ``HTTP_FIELDS_WINDOW`` seconds; kept current by
+the hub's ``data_node_added``/``data_node_subtracted`` topics, a periodic
+refresh, and a refresh on demand when a search finds it stale. Its WAMP work
+runs in the reactor thread; request threads only read snapshots.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Dict, List, Optional, Tuple
+
+from twisted.internet import defer, reactor, task
+
+from sisock import log, wamp
+from sisock.http.errors import describe
+
+#: Seconds between full refreshes while joined.
+REFRESH_EVERY = 60.0
+#: A search refreshes the catalogue first when it is older than this (seconds).
+STALE_AFTER = 10.0
+
+
+class Catalogue:
+    """Every live data node and its fields; see the module docstring."""
+
+    def __init__(self, window: float, timeout: float) -> None:
+        self.window = window
+        self.timeout = timeout
+        self.log = log.logger()
+        self._lock = threading.Lock()
+        self._nodes: Dict[str, str] = {}
+        self._fields: Dict[str, Dict[str, dict]] = {}
+        self._session = None
+        self._refreshed = 0.0
+        self._loop: Optional[task.LoopingCall] = None
+
+    # -- read from any thread ----------------------------------------------------
+    def nodes(self) -> Dict[str, str]:
+        """Node name -> description."""
+        with self._lock:
+            return dict(self._nodes)
+
+    def entries(self) -> List[Tuple[str, dict]]:
+        """Sorted ``("node::field", field info)`` pairs."""
+        with self._lock:
+            pairs = [(f"{node}::{field}", info) for node, fields in self._fields.items()
+                     if node in self._nodes for field, info in fields.items()]
+        return sorted(pairs, key=lambda pair: pair[0])
+
+    def names(self, contains: str = "") -> List[str]:
+        """Every ``node::field`` containing ``contains`` (case-insensitive)."""
+        needle = contains.lower()
+        return [name for name, _ in self.entries() if needle in name.lower()]
+
+    @property
+    def stale(self) -> bool:
+        """True when the last full refresh is older than STALE_AFTER."""
+        return time.monotonic() - self._refreshed > STALE_AFTER
+
+    # -- reactor side ------------------------------------------------------------
+    @defer.inlineCallbacks
+    def joined(self, session, details=None):
+        """ThreadedSession's on_join: follow the hub's topics, load everything, refresh periodically."""
+        self._session = session
+        yield session.subscribe(self._added, wamp.TOPIC_ADDED)
+        yield session.subscribe(self._subtracted, wamp.TOPIC_SUBTRACTED)
+        if self._loop is None or not self._loop.running:
+            self._loop = task.LoopingCall(self.refresh)
+            self._loop.start(REFRESH_EVERY, now=True).addErrback(lambda f: None)
+        else:
+            self.refresh()
+
+    def left(self, session, details=None) -> None:
+        """ThreadedSession's on_leave: stop refreshing until the next join."""
+        self._session = None
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    @defer.inlineCallbacks
+    def refresh(self):
+        """Reload the node list and every node's fields (must run in the reactor)."""
+        session = self._session
+        if session is None or not session.is_attached():
+            return
+        try:
+            listed = yield session.call(wamp.HUB_LIST).addTimeout(self.timeout, reactor)
+        except Exception as exc:
+            self.log.warn("cannot list data nodes from the hub: {error}", error=describe(exc))
+            return
+        nodes = {n["name"]: n.get("description", "") for n in listed if isinstance(n, dict) and "name" in n}
+        with self._lock:
+            self._nodes = nodes
+            self._fields = {name: fields for name, fields in self._fields.items() if name in nodes}
+        yield defer.DeferredList([self._load_fields(session, name) for name in nodes], consumeErrors=True)
+        self._refreshed = time.monotonic()
+
+    @defer.inlineCallbacks
+    def _load_fields(self, session, node: str):
+        try:
+            start = -self.window if self.window else 1  # 1 = since the epoch: every field ever
+            answer = yield session.call(wamp.get_fields_uri(node), start, 0).addTimeout(self.timeout, reactor)
+            fields = answer[0] if isinstance(answer, (list, tuple)) and answer and isinstance(answer[0], dict) else {}
+        except Exception as exc:
+            self.log.warn("cannot get the fields of data node {node}: {error}", node=node, error=describe(exc))
+            return
+        with self._lock:
+            if node in self._nodes:
+                self._fields[node] = {str(k): v if isinstance(v, dict) else {} for k, v in fields.items()}
+
+    def _added(self, info, *args, **kwargs):
+        if not isinstance(info, dict) or not isinstance(info.get("name"), str) or self._session is None:
+            return None
+        with self._lock:
+            self._nodes[info["name"]] = str(info.get("description", ""))
+        return self._load_fields(self._session, info["name"])
+
+    def _subtracted(self, info, *args, **kwargs):
+        if isinstance(info, dict) and isinstance(info.get("name"), str):
+            with self._lock:
+                self._nodes.pop(info["name"], None)
+                self._fields.pop(info["name"], None)
+

@@ -1,0 +1,73 @@
+"""``sisock http``: serve Grafana's SimpleJSON and JSON datasources on ``http://HTTP_HOST:PORT``.
+
+CherryPy answers in its own threads; one reconnecting WAMP session lives in
+the reactor thread (:class:`sisock.wamp_thread.ThreadedSession`). SIGTERM or
+Ctrl-C stops the HTTP server, then leaves the router.
+"""
+from __future__ import annotations
+
+import signal
+import socket
+
+import cherrypy
+
+from sisock import log
+from sisock.config import Config
+from sisock.http.app import APP_CONFIG, Datasource
+from sisock.http.catalogue import Catalogue
+from sisock.wamp_thread import ThreadedSession
+
+#: CherryPy worker threads: concurrent requests being answered.
+THREADS = 16
+
+
+def _forward_cherrypy_log(message: str, level: int = 20, traceback: bool = False) -> None:
+    """CherryPy's own warnings and errors (a port already in use, ...) as our log lines."""
+    if level >= 30:
+        log.logger().warn("cherrypy: {message}", message=message)
+
+
+def _cannot_listen(host: str, port: int) -> str:
+    """Why ``host:port`` cannot be listened on, or "" (CherryPy itself would exit with a traceback)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return ""
+
+
+def main(args, config: Config) -> int:
+    """Run sisock-http until SIGTERM; return the exit code."""
+    log.start("http", config.loglevel)
+    logger = log.logger()
+    problem = _cannot_listen(config.http_host, config.port)
+    if problem:
+        logger.critical("cannot listen on {host}:{port}: {problem}", host=config.http_host, port=config.port,
+                        problem=problem)
+        return 1
+    catalogue = Catalogue(config.http_fields_window, config.http_timeout)
+    session = ThreadedSession(config, on_join=catalogue.joined, on_leave=catalogue.left).start()
+    cherrypy.config.update({
+        "environment": "production",
+        "server.socket_host": config.http_host,
+        "server.socket_port": config.port,
+        "server.thread_pool": THREADS,
+        "log.screen": False,
+        "log.access_file": "",
+        "log.error_file": "",
+        "engine.autoreload.on": False,
+        "checker.on": False,
+    })
+    cherrypy.tree.mount(Datasource(config, session, catalogue), "/", APP_CONFIG)
+    cherrypy.engine.subscribe("log", _forward_cherrypy_log)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: cherrypy.engine.exit())
+    cherrypy.engine.start()
+    logger.info("serving Grafana datasources on http://{host}:{port}", host=config.http_host, port=config.port)
+    cherrypy.engine.block()
+    session.stop()
+    logger.info("stopped")
+    return 0

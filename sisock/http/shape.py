@@ -1,0 +1,83 @@
+"""Response shaping: data node answers to Grafana time series and tables, capped at ``maxDataPoints``.
+
+Fields that share a timeline are reduced together with the project's one
+min/max-preserving decimation (:mod:`sisock.decimate`), so a one-sample spike
+stays visible at any zoom. Times go out as UNIX milliseconds, NaN as null.
+"""
+from __future__ import annotations
+
+import time
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from sisock.datanode import plain_list as json_values
+from sisock.decimate import decimate_columns
+from sisock.http.errors import NodeFailed
+from sisock.http.request import Query, Target
+
+Series = Tuple[np.ndarray, np.ndarray]
+EMPTY: Series = (np.empty(0), np.empty(0))
+
+
+def _column(values: list) -> np.ndarray:
+    """Numbers (None as NaN) as floats; anything else (strings) as objects."""
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return np.asarray(values, dtype=object)
+
+
+def reduce_answer(node: str, answer: dict, max_points: Optional[int]) -> Dict[str, Series]:
+    """Each field of one ``get_data`` answer as ``(t, values)``, at most ``max_points`` samples."""
+    data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
+    out: Dict[str, Series] = {}
+    for name, timeline in (answer.get("timeline") or {}).items():
+        if not isinstance(timeline, dict):
+            raise NodeFailed(f"data node {node}: timeline {name!r} is not an object")
+        t = np.asarray(timeline.get("t") or [], dtype=float)
+        columns = {}
+        for field in timeline.get("fields") or []:
+            if field not in data:
+                continue
+            column = _column(data[field])
+            if len(column) != len(t):
+                raise NodeFailed(f"data node {node}: field {field!r} has {len(column)} values for {len(t)} times")
+            columns[field] = column
+        t_out, reduced = decimate_columns(t, columns, None, max_points)
+        out.update({field: (t_out, values) for field, values in reduced.items()})
+    return out
+
+
+def shape(query: Query, answers: Dict[str, dict], timing: Dict[str, float]) -> Tuple[List[dict], int]:
+    """The ``/query`` response body and the number of points in it.
+
+    Adds to ``timing`` the seconds spent decimating and building the body.
+    """
+    began = time.perf_counter()
+    by_node = {node: reduce_answer(node, answer, query.max_points) for node, answer in answers.items()}
+    timing["decimate"] = time.perf_counter() - began
+    began = time.perf_counter()
+    body, points = [], 0
+    for target in query.targets:
+        t, values = by_node.get(target.node, {}).get(target.field, EMPTY)
+        body.append(_table(target, t, values) if target.table else _timeseries(target, t, values))
+        points += len(t)
+    timing["shape"] = time.perf_counter() - began
+    return body, points
+
+
+def _milliseconds(t: np.ndarray) -> list:
+    return np.rint(t * 1000.0).astype(np.int64).tolist()
+
+
+def _timeseries(target: Target, t: np.ndarray, values: np.ndarray) -> dict:
+    return {"target": target.name,
+            "datapoints": list(map(list, zip(json_values(values), _milliseconds(t))))}
+
+
+def _table(target: Target, t: np.ndarray, values: np.ndarray) -> dict:
+    kind = "number" if values.dtype.kind in "biuf" else "string"
+    return {"type": "table",
+            "columns": [{"text": "Time", "type": "time"}, {"text": target.name, "type": kind}],
+            "rows": list(map(list, zip(_milliseconds(t), json_values(values))))}
