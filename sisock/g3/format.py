@@ -1,0 +1,62 @@
+"""The housekeeping frame layout of DESIGN.md, read with plain ``spt3g``.
+
+Every frame is ``G3FrameType.Housekeeping`` with ``hkagg_type`` 0 (session),
+1 (status: the providers) or 2 (data: one provider's blocks of samples).
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterator, Tuple
+
+import numpy as np
+from spt3g import core
+
+SESSION, STATUS, DATA = 0, 1, 2
+HKAGG_VERSION = 2
+#: G3Time ticks per second.
+TICKS = float(core.G3Units.s)
+
+
+def kind(frame: core.G3Frame) -> int:
+    """The frame's ``hkagg_type``, or -1 for a frame that is not housekeeping."""
+    if frame.type != core.G3FrameType.Housekeeping or "hkagg_type" not in frame:
+        return -1
+    return int(_plain(frame["hkagg_type"]))
+
+
+def providers(frame: core.G3Frame) -> Dict[int, str]:
+    """``{prov_id: description}`` of a status frame."""
+    return {int(_plain(p["prov_id"])): str(_plain(p["description"])) for p in frame["providers"]}
+
+
+def _plain(value):
+    """A G3Int/G3String/... as the Python value it wraps (frames unwrap these, maps do not)."""
+    return getattr(value, "value", value)
+
+
+def blocks(frame: core.G3Frame) -> Iterator[Tuple[str, core.G3TimesampleMap]]:
+    """``(block name, G3TimesampleMap)`` pairs of a data frame."""
+    return zip(frame["block_names"], frame["blocks"])
+
+
+def times(block: core.G3TimesampleMap) -> np.ndarray:
+    """A block's sample times in UNIX seconds."""
+    return np.asarray(block.times, dtype=np.int64) / TICKS
+
+
+def value_type(vector) -> str:
+    """The DESIGN.md field type of a G3 vector: ``number``, ``string`` or ``bool``."""
+    if isinstance(vector, core.G3VectorString):
+        return "string"
+    if isinstance(vector, core.G3VectorBool):
+        return "bool"
+    return "number"
+
+
+def agent_of(description: str) -> str:
+    """``observatory.<agent>`` of a provider description ``observatory.<agent>.feeds.<feed>``."""
+    return ".".join(description.split(".")[:2])
+
+
+def short_name(description: str, field: str) -> str:
+    """The short form ``observatory.<agent>.<field>`` of a field."""
+    return f"{agent_of(description)}.{field}"

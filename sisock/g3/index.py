@@ -1,0 +1,391 @@
+"""The index database of the .g3 archive: MySQL/MariaDB (PyMySQL) or embedded SQLite.
+
+Seed-compatible tables ``feeds`` (one row per file and provider), ``fields``
+and ``description``, plus what makes scans incremental and reads fast:
+``files`` (size, mtime, how far it was read, ok/bad and why) and ``frames``
+(byte offset, size and time range of every data frame). Both backends run the
+same parameterised queries; only the table definitions differ. Every write of
+one file is one transaction.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import pymysql
+
+from sisock.config import Config
+
+#: Version of the schema below; version 1 is the seed's (feeds, fields, description only).
+SCHEMA_VERSION = 2
+
+_TABLES = {
+    "schema_version": "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    "files": """CREATE TABLE files (
+        id {id}, path {path} NOT NULL UNIQUE, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL,
+        scanned_to BIGINT NOT NULL, status VARCHAR(16) NOT NULL, error TEXT, scanned DATETIME(6))""",
+    "feeds": """CREATE TABLE feeds (
+        id {id}, filename VARCHAR(255), path {path}, prov_id INTEGER, description VARCHAR(255),
+        scanned DATETIME(6), file_id INTEGER)""",
+    "fields": """CREATE TABLE fields (
+        feed_id INTEGER, field VARCHAR(255), `start` DATETIME(6), `end` DATETIME(6),
+        block VARCHAR(255), type VARCHAR(16))""",
+    "description": "CREATE TABLE description (description VARCHAR(255))",
+    "frames": """CREATE TABLE frames (
+        feed_id INTEGER NOT NULL, byte_offset BIGINT NOT NULL, nbytes BIGINT NOT NULL,
+        t_start DOUBLE NOT NULL, t_end DOUBLE NOT NULL)""",
+}
+_INDEXES = [
+    "CREATE INDEX feeds_file ON feeds (file_id)",
+    "CREATE INDEX feeds_description ON feeds (description)",
+    "CREATE INDEX fields_feed ON fields (feed_id)",
+    "CREATE INDEX frames_feed ON frames (feed_id, t_start)",
+]
+_DIALECTS = {
+    "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "path": "TEXT"},
+    "mysql": {"id": "INTEGER PRIMARY KEY AUTO_INCREMENT", "path": "VARCHAR(760)"},
+}
+
+#: PyMySQL errors that mean the connection is gone (server restarted, killed, timed out).
+_LOST = (2006, 2013, 2014, 2045, 2055, 1927, 4031)
+
+
+def sql_time(unix: float) -> str:
+    """A DATETIME(6) literal (UTC) that compares correctly as text in SQLite too."""
+    return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def unix_time(value) -> float:
+    """UNIX seconds of a DATETIME read back (a datetime from MySQL, a string from SQLite)."""
+    if isinstance(value, str):
+        value = datetime.strptime(value, "%Y-%m-%d %H:%M:%S.%f")
+    return value.replace(tzinfo=timezone.utc).timestamp()
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """What the index knows of one file."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    scanned_to: int
+    status: str
+    error: Optional[str]
+
+
+@dataclass
+class FrameEntry:
+    """One data frame found by a scan."""
+
+    prov_id: int
+    byte_offset: int
+    nbytes: int
+    t_start: float
+    t_end: float
+
+
+@dataclass
+class FieldEntry:
+    """A field of one provider in one file: its block, type and time range."""
+
+    block: str
+    type: str
+    start: float
+    end: float
+
+
+@dataclass
+class FileScan:
+    """The result of reading a file from ``start_offset`` on (see ``sisock.g3.scanner``)."""
+
+    start_offset: int
+    scanned_to: int
+    status: str
+    error: Optional[str]
+    providers: Dict[int, str]
+    frames: List[FrameEntry]
+    fields: Dict[Tuple[int, str], FieldEntry]
+
+
+class Index:
+    """One connection (re-made after the server restarts), guarded by a lock for threads."""
+
+    def __init__(self, connect: Callable[[], object], dialect: str) -> None:
+        self._connect = connect
+        self.dialect = dialect
+        self._conn = None
+        self._lock = threading.RLock()
+
+    # -- connections and transactions ------------------------------------------
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.dialect == "mysql" else sql
+
+    def _connection(self):
+        if self._conn is not None and self.dialect == "mysql":
+            try:
+                self._conn.ping(reconnect=False)
+            except pymysql.err.Error:
+                self._drop_connection()
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        try:
+            self._conn.close()
+        except Exception:
+            pass
+        self._conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator["Cursor"]:
+        """A cursor inside one transaction: committed at the end, rolled back on error."""
+        with self._lock:
+            conn = self._connection()
+            if self.dialect == "sqlite":
+                conn.execute("BEGIN")
+            else:
+                conn.begin()
+            try:
+                yield Cursor(conn.cursor(), self._sql)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+
+    def run(self, work: Callable[["Cursor"], object]):
+        """Run ``work(cursor)`` in a transaction; once more on a fresh connection if the server went away."""
+        with self._lock:
+            try:
+                with self.transaction() as cur:
+                    return work(cur)
+            except pymysql.err.OperationalError as exc:
+                if exc.args and exc.args[0] in _LOST:
+                    self._drop_connection()
+                    with self.transaction() as cur:
+                        return work(cur)
+                raise
+            except pymysql.err.InterfaceError:
+                self._drop_connection()
+                with self.transaction() as cur:
+                    return work(cur)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            if self._conn is not None:
+                self._drop_connection()
+
+    # -- schema ------------------------------------------------------------------
+    def ensure_schema(self) -> str:
+        """Create missing tables, upgrade an older schema; return what was done."""
+        return self.run(self._ensure_schema)
+
+    def _ensure_schema(self, cur: "Cursor") -> str:
+        existing = set(self._tables(cur))
+        words = _DIALECTS[self.dialect]
+        if "schema_version" in existing:
+            version = cur.one("SELECT version FROM schema_version")[0]
+            if version == SCHEMA_VERSION:
+                return f"schema version {version} is current"
+            raise RuntimeError(f"index schema version {version} is unknown to this sisock (it knows {SCHEMA_VERSION})")
+        upgraded = "feeds" in existing
+        if upgraded:  # the seed's tables: their rows have no frame offsets, so rebuild them from the files
+            for table in ("fields", "feeds", "description"):
+                cur.execute(f"DROP TABLE {table}")
+            existing -= {"fields", "feeds", "description"}
+        for name in _TABLES:
+            if name not in existing:
+                cur.execute(_TABLES[name].format(**words))
+        for statement in _INDEXES:
+            cur.execute(statement)
+        cur.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        if upgraded:
+            return f"upgraded the seed schema to version {SCHEMA_VERSION}; every file will be scanned again"
+        return f"created schema version {SCHEMA_VERSION}"
+
+    def _tables(self, cur: "Cursor") -> List[str]:
+        if self.dialect == "sqlite":
+            return [r[0] for r in cur.all("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return [r[0] for r in cur.all("SHOW TABLES")]
+
+    # -- the scanner's side ------------------------------------------------------
+    def files(self) -> Dict[str, FileRow]:
+        """Every indexed file by path."""
+        rows = self.run(lambda cur: cur.all(
+            "SELECT id, path, size, mtime_ns, scanned_to, status, error FROM files"))
+        return {r[1]: FileRow(*r) for r in rows}
+
+    def providers_of(self, file_id: int) -> Dict[int, str]:
+        """``{prov_id: description}`` already known for a file (to read a grown file on)."""
+        rows = self.run(lambda cur: cur.all("SELECT prov_id, description FROM feeds WHERE file_id = ?", (file_id,)))
+        return dict(rows)
+
+    def remove_file(self, row: FileRow) -> None:
+        """Forget a file that is gone, in one transaction."""
+        self.run(lambda cur: self._remove(cur, row.id, keep_file_row=False))
+
+    def _remove(self, cur: "Cursor", file_id: int, keep_file_row: bool) -> None:
+        cur.execute("DELETE FROM frames WHERE feed_id IN (SELECT id FROM feeds WHERE file_id = ?)", (file_id,))
+        cur.execute("DELETE FROM fields WHERE feed_id IN (SELECT id FROM feeds WHERE file_id = ?)", (file_id,))
+        cur.execute("DELETE FROM feeds WHERE file_id = ?", (file_id,))
+        if not keep_file_row:
+            cur.execute("DELETE FROM files WHERE id = ?", (file_id,))
+        cur.execute("DELETE FROM description WHERE description NOT IN "
+                    "(SELECT description FROM feeds WHERE description IS NOT NULL)")
+
+    def store_file(self, path: Path, size: int, mtime_ns: int, scan: FileScan, previous: Optional[FileRow]) -> None:
+        """Record one file's scan in one transaction (a scan from offset 0 replaces what was there)."""
+        self.run(lambda cur: self._store(cur, path, size, mtime_ns, scan, previous))
+
+    def _store(self, cur: "Cursor", path: Path, size: int, mtime_ns: int, scan: FileScan,
+               previous: Optional[FileRow]) -> None:
+        now = sql_time(time.time())
+        if previous is None:
+            cur.execute("INSERT INTO files (path, size, mtime_ns, scanned_to, status, error, scanned) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (str(path), size, mtime_ns, scan.scanned_to, scan.status, scan.error, now))
+            file_id = cur.one("SELECT id FROM files WHERE path = ?", (str(path),))[0]
+        else:
+            file_id = previous.id
+            if scan.start_offset == 0:
+                self._remove(cur, file_id, keep_file_row=True)
+            cur.execute("UPDATE files SET size = ?, mtime_ns = ?, scanned_to = ?, status = ?, error = ?, scanned = ? "
+                        "WHERE id = ?", (size, mtime_ns, scan.scanned_to, scan.status, scan.error, now, file_id))
+        feeds = self._feeds(cur, file_id, path, scan.providers, now)
+        cur.executemany("INSERT INTO frames (feed_id, byte_offset, nbytes, t_start, t_end) VALUES (?, ?, ?, ?, ?)",
+                        [(feeds[f.prov_id], f.byte_offset, f.nbytes, f.t_start, f.t_end)
+                         for f in scan.frames if f.prov_id in feeds])
+        self._fields(cur, feeds, scan.fields)
+
+    def _feeds(self, cur: "Cursor", file_id: int, path: Path, providers: Dict[int, str], now: str) -> Dict[int, int]:
+        """``{prov_id: feed id}`` for this file, making the rows that are missing."""
+        rows = cur.all("SELECT prov_id, id, description FROM feeds WHERE file_id = ?", (file_id,))
+        feeds = {r[0]: r[1] for r in rows}
+        known = {r[0] for r in cur.all("SELECT description FROM description")}
+        for prov_id, description in sorted(providers.items()):
+            if prov_id in feeds:
+                continue
+            cur.execute("INSERT INTO feeds (filename, path, prov_id, description, scanned, file_id) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", (path.name, str(path.parent), prov_id, description, now, file_id))
+            feeds[prov_id] = cur.one("SELECT id FROM feeds WHERE file_id = ? AND prov_id = ?", (file_id, prov_id))[0]
+            if description not in known:
+                cur.execute("INSERT INTO description (description) VALUES (?)", (description,))
+                known.add(description)
+        cur.execute("UPDATE feeds SET scanned = ? WHERE file_id = ?", (now, file_id))
+        return feeds
+
+    def _fields(self, cur: "Cursor", feeds: Dict[int, int], found: Dict[Tuple[int, str], FieldEntry]) -> None:
+        by_feed = {v: k for k, v in feeds.items()}
+        ids = list(by_feed)
+        old = {}
+        if ids:
+            marks = ", ".join("?" * len(ids))
+            for feed_id, name, start, end in cur.all(
+                    f"SELECT feed_id, field, `start`, `end` FROM fields WHERE feed_id IN ({marks})", ids):
+                old[(by_feed[feed_id], name)] = (unix_time(start), unix_time(end))
+        inserts = []
+        for (prov_id, name), entry in found.items():
+            if prov_id not in feeds:
+                continue
+            if (prov_id, name) in old:
+                start, end = old[(prov_id, name)]
+                cur.execute("UPDATE fields SET `start` = ?, `end` = ? WHERE feed_id = ? AND field = ?",
+                            (sql_time(min(start, entry.start)), sql_time(max(end, entry.end)), feeds[prov_id], name))
+            else:
+                inserts.append((feeds[prov_id], name, sql_time(entry.start), sql_time(entry.end), entry.block, entry.type))
+        cur.executemany("INSERT INTO fields (feed_id, field, `start`, `end`, block, type) VALUES (?, ?, ?, ?, ?, ?)",
+                        inserts)
+
+    # -- the reader's side -------------------------------------------------------
+    def fields_in(self, start: float, end: float) -> List[Tuple[str, str, str, str]]:
+        """``(description, field, block, type)`` of every field with a data frame in ``[start, end)``."""
+        sql = ("SELECT DISTINCT fe.description, fi.field, fi.block, fi.type FROM fields fi "
+               "JOIN feeds fe ON fe.id = fi.feed_id "
+               "WHERE fi.`start` < ? AND fi.`end` >= ? AND ((fi.`start` >= ? AND fi.`end` < ?) OR EXISTS "
+               "(SELECT 1 FROM frames fr WHERE fr.feed_id = fe.id AND fr.t_start < ? AND fr.t_end >= ?)) "
+               "ORDER BY fe.description, fi.field")
+        s, e = sql_time(start), sql_time(end)
+        return self.run(lambda cur: cur.all(sql, (e, s, s, e, end, start)))
+
+    def known_fields(self) -> List[Tuple[str, str, str]]:
+        """``(description, field, block)`` of every field ever indexed (to resolve names)."""
+        return self.run(lambda cur: cur.all(
+            "SELECT DISTINCT fe.description, fi.field, fi.block FROM fields fi JOIN feeds fe ON fe.id = fi.feed_id"))
+
+    def frames_in(self, descriptions: Sequence[str], start: float, end: float) -> List[tuple]:
+        """``(path, size, mtime_ns, byte_offset, nbytes, description)`` of the data frames of
+        ``descriptions`` overlapping ``[start, end)``, in file and offset order."""
+        if not descriptions:
+            return []
+        marks = ", ".join("?" * len(descriptions))
+        sql = ("SELECT f.path, f.size, f.mtime_ns, fr.byte_offset, fr.nbytes, fe.description FROM frames fr "
+               "JOIN feeds fe ON fe.id = fr.feed_id JOIN files f ON f.id = fe.file_id "
+               f"WHERE fe.description IN ({marks}) AND fr.t_start < ? AND fr.t_end >= ? "
+               "ORDER BY f.path, fr.byte_offset")
+        return self.run(lambda cur: cur.all(sql, (*descriptions, end, start)))
+
+
+class Cursor:
+    """A DB-API cursor that takes ``?`` placeholders on both backends."""
+
+    def __init__(self, cursor, translate: Callable[[str], str]) -> None:
+        self._cursor = cursor
+        self._sql = translate
+
+    def execute(self, sql: str, params: Iterable = ()) -> None:
+        self._cursor.execute(self._sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: List[tuple]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(sql), rows)
+
+    def all(self, sql: str, params: Iterable = ()) -> List[tuple]:
+        self.execute(sql, params)
+        return [tuple(r) for r in self._cursor.fetchall()]
+
+    def one(self, sql: str, params: Iterable = ()) -> Optional[tuple]:
+        self.execute(sql, params)
+        row = self._cursor.fetchone()
+        return None if row is None else tuple(row)
+
+
+def _sqlite(path: Path) -> Callable[[], sqlite3.Connection]:
+    def connect() -> sqlite3.Connection:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=60)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+    return connect
+
+
+def _mysql(config: Config) -> Callable[[], pymysql.Connection]:
+    settings = dict(host=config.sql_host, port=config.sql_port, user=config.sql_user, password=config.sql_passwd,
+                    autocommit=False, charset="utf8mb4", connect_timeout=10, init_command="SET time_zone = '+00:00'")
+
+    def connect() -> pymysql.Connection:
+        try:
+            return pymysql.connect(database=config.sql_db, **settings)
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] != 1049:  # unknown database: make it
+                raise
+        with pymysql.connect(**settings) as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{config.sql_db}`")
+        return pymysql.connect(database=config.sql_db, **settings)
+    return connect
+
+
+def open_index(config: Config) -> Index:
+    """The index named by the configuration: MySQL/MariaDB when SQL_HOST is set, else SQLite."""
+    if config.sql_enabled:
+        return Index(_mysql(config), "mysql")
+    return Index(_sqlite(config.sqlite_path), "sqlite")

@@ -1,0 +1,243 @@
+"""Reads fields of the indexed .g3 archive: only the frames that overlap a request.
+
+The index says which data frames of which files hold a provider's samples in
+a time range; the reader seeks to each one, keeps decoded frames in a bounded
+LRU cache (a frame is read again once its file changed) and assembles numpy
+arrays per timeline (a provider's block: fields sampled together).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import txaio
+from spt3g import core
+
+from sisock import log
+from sisock.datanode import field_info
+from sisock.decimate import decimate_columns
+from sisock.g3 import format as fmt
+from sisock.g3.index import Index
+
+#: G3Reader buffer: small, so that seeking to a frame does not read a megabyte each time.
+READ_BUFFER = 65536
+#: Seconds a name lookup table is trusted before an unknown name makes us reload it.
+NAMES_TTL = 5.0
+
+Columns = Dict[str, np.ndarray]
+
+
+class FrameCache:
+    """Decoded frames by ``(path, byte offset)``, least recently used dropped beyond ``capacity`` bytes."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.size = 0
+        self._frames: "OrderedDict[Tuple[str, int], Tuple[tuple, int, core.G3Frame]]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Tuple[str, int], stamp: tuple) -> Optional[core.G3Frame]:
+        """The frame cached under ``key`` if its file still has ``stamp`` (size, mtime)."""
+        with self._lock:
+            hit = self._frames.get(key)
+            if hit is None or hit[0] != stamp:
+                return None
+            self._frames.move_to_end(key)
+            return hit[2]
+
+    def put(self, key: Tuple[str, int], stamp: tuple, nbytes: int, frame: core.G3Frame) -> None:
+        """Keep a frame, dropping the oldest ones to stay within capacity."""
+        if nbytes > self.capacity:
+            return
+        with self._lock:
+            old = self._frames.pop(key, None)
+            if old is not None:
+                self.size -= old[1]
+            self._frames[key] = (stamp, nbytes, frame)
+            self.size += nbytes
+            while self.size > self.capacity:
+                _, (_, dropped, _) = self._frames.popitem(last=False)
+                self.size -= dropped
+
+
+@dataclass
+class Field:
+    """A field of the archive: its provider, key in the block, and block (= timeline)."""
+
+    description: str
+    key: str
+    block: str
+
+    @property
+    def timeline(self) -> str:
+        return f"{self.description}.{self.block}"
+
+
+@dataclass
+class _Timeline:
+    """Pieces of one timeline collected frame by frame, with running lengths."""
+
+    t: List[np.ndarray] = field(default_factory=list)
+    length: int = 0
+    columns: Dict[str, List[np.ndarray]] = field(default_factory=dict)
+    filled: Dict[str, int] = field(default_factory=dict)
+
+    def add_times(self, t: np.ndarray) -> None:
+        self.t.append(t)
+        self.length += len(t)
+
+    def add(self, name: str, column: np.ndarray) -> None:
+        """Append a column piece, first padding what earlier frames lacked (NaN, or None for text)."""
+        parts = self.columns.setdefault(name, [])
+        missing = self.length - len(column) - self.filled.get(name, 0)
+        if missing > 0:
+            parts.append(np.full(missing, np.nan) if column.dtype.kind in "biuf"
+                         else np.full(missing, None, dtype=object))
+        parts.append(column)
+        self.filled[name] = self.length
+
+
+class Reader:
+    """Answers ``get_fields`` and ``get_data`` from the index and the files."""
+
+    def __init__(self, index: Index, cache_mb: int) -> None:
+        self.index = index
+        self.cache = FrameCache(cache_mb * 1_000_000)
+        self._names: Dict[str, Field] = {}
+        self._names_loaded = -float("inf")
+        self._schema_ready = False
+        self._lock = threading.Lock()
+        txaio.use_twisted()
+        self.log = log.logger()
+
+    def _ready(self) -> None:
+        if not self._schema_ready:
+            self.index.ensure_schema()
+            self._schema_ready = True
+
+    # -- names -------------------------------------------------------------------
+    def resolve(self, names: List[str]) -> Dict[str, Field]:
+        """Requested name -> field, for the names the archive knows (full or short form)."""
+        self._ready()
+        with self._lock:
+            stale = time.monotonic() - self._names_loaded > NAMES_TTL
+            if stale and any(n not in self._names for n in names):
+                table: Dict[str, Field] = {}
+                for description, key, block in sorted(self.index.known_fields()):
+                    f = Field(description, key, block)
+                    table.setdefault(f"{description}.{key}", f)
+                    table.setdefault(fmt.short_name(description, key), f)
+                self._names, self._names_loaded = table, time.monotonic()
+            return {n: self._names[n] for n in names if n in self._names}
+
+    # -- get_fields ----------------------------------------------------------------
+    def fields(self, start: float, end: float) -> Tuple[dict, dict]:
+        """Fields with data frames in ``[start, end)`` and their timelines."""
+        self._ready()
+        fields, timelines = {}, {}
+        for description, key, block, type_ in self.index.fields_in(start, end):
+            name = f"{description}.{key}"
+            if name in fields:
+                continue
+            timeline = Field(description, key, block).timeline
+            fields[name] = field_info(timeline, description, "", type_ or "number")
+            timelines.setdefault(timeline, {"interval": None, "field": []})["field"].append(name)
+        return fields, timelines
+
+    # -- get_data ------------------------------------------------------------------
+    def data(self, names: List[str], start: float, end: float, min_stride: Optional[float] = None,
+             max_points: int = 0) -> Dict[str, Tuple[np.ndarray, Columns]]:
+        """``{timeline: (t, {name: values})}`` of the known ``names`` in ``[start, end)``, decimated."""
+        wanted = self.resolve(names)
+        by_description: Dict[str, Dict[str, List[str]]] = {}
+        for name, f in wanted.items():
+            by_description.setdefault(f.description, {}).setdefault(f.key, []).append(name)
+        pieces: Dict[str, _Timeline] = {}
+        for description, frame in self.frames(list(by_description), start, end):
+            _collect(pieces, description, frame, by_description[description], start, end)
+            frame.drop_blobs()  # the cache then holds the decoded objects only, not the bytes too
+        result = {}
+        for timeline, piece in pieces.items():
+            t, columns = _assemble(piece)
+            result[timeline] = decimate_columns(t, columns, min_stride, max_points or None)
+        return result
+
+    def frames(self, descriptions: List[str], start: float, end: float):
+        """Yield ``(description, frame)`` for each indexed data frame overlapping the window."""
+        reader, reader_path, stamp = None, None, None
+        for path, _size, _mtime, offset, nbytes, description in self.index.frames_in(descriptions, start, end):
+            if path != reader_path:
+                reader, reader_path = None, path
+                try:
+                    st = os.stat(path)
+                except OSError as exc:
+                    self.log.warn("cannot read {path}: {error}", path=path, error=str(exc))
+                    stamp = None
+                    continue
+                stamp = (st.st_size, st.st_mtime_ns)
+            if stamp is None:
+                continue
+            frame = self.cache.get((path, offset), stamp)
+            if frame is None:
+                try:
+                    if reader is None:
+                        reader = core.G3Reader(path, buffersize=READ_BUFFER)
+                    if reader.tell() != offset:
+                        reader.seek(offset)
+                    frame = reader(None)[0]
+                except Exception as exc:
+                    self.log.warn("cannot read the frame at byte {offset} of {path}: {error}",
+                                  offset=offset, path=path, error=f"{type(exc).__name__}: {exc}")
+                    reader = None
+                    continue
+                self.cache.put((path, offset), stamp, nbytes, frame)
+            yield description, frame
+
+
+def _collect(pieces: Dict[str, _Timeline], description: str, frame: core.G3Frame,
+             keys: Dict[str, List[str]], start: float, end: float) -> None:
+    """Add the samples of ``keys`` in ``[start, end)`` from one data frame."""
+    for block_name, block in fmt.blocks(frame):
+        present = [k for k in keys if k in block]
+        if not present:
+            continue
+        t = fmt.times(block)
+        inside = _window(t, start, end)
+        if inside is None:
+            continue
+        piece = pieces.setdefault(f"{description}.{block_name}", _Timeline())
+        piece.add_times(t[inside])
+        for key in present:
+            column = np.asarray(block[key])[inside]
+            for name in keys[key]:
+                piece.add(name, column)
+
+
+def _window(t: np.ndarray, start: float, end: float):
+    """What of ``t`` lies in ``[start, end)``: everything (a slice, no copy), a mask, or None."""
+    if not len(t):
+        return None
+    if t.min() >= start and t.max() < end:
+        return slice(None)
+    inside = (t >= start) & (t < end)
+    return inside if inside.any() else None
+
+
+def _assemble(piece: _Timeline) -> Tuple[np.ndarray, Columns]:
+    """One timeline's time-ordered arrays."""
+    t = np.concatenate(piece.t)
+    columns = {}
+    for name, parts in piece.columns.items():
+        if piece.filled[name] < piece.length:
+            piece.add(name, parts[-1][:0])
+        columns[name] = np.concatenate(parts)
+    if len(t) > 1 and np.any(np.diff(t) < 0):
+        order = np.argsort(t, kind="stable")
+        t = t[order]
+        columns = {name: v[order] for name, v in columns.items()}
+    return t, columns

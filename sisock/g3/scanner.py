@@ -1,0 +1,209 @@
+"""``sisock g3-file-scanner``: keeps the index in step with the .g3 tree under DATA_DIRECTORY.
+
+Every SCAN_INTERVAL seconds (``--once``: one pass) it walks the tree: an
+unchanged file costs one ``stat``; a grown file is read on from where the last
+pass stopped; a truncated last frame waits for the next pass; a corrupt file is
+recorded as bad with the reason until it changes; a deleted file leaves the
+index. Each file is committed in one transaction, so a killed scanner restarts
+consistently.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, Optional
+
+import txaio
+from spt3g import core
+
+from sisock import log
+from sisock.config import Config, ConfigError
+from sisock.g3 import format as fmt
+from sisock.g3.index import FieldEntry, FileRow, FileScan, FrameEntry, Index, open_index
+
+#: Seconds between progress lines during a long pass.
+PROGRESS_EVERY = 10.0
+#: Seconds before trying again after a failed pass (database away), at most SCAN_INTERVAL.
+RETRY_AFTER = 30.0
+#: spt3g's message when a frame ends before its announced length (a file still being written).
+TRUNCATED = "Failed to read"
+
+
+def read_file(path: Path, start_offset: int = 0, providers: Optional[Dict[int, str]] = None) -> FileScan:
+    """Read a file's frames from ``start_offset`` on: where each data frame is, its providers and fields."""
+    providers = dict(providers or {})
+    scan = FileScan(start_offset, start_offset, "ok", None, providers, [], {})
+    try:
+        reader = core.G3Reader(str(path))
+        if start_offset:
+            reader.seek(start_offset)
+        while True:
+            offset = reader.tell()
+            frames = reader(None)
+            if not frames:
+                break
+            _take(scan, frames[0], offset, reader.tell() - offset)
+            scan.scanned_to = reader.tell()
+    except RuntimeError as exc:
+        if TRUNCATED not in str(exc):
+            scan.status, scan.error = "bad", f"unreadable frame at byte {scan.scanned_to}: {exc}"
+    except Exception as exc:  # spt3g raises ValueError, IndexError, ... on garbage
+        scan.status, scan.error = "bad", f"unreadable frame at byte {scan.scanned_to}: {type(exc).__name__}: {exc}"
+    return scan
+
+
+def _take(scan: FileScan, frame: core.G3Frame, offset: int, nbytes: int) -> None:
+    """Add one frame to a scan: a status frame names providers, a data frame is indexed."""
+    kind = fmt.kind(frame)
+    if kind == fmt.STATUS:
+        scan.providers.update(fmt.providers(frame))
+    if kind != fmt.DATA:
+        return
+    prov_id = int(frame["prov_id"])
+    t_start, t_end = float("inf"), float("-inf")
+    for name, block in fmt.blocks(frame):
+        t = fmt.times(block)
+        if not len(t):
+            continue
+        lo, hi = float(t.min()), float(t.max())
+        t_start, t_end = min(t_start, lo), max(t_end, hi)
+        for key in block.keys():
+            entry = scan.fields.get((prov_id, key))
+            if entry is None:
+                scan.fields[(prov_id, key)] = FieldEntry(name, fmt.value_type(block[key]), lo, hi)
+            else:
+                entry.start, entry.end = min(entry.start, lo), max(entry.end, hi)
+    if t_start <= t_end:
+        scan.frames.append(FrameEntry(prov_id, offset, nbytes, t_start, t_end))
+
+
+def walk(directory: Path) -> Iterator[os.DirEntry]:
+    """Every ``*.g3`` file under ``directory``, in path order."""
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from walk(Path(entry.path))
+        elif entry.name.endswith(".g3") and entry.is_file():
+            yield entry
+
+
+@dataclass
+class PassStats:
+    """What one pass did."""
+
+    files: int = 0
+    read: int = 0
+    removed: int = 0
+    bad: int = 0
+    bytes: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+
+
+class Scanner:
+    """Scans ``directory`` into ``index``."""
+
+    def __init__(self, index: Index, directory: Path, stop: Optional[threading.Event] = None,
+                 progress_every: float = PROGRESS_EVERY) -> None:
+        self.index = index
+        self.directory = directory
+        self.stop = stop or threading.Event()
+        self.progress_every = progress_every
+        txaio.use_twisted()
+        self.log = log.logger()
+
+    def scan_once(self) -> PassStats:
+        """One pass over the tree."""
+        stats = PassStats()
+        began = last_report = time.monotonic()
+        known = self.index.files()
+        entries = list(walk(self.directory))
+        total = len(entries)
+        for entry in entries:
+            if self.stop.is_set():
+                break
+            stats.files += 1
+            row = known.pop(entry.path, None)
+            try:
+                st = entry.stat()
+            except OSError:
+                continue
+            if row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+                continue
+            self._scan_file(Path(entry.path), st, row, stats)
+            if time.monotonic() - last_report >= self.progress_every:
+                last_report = time.monotonic()
+                self._progress(stats, total, last_report - began)
+        if not self.stop.is_set():
+            for row in known.values():
+                self.index.remove_file(row)
+                stats.removed += 1
+                self.log.info("removed {path} from the index: the file is gone", path=row.path)
+        stats.seconds = time.monotonic() - began
+        return stats
+
+    def _scan_file(self, path: Path, st: os.stat_result, row: Optional[FileRow], stats: PassStats) -> None:
+        start, providers = 0, {}
+        if row is not None and row.status == "ok" and st.st_size > row.size and row.scanned_to <= st.st_size:
+            start, providers = row.scanned_to, self.index.providers_of(row.id)
+        scan = read_file(path, start, providers)
+        self.index.store_file(path, st.st_size, st.st_mtime_ns, scan, row)
+        stats.read += 1
+        stats.bytes += scan.scanned_to - start
+        stats.frames += len(scan.frames)
+        if scan.status == "bad":
+            stats.bad += 1
+            self.log.warn("bad file {path}: {error}; skipped until it changes", path=str(path), error=scan.error)
+
+    def _progress(self, stats: PassStats, total: int, elapsed: float) -> None:
+        self.log.info("scanning: {done}/{total} files, {mb:.1f} MB read ({rate:.1f} MB/s, {fps:.0f} frames/s)",
+                      done=stats.files, total=total, mb=stats.bytes / 1e6, rate=stats.bytes / 1e6 / elapsed,
+                      fps=stats.frames / elapsed)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--once", action="store_true", help="do one pass and exit")
+
+
+def main(args, config: Config) -> int:
+    """Scan DATA_DIRECTORY every SCAN_INTERVAL seconds (or once) until SIGTERM."""
+    log.start("g3-file-scanner", config.loglevel)
+    logger = log.logger()
+    if config.data_directory is None:
+        raise ConfigError("DATA_DIRECTORY is not set: name the top of the .g3 tree")
+    if not config.data_directory.is_dir():
+        raise ConfigError(f"DATA_DIRECTORY={str(config.data_directory)!r}: not a directory")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    index = open_index(config)
+    scanner = Scanner(index, config.data_directory, stop)
+    schema_done = False
+    while not stop.is_set():
+        wait = config.scan_interval
+        try:
+            if not schema_done:
+                logger.info("index: {what}", what=index.ensure_schema())
+                schema_done = True
+            stats = scanner.scan_once()
+            logger.info("pass done: {files} files, {read} read ({mb:.1f} MB, {frames} frames), {removed} removed, "
+                        "{bad} bad, in {seconds:.2f} s", mb=stats.bytes / 1e6, **stats.__dict__)
+        except Exception as exc:
+            wait = min(wait, RETRY_AFTER)
+            logger.error("pass failed: {error}; next try in {wait:.0f} s", error=f"{type(exc).__name__}: {exc}",
+                         wait=wait)
+            if args.once:
+                return 1
+        if args.once:
+            break
+        stop.wait(wait)
+    index.close()
+    return 0

@@ -1,0 +1,151 @@
+"""g3-reader: windows, names, decimation and the frame cache; and the data node over a real router."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from sisock import wamp
+from sisock.g3.reader import FrameCache, Reader
+from sisock.g3.scanner import Scanner
+from sisock.g3.writer import Archive, Block, Provider
+from tests.g3_support import (END, PROVIDERS, archive_dir, assert_reads_back, g3_env,  # noqa: F401
+                              make_index, small_archive)
+
+LS1 = "observatory.LS240_1.feeds.temperatures"
+SPIKE_AT, SPIKE = END - 1234.4, 1.0e6
+
+
+@pytest.fixture
+def scanned(g3_env):
+    """A small archive on disk, scanned; returns (archive, index)."""
+    archive = small_archive()
+    archive.write(archive_dir(g3_env))
+    index = make_index(g3_env)
+    Scanner(index, archive_dir(g3_env)).scan_once()
+    return archive, index
+
+
+@pytest.mark.parametrize("window", [
+    (END - 1700, END - 1300),   # inside the first file
+    (END - 1500, END - 100),    # across two file boundaries, through the gap
+    (END - 1210, END - 1190),   # a few samples across one boundary
+])
+def test_windows_read_back_exactly(scanned, window):
+    archive, index = scanned
+    assert_reads_back(index, archive, *window)
+
+
+def test_window_in_a_gap_has_no_fields_and_no_data(scanned):
+    archive, index = scanned
+    reader = Reader(index, 16)
+    assert reader.fields(END - 950, END - 750) == ({}, {})
+    assert reader.data([f"{LS1}.ch0"], END - 950, END - 750) == {}
+    assert reader.fields(END - 5000, END - 4000) == ({}, {})
+
+
+def test_get_fields_groups_fields_sampled_together(scanned):
+    _, index = scanned
+    fields, timelines = Reader(index, 16).fields(END - 600, END)
+    expected = {f"{p.description}.{f}" for p in PROVIDERS for b in p.blocks for f in b.fields}
+    assert set(fields) == expected
+    assert sorted(timelines[f"{LS1}.fast"]["field"]) == [f"{LS1}.ch0", f"{LS1}.ch1"]
+    assert fields[f"{LS1}.ch1"]["timeline"] == f"{LS1}.fast"
+    assert fields[f"{LS1}.state"]["type"] == "string"
+    assert fields["observatory.weather.feeds.station.dome_open"]["type"] == "bool"
+    assert fields[f"{LS1}.heater"]["type"] == "number"
+
+
+def test_unknown_fields_are_left_out(scanned):
+    _, index = scanned
+    got = Reader(index, 16).data(["no.such.field", f"{LS1}.nope", f"{LS1}.heater"], END - 600, END)
+    assert list(got) == [f"{LS1}.slow"]
+    assert list(got[f"{LS1}.slow"][1]) == [f"{LS1}.heater"]
+
+
+def test_short_names_read_the_same_samples(scanned):
+    archive, index = scanned
+    short = "observatory.LS240_1.ch1"
+    got = Reader(index, 16).data([short, f"{LS1}.ch1"], END - 600, END)
+    t, columns = got[f"{LS1}.fast"]
+    expected_t, expected_v = archive.samples(LS1, "ch1", END - 600, END)
+    np.testing.assert_array_equal(t, expected_t)
+    np.testing.assert_array_equal(columns[short], expected_v)
+    np.testing.assert_array_equal(columns[f"{LS1}.ch1"], expected_v)
+
+
+def spiky_archive() -> Archive:
+    provider = Provider(LS1, (Block("fast", ("ch0",), 5.0, spikes=((SPIKE_AT, SPIKE),)),))
+    return Archive([provider], END - 1800, END, file_seconds=600)
+
+
+def test_decimation_keeps_the_spike(g3_env):
+    archive = spiky_archive()
+    archive.write(archive_dir(g3_env))
+    index = make_index(g3_env)
+    Scanner(index, archive_dir(g3_env)).scan_once()
+    reader = Reader(index, 16)
+    t, columns = reader.data([f"{LS1}.ch0"], END - 1800, END, min_stride=60)[f"{LS1}.fast"]
+    assert len(t) <= 1800 / 60 + 2 and np.all(np.diff(t) >= 60)
+    assert columns[f"{LS1}.ch0"].max() == SPIKE
+    t, columns = reader.data([f"{LS1}.ch0"], END - 1800, END, max_points=50)[f"{LS1}.fast"]
+    assert len(t) <= 50 and columns[f"{LS1}.ch0"].max() == SPIKE
+
+
+def test_a_file_changed_since_it_was_cached_is_read_again(g3_env):
+    plain = small_archive()
+    paths = plain.write(archive_dir(g3_env))
+    index = make_index(g3_env)
+    Scanner(index, archive_dir(g3_env)).scan_once()
+    reader = Reader(index, 64)
+    window = (END - 1800, END - 1200)
+    before = reader.data([f"{LS1}.ch0"], *window)[f"{LS1}.fast"][1][f"{LS1}.ch0"]
+    assert before.max() < SPIKE
+    assert reader.cache.size > 0
+    spiky = Archive([Provider(LS1, (Block("fast", ("ch0", "ch1"), 5.0, spikes=((SPIKE_AT, SPIKE),)),)
+                              + PROVIDERS[0].blocks[1:])] + PROVIDERS[1:],
+                    plain.start, plain.end, plain.file_seconds, plain.frame_seconds, plain.gaps)
+    size = paths[0].stat().st_size
+    spiky.write_file(paths[0], END - 1800, END - 1200)
+    assert paths[0].stat().st_size == size  # same layout, same offsets: only the cache can be stale
+    st = paths[0].stat()
+    os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    after = reader.data([f"{LS1}.ch0"], *window)[f"{LS1}.fast"][1][f"{LS1}.ch0"]
+    assert after.max() == SPIKE
+
+
+def test_frame_cache_is_bounded_and_checks_the_file_stamp():
+    cache = FrameCache(capacity=1000)
+    cache.put(("a", 0), (10, 1), 400, "frame a")
+    cache.put(("b", 0), (10, 1), 400, "frame b")
+    assert cache.get(("a", 0), (10, 1)) == "frame a"
+    cache.put(("c", 0), (10, 1), 400, "frame c")  # over capacity: b is the least recently used
+    assert cache.get(("b", 0), (10, 1)) is None
+    assert cache.get(("a", 0), (10, 1)) == "frame a"
+    assert cache.get(("a", 0), (11, 2)) is None  # the file changed
+    assert cache.size == 800
+    cache.put(("huge", 0), (1, 1), 5000, "too big")
+    assert cache.get(("huge", 0), (1, 1)) is None
+
+
+def test_g3_reader_data_node_over_the_router(g3_env, procs, client):
+    archive = spiky_archive()
+    archive.write(archive_dir(g3_env))
+    procs.start("hub").wait_for("hub ready")
+    node = procs.start("g3-reader", env=dict(g3_env, MAX_POINTS="200"))
+    scan = procs.start("g3-file-scanner", "--once", env=g3_env)
+    scan.wait_for("pass done")
+    node.wait_for("added data node g3_reader")
+    assert {"name": "g3_reader", "description": "Housekeeping archive (.g3 files)"} in client.call(wamp.HUB_LIST)
+    fields, timelines = client.call(wamp.get_fields_uri("g3_reader"), END - 1800, END)
+    assert list(fields) == [f"{LS1}.ch0"] and timelines[f"{LS1}.fast"]["field"] == [f"{LS1}.ch0"]
+    answer = client.call(wamp.get_data_uri("g3_reader"), [f"{LS1}.ch0", "observatory.LS240_1.ch0", "nope"],
+                         END - 1800, END)
+    timeline = answer["timeline"][f"{LS1}.fast"]
+    assert sorted(timeline["fields"]) == sorted([f"{LS1}.ch0", "observatory.LS240_1.ch0"])
+    assert "nope" not in answer["data"]
+    assert len(timeline["t"]) <= 200 and max(answer["data"][f"{LS1}.ch0"]) == SPIKE
+    answer = client.call(wamp.get_data_uri("g3_reader"), "observatory.LS240_1.ch0", END - 1300, END - 1200, 10)
+    t = answer["timeline"][f"{LS1}.fast"]["t"]
+    assert np.all(np.diff(t) >= 10) and max(answer["data"]["observatory.LS240_1.ch0"]) == SPIKE
