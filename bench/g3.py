@@ -1,0 +1,198 @@
+"""Benchmark of the .g3 archive: scanner and reader, beside the naive read and the raw G3Reader limit.
+
+Makes a one-day archive (5 providers, 50 fields at 1-10 Hz times a factor
+that brings it to ``--size-gb``; hourly files, 60 s frames, as the OCS
+aggregator writes), then prints:
+  (a) first scan (MB/s, frames/s) and a rescan of the unchanged archive; the
+      same rescan over ``--many-files`` small files;
+  (b) ``get_data`` of 10 fields for 1 hour and 24 hours, cold (empty frame
+      cache; the OS page cache stays warm) and warm, in samples/s;
+  (c) the same reads done the naive way (read and decode every frame of every
+      file that overlaps, in order, with no index, as the original reader
+      did), the raw ``G3Reader``
+      reading all frames of those files with no processing (the limit; spt3g
+      decodes a frame's objects lazily, so this reads bytes only), and
+      G3Reader plus decoding every frame's blocks (the limit with decoding).
+Two sets of 10 fields: all of one provider (a typical panel) and 2 from each
+of the 5 providers (every frame of the window must be decoded).
+
+Usage: ``.venv/bin/python bench/g3.py [--size-gb 1.0] [--dir DIR] [--many-files 10000]``
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+from spt3g import core
+
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from sisock.config import load  # noqa: E402
+from sisock.g3 import format as fmt  # noqa: E402
+from sisock.g3.index import open_index  # noqa: E402
+from sisock.g3.reader import Reader, _assemble, _collect, _Timeline  # noqa: E402
+from sisock.g3.scanner import Scanner  # noqa: E402
+from sisock.g3.writer import Archive, Block, Provider  # noqa: E402
+
+DAY, HOUR = 86400.0, 3600.0
+END = 1_700_006_400.0  # a UTC midnight
+#: Blocks of each provider: (base rate in Hz, number of fields); 10 fields, 69 samples/s per provider.
+LAYOUT = [(1.0, 2), (2.0, 2), (5.0, 3), (10.0, 3)]
+
+
+def providers(factor: float) -> List[Provider]:
+    return [Provider(f"observatory.agent{p}.feeds.hk",
+                     tuple(Block(f"b{i}", tuple(f"f{p}_{i}_{j}" for j in range(n)), rate * factor)
+                           for i, (rate, n) in enumerate(LAYOUT)))
+            for p in range(5)]
+
+
+def scale_for(size_gb: float) -> float:
+    """Rate factor that makes a day of the layout about ``size_gb`` (8 bytes per value and per time)."""
+    per_day = 5 * DAY * 8 * sum(rate * (n + 1) for rate, n in LAYOUT)
+    return max(size_gb * 1e9 / per_day, 0.01)
+
+
+def naive_read(paths: List[Path], names: Dict[str, Dict[str, List[str]]], t0: float, t1: float):
+    """The naive way: decode every frame of every overlapping file, keep what was asked."""
+    pieces: Dict[str, _Timeline] = {}
+    for path in paths:
+        provs: Dict[int, str] = {}
+        for frame in core.G3File(str(path)):
+            kind = fmt.kind(frame)
+            if kind == fmt.STATUS:
+                provs.update(fmt.providers(frame))
+            elif kind == fmt.DATA:
+                description = provs.get(int(frame["prov_id"]))
+                decoded = list(fmt.blocks(frame))
+                if description in names and decoded:
+                    _collect(pieces, description, frame, names[description], t0, t1)
+    return {tl: _assemble(piece) for tl, piece in pieces.items()}
+
+
+def raw_read(paths: List[Path]) -> int:
+    """The limit: read every frame of the files with no processing; return the frames read."""
+    count = 0
+    for path in paths:
+        for _ in core.G3File(str(path)):
+            count += 1
+    return count
+
+
+def decode_read(paths: List[Path]) -> int:
+    """Also a limit: read every frame and deserialise its blocks (spt3g decodes lazily), nothing else."""
+    count = 0
+    for path in paths:
+        for frame in core.G3File(str(path)):
+            if "blocks" in frame:
+                count += len(frame["blocks"])
+    return count
+
+
+def samples(result) -> int:
+    return sum(len(t) * len(columns) for t, columns in result.values())
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - t0, value
+
+
+def row(*cells) -> None:
+    print(" | ".join(f"{c:>14}" if not isinstance(c, str) or i else f"{c:<44}" for i, c in enumerate(cells)))
+
+
+def bench_reads(index, archive: Archive, paths: List[Path], cache_mb: int) -> None:
+    provs = list(archive.providers)
+    sets = {
+        "one provider": [f"{provs[0].description}.{f}" for b in provs[0].blocks for f in b.fields],
+        "2 x 5 providers": [f"{p.description}.{b.fields[0]}" for p in provs for b in p.blocks[2:4]],
+    }
+    windows = {"1 h": (END - 13.5 * HOUR, END - 12.5 * HOUR), "24 h": (END - DAY, END)}
+    print("\n(b)+(c) get_data of 10 fields, samples/s (MB/s = bytes of the frames decoded per second)")
+    row("read", "seconds", "samples/s", "MB/s", "vs naive")
+    for set_name, names in sets.items():
+        wanted: Dict[str, Dict[str, List[str]]] = {}
+        for name in names:
+            description, key = name.rsplit(".", 1)
+            wanted.setdefault(description, {})[key] = [name]
+        for window_name, (t0, t1) in windows.items():
+            overlapping = [p for p in paths if float(p.stem) < t1 and float(p.stem) + archive.file_seconds > t0]
+            raw_bytes = sum(p.stat().st_size for p in overlapping)
+            reader = Reader(index, cache_mb)
+            frames = index.frames_in(list(wanted), t0, t1)
+            read_bytes = sum(f[4] for f in frames)
+            cold, result = timed(lambda: reader.data(names, t0, t1))
+            warm, _ = timed(lambda: reader.data(names, t0, t1))
+            naive, naive_result = timed(lambda: naive_read(overlapping, wanted, t0, t1))
+            raw, _ = timed(lambda: raw_read(overlapping))
+            decode, _ = timed(lambda: decode_read(overlapping))
+            n = samples(result)
+            assert n == samples(naive_result), "the reader and the naive read disagree"
+            label = f"{set_name}, {window_name}"
+            row(f"{label}: sisock cold", f"{cold:.3f}", f"{n / cold:,.0f}", f"{read_bytes / 1e6 / cold:.0f}",
+                f"{naive / cold:.1f}x")
+            row(f"{label}: sisock warm", f"{warm:.3f}", f"{n / warm:,.0f}", "", f"{naive / warm:.1f}x")
+            row(f"{label}: naive (whole files)", f"{naive:.3f}", f"{n / naive:,.0f}", f"{raw_bytes / 1e6 / naive:.0f}",
+                "1.0x")
+            row(f"{label}: raw G3Reader (limit)", f"{raw:.3f}", "", f"{raw_bytes / 1e6 / raw:.0f}", "")
+            row(f"{label}: G3Reader + decode all", f"{decode:.3f}", "", f"{raw_bytes / 1e6 / decode:.0f}", "")
+
+
+def bench_many_files(directory: Path, count: int) -> None:
+    """Rescan time of an unchanged archive of ``count`` small files."""
+    small = Archive(providers(0.01)[:1], END - count * 60.0, END, file_seconds=60.0, frame_seconds=60.0)
+    written, _ = timed(lambda: small.write(directory / "many"))
+    index = open_index(load({"SQLITE_PATH": str(directory / "many.sqlite")}))
+    index.ensure_schema()
+    scanner = Scanner(index, directory / "many")
+    first, _ = timed(scanner.scan_once)
+    rescan, stats = timed(scanner.scan_once)
+    assert stats.read == 0
+    print(f"\n(a) {count} small files (written in {written:.1f} s): first scan {first:.1f} s, "
+          f"rescan of the unchanged archive {rescan:.3f} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-gb", type=float, default=1.0, help="size of the one-day archive (default 1.0)")
+    parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one, removed after)")
+    parser.add_argument("--many-files", type=int, default=10000, help="files for the rescan figure (0 = skip)")
+    parser.add_argument("--cache-mb", type=int, default=0, help="reader cache (default: 1.2 x the archive)")
+    args = parser.parse_args()
+    directory = args.dir or Path(tempfile.mkdtemp(prefix="sisock-bench-g3-"))
+    try:
+        factor = scale_for(args.size_gb)
+        archive = Archive(providers(factor), END - DAY, END, file_seconds=HOUR, frame_seconds=60.0)
+        print(f"one-day archive: 5 providers, 50 fields at {factor:.2f} x (1, 2, 5, 10) Hz, hourly files, 60 s frames")
+        written, paths = timed(lambda: archive.write(directory / "archive"))
+        size = sum(p.stat().st_size for p in paths)
+        print(f"written: {len(paths)} files, {size / 1e6:.0f} MB in {written:.1f} s")
+        index = open_index(load({"SQLITE_PATH": str(directory / "index.sqlite")}))
+        index.ensure_schema()
+        scanner = Scanner(index, directory / "archive")
+        first, stats = timed(scanner.scan_once)
+        rescan, again = timed(scanner.scan_once)
+        print(f"\n(a) first scan: {first:.2f} s, {stats.bytes / 1e6 / first:.0f} MB/s, {stats.frames / first:,.0f} frames/s;"
+              f" rescan of the unchanged archive: {rescan:.4f} s ({again.read} files read)")
+        raw, frames = timed(lambda: raw_read(paths))
+        print(f"    raw G3Reader over the whole archive: {raw:.2f} s, {size / 1e6 / raw:.0f} MB/s, "
+              f"{frames / raw:,.0f} frames/s (the scan's limit)")
+        bench_reads(index, archive, paths, args.cache_mb or math.ceil(size / 1e6 * 1.2))
+        if args.many_files:
+            bench_many_files(directory, args.many_files)
+    finally:
+        if args.dir is None:
+            shutil.rmtree(directory, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
