@@ -18,7 +18,7 @@ $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip setuptools wheel "numpy>=2"
 	$(PIP) install --no-build-isolation --no-cache-dir bjdata
-	$(PIP) install -e ".[crossbar,test]"
+	$(PIP) install -e ".[crossbar,test,deploy]"
 	touch $(STAMP)
 
 demo: $(STAMP)

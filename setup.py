@@ -23,7 +23,9 @@ setup(
     ],
     extras_require={
         "crossbar": ["crossbar>=23.1"],
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        # ansible-playbook with its bundled collections, and ansible-lint (tests/test_deploy.py)
+        "deploy": ["ansible>=9", "ansible-lint>=24"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "jsonschema>=4.17", "pyyaml>=6"],
     },
     entry_points={"console_scripts": ["sisock = sisock.cli:main"]},
 )
