@@ -27,8 +27,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Benchmarks print figures (see the README's performance section); not part of the tests.
 bench: $(STAMP)
-	$(PY) bench/run.py
+	$(PY) bench/http.py
+	$(PY) bench/g3.py
+	$(PY) bench/data_nodes.py
 
 clean:
 	rm -rf $(VENV) $(STATE)

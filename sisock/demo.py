@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,10 +41,24 @@ def _weather_env(state: Path) -> Dict[str, str]:
     return {"DATA_DIRECTORY": str(directory)}
 
 
+def _g3_env(state: Path) -> Dict[str, str]:
+    """A fresh example .g3 archive of the last day (hourly files), scanned every minute."""
+    from sisock.g3.writer import Archive, example_providers
+
+    directory = state / "g3"
+    shutil.rmtree(directory, ignore_errors=True)
+    end = time.time()
+    Archive(example_providers(rates=(0.2, 1.0)), (end // 3600 - 23) * 3600, end).write(directory)
+    return {"DATA_DIRECTORY": str(directory), "SCAN_INTERVAL": "60"}
+
+
 #: What the demo starts after the router, in order.
 PARTS: List[Part] = [
     Part("hub"),
     Part("weather", _weather_env),
+    Part("g3-file-scanner", _g3_env),
+    Part("g3-reader"),
+    Part("sensors"),
     Part("http"),
 ]
 
@@ -108,7 +123,7 @@ def _banner(config: Config, state: Path) -> str:
         f"  WAMP router   wss://{config.crossbar_host}:{config.crossbar_tls_port}/ws  realm {config.crossbar_realm}"
         f" (WAMP-CRA user {config.wamp_user}, secret in {state / 'sisock.env'}, CA {state / 'certs' / 'ca.pem'})",
         f"  OCS agents    ws://127.0.0.1:{config.crossbar_ocs_port}/ws (anonymous, loopback only)",
-        f"  data nodes    {', '.join(p.command for p in PARTS if p.command not in ('hub', 'http'))}",
+        f"  components    {', '.join('sisock ' + p.command for p in PARTS)}",
         f"  Grafana       http://{config.http_host}:{config.port}  (SimpleJSON or JSON datasource URL)",
         "",
     ])

@@ -1,7 +1,9 @@
 """``sisock demo`` runs the stack in the foreground and stops it all on Ctrl-C."""
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 import signal
 from pathlib import Path
 
@@ -9,6 +11,13 @@ from sisock import wamp
 from sisock.config import load
 from sisock.wamp_thread import ThreadedSession
 from tests.support import BIN, Process, attempt, base_environment, free_port, wait_until
+
+
+def post(url: str, body: dict = None):
+    request = urllib.request.Request(url, data=json.dumps(body or {}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
 
 
 def descendants(pid: int):
@@ -50,6 +59,10 @@ def test_demo_starts_the_stack_and_ctrl_c_stops_everything(tmp_path):
                 raise AssertionError(f"{exc}; demo output:\n{process.output[-6000:]}") from None
             fields, _ = session.call(wamp.get_fields_uri("apex_archive"), -3600, 0)
             assert "apex_temperature" in fields
+            search = f"http://127.0.0.1:{env['PORT']}/search"
+            wait_until(lambda: any(name.startswith("g3_reader::") for name in attempt(lambda: post(search)) or []),
+                       60, "the demo's g3 archive in sisock-http's /search")
+            assert "apex_archive::apex_temperature" in post(search)
         finally:
             session.stop()
         children = descendants(demo.pid)
