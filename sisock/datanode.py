@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, reactor, task, threads
+from twisted.python.threadpool import ThreadPool
 
 from sisock import log, wamp
 from sisock.config import Config
@@ -25,8 +26,15 @@ from sisock.decimate import decimate_columns
 ERROR_BAD_REQUEST = f"{wamp.BASE_URI}.error.bad_request"
 ERROR_FAILED = f"{wamp.BASE_URI}.error.data_node_failed"
 
+ERROR_BUSY = f"{wamp.BASE_URI}.error.busy"
+
 #: Seconds between attempts to add the node while the hub is away.
 ADD_RETRY = 2.0
+#: Seconds a rejoining server waits for the router to drop its own old session.
+REJOIN_GRACE = 60.0
+#: Worker threads of a data node, and requests that may wait for one.
+WORKERS = 4
+MAX_QUEUED = 64
 
 Fields = Dict[str, dict]
 Timelines = Dict[str, dict]
@@ -56,11 +64,11 @@ def data_result(timelines: Dict[str, Tuple[Iterable[float], Dict[str, Iterable]]
 
 
 def plain_list(values) -> list:
-    """A JSON-safe list: numpy arrays to lists, NaN to None."""
+    """A JSON-safe list: numpy arrays to lists, NaN and infinities to None."""
     array = np.asarray(values)
     if array.dtype.kind == "f":
         out = array.astype(object)
-        out[np.isnan(array)] = None
+        out[~np.isfinite(array)] = None
         return out.tolist()
     return array.tolist()
 
@@ -91,6 +99,9 @@ class DataNodeServer:
         self.session = None
         self._add_loop: Optional[task.LoopingCall] = None
         self._waiting_for_hub = False
+        self._joined_once = False
+        self._added_once = False
+        self.pool = ThreadPool(minthreads=0, maxthreads=WORKERS, name=f"{self.name}-workers")
 
     # -- what subclasses implement (blocking; run in a thread) ---------------
     def get_fields(self, start: float, end: float) -> Tuple[Fields, Timelines]:
@@ -128,9 +139,24 @@ class DataNodeServer:
         self.log.error("{message}", message=message, log_failure=failure)
         raise ApplicationError(ERROR_FAILED, message)
 
+    def _in_pool(self, fn: Callable, *args) -> defer.Deferred:
+        """Run blocking work in this node's own pool; refuse when too much waits, and drop
+        work that waited longer than its caller (HTTP_TIMEOUT) would."""
+        if self.pool.q.qsize() >= MAX_QUEUED:
+            raise ApplicationError(ERROR_BUSY, f"{self.name}: {MAX_QUEUED} requests already waiting; try later")
+        queued = time.monotonic()
+
+        def guarded():
+            waited = time.monotonic() - queued
+            if waited > self.config.http_timeout:
+                raise ApplicationError(ERROR_BUSY, f"{self.name}: request dropped after waiting {waited:.0f} s")
+            return fn(*args)
+
+        return threads.deferToThreadPool(reactor, self.pool, guarded)
+
     def _get_fields(self, start, end):
         t0, t1 = self._times(start, end)
-        d = threads.deferToThread(self.get_fields, t0, t1)
+        d = self._in_pool(self.get_fields, t0, t1)
         d.addCallback(lambda result: [result[0], result[1]])
         return d.addErrback(lambda f: self._fail(f"get_fields({start}, {end})", f))
 
@@ -143,29 +169,52 @@ class DataNodeServer:
             try:
                 min_stride = float(min_stride)
             except (TypeError, ValueError):
-                raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: bad min_stride {min_stride!r}") from None
+                min_stride = math.nan
+            if not (math.isfinite(min_stride) and min_stride >= 0):
+                raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: min_stride must be a number >= 0")
 
         def work():
             return finish(self.get_data(names, t0, t1, min_stride), min_stride, self.config.max_points)
 
-        d = threads.deferToThread(work)
+        d = self._in_pool(work)
         return d.addErrback(lambda f: self._fail(f"get_data({names}, {start}, {end})", f))
 
     # -- joining the hub -------------------------------------------------------
     @defer.inlineCallbacks
     def _join(self, session, details):
         self.session = session
-        try:
-            yield session.register(self._get_fields, wamp.get_fields_uri(self.name))
-            yield session.register(self._get_data, wamp.get_data_uri(self.name))
-        except ApplicationError as exc:
-            if exc.error == "wamp.error.procedure_already_exists":
+        deadline = time.monotonic() + REJOIN_GRACE
+        while True:
+            try:
+                yield self._register(session)
+                break
+            except ApplicationError as exc:
+                if exc.error != "wamp.error.procedure_already_exists":
+                    raise
+            # At first start the name belongs to another server: a configuration error.
+            # After a reconnect it is most likely our own old session, which the router
+            # has not timed out yet: wait for it.
+            if not self._joined_once or time.monotonic() > deadline:
                 wamp.fatal(f"data node name {self.name!r} is served by another live server")
                 return
-            raise
+            self.log.warn("data node name {name} still held by an older session; retrying", name=self.name)
+            yield task.deferLater(reactor, ADD_RETRY, lambda: None)
+            if not session.is_attached():
+                return
+        self._joined_once = True
         yield session.subscribe(lambda *a, **kw: self._add(), wamp.TOPIC_HUB_STARTED)
         yield defer.maybeDeferred(self.on_join, session)
         self._start_adding()
+
+    @defer.inlineCallbacks
+    def _register(self, session):
+        """Register get_fields and get_data, both or neither."""
+        first = yield session.register(self._get_fields, wamp.get_fields_uri(self.name))
+        try:
+            yield session.register(self._get_data, wamp.get_data_uri(self.name))
+        except ApplicationError:
+            yield first.unregister()
+            raise
 
     def _start_adding(self):
         """Try to add the node now, and every ADD_RETRY seconds until the hub says yes."""
@@ -187,12 +236,18 @@ class DataNodeServer:
             self._waiting_for_hub = True
             return
         self._waiting_for_hub = False
+        if not accepted:
+            # held by another live session: ours from before a reconnect (the router
+            # will drop it soon, keep trying), or another server's (a configuration error)
+            if not self._added_once:
+                wamp.fatal(f"the hub refused data node name {self.name!r}: another live server holds it")
+                return
+            self.log.warn("the hub still gives {name} to another live session; retrying", name=self.name)
+            return
         if self._add_loop is not None and self._add_loop.running:
             self._add_loop.stop()
-        if accepted:
-            self.log.info("added data node {name} to the hub", name=self.name)
-        else:
-            wamp.fatal(f"the hub refused data node name {self.name!r}: another live server holds it")
+        self._added_once = True
+        self.log.info("added data node {name} to the hub", name=self.name)
 
     def _leave(self, session, details):
         self.session = None
@@ -208,6 +263,8 @@ class DataNodeServer:
     def run(self) -> int:
         """Connect, serve until SIGTERM, and return the exit code."""
         self.component = wamp.make_component(self.config)
+        reactor.callWhenRunning(self.pool.start)
+        reactor.addSystemEventTrigger("during", "shutdown", self.pool.stop)
         self.component.on("join", self._join)
         self.component.on("leave", self._leave)
         return wamp.run(self.name, self.config, self.components(), on_shutdown=[self._subtract])

@@ -92,7 +92,13 @@ class Hub:
         self.session = session
         self.nodes.clear()
         with_caller = RegisterOptions(details_arg="details")
-        yield session.register(self.add, wamp.HUB_ADD, with_caller)
+        try:
+            yield session.register(self.add, wamp.HUB_ADD, with_caller)
+        except ApplicationError as exc:
+            if exc.error == "wamp.error.procedure_already_exists":
+                wamp.fatal("another hub is already running on this realm")
+                return
+            raise
         yield session.register(self.subtract, wamp.HUB_SUBTRACT, with_caller)
         yield session.register(self.get_data_node, wamp.HUB_LIST)
         yield session.subscribe(self.on_session_leave, "wamp.session.on_leave")

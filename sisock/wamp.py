@@ -11,10 +11,11 @@ from typing import Awaitable, Callable, List, Optional
 
 from autobahn.twisted.component import Component
 from autobahn.wamp.exception import ApplicationError
+from OpenSSL.crypto import Error as OpenSSLError
 from twisted.internet import defer, reactor, ssl
 
 from sisock import log
-from sisock.config import Config
+from sisock.config import Config, ConfigError
 
 BASE_URI = "org.simonsobservatory"
 
@@ -55,7 +56,11 @@ def tls_options(config: Config):
     """Client TLS options: verify the router's certificate for ``CROSSBAR_HOST``."""
     if config.crossbar_ca_cert is None:
         return ssl.optionsForClientTLS(config.crossbar_host)
-    trust = ssl.Certificate.loadPEM(config.crossbar_ca_cert.read_bytes())
+    try:
+        trust = ssl.Certificate.loadPEM(config.crossbar_ca_cert.read_bytes())
+    except (OSError, OpenSSLError) as exc:
+        raise ConfigError(f"CROSSBAR_CA_CERT={str(config.crossbar_ca_cert)!r}: not a readable PEM certificate "
+                          f"({exc.strerror if isinstance(exc, OSError) else 'no certificate in it'})") from None
     return ssl.optionsForClientTLS(config.crossbar_host, trustRoot=trust)
 
 

@@ -65,11 +65,14 @@ class ThreadedSession:
     """One reconnecting WAMP component, driven from any thread."""
 
     def __init__(self, config: Config, transport: str = "tls",
-                 on_join: Optional[Callable] = None, on_leave: Optional[Callable] = None) -> None:
+                 on_join: Optional[Callable] = None, on_leave: Optional[Callable] = None,
+                 on_fatal: Optional[Callable[[str], None]] = None) -> None:
         self.config = config
         self.session = None
         self._joined = threading.Event()
-        self._on_join, self._on_leave = on_join, on_leave
+        self._on_join, self._on_leave, self._on_fatal = on_join, on_leave, on_fatal
+        #: Why the session gave up for good (a refused secret, an unknown realm), or None.
+        self.fatal_error: Optional[str] = None
         self.component = wamp.make_component(config, transport)
         self.component.on("join", self._join)
         self.component.on("leave", self._leave)
@@ -95,8 +98,16 @@ class ThreadedSession:
     def start(self) -> "ThreadedSession":
         """Start connecting (in the background; see :meth:`wait_connected`)."""
         ensure_reactor_thread()
-        reactor.callFromThread(self.component.start, reactor)
+        reactor.callFromThread(self._start)
         return self
+
+    def _start(self) -> None:
+        def failed(failure):
+            self.fatal_error = failure.getErrorMessage()
+            if self._on_fatal is not None:
+                self._on_fatal(self.fatal_error)
+
+        self.component.start(reactor).addErrback(failed)
 
     def wait_connected(self, timeout: float) -> bool:
         """Wait until joined; true if joined within ``timeout`` seconds."""

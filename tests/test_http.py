@@ -102,6 +102,8 @@ def test_unknown_node_or_field_is_an_empty_series(stack):
     (b'{"range": {"from": "2025-11-10T00:00:00", "to": "2025-11-11T00:00:00Z"}, "targets": []}', "time zone"),
     (b'{"range": {"from": "2025-11-10T00:00:00Z", "to": "2025-11-11T00:00:00Z"}, "maxDataPoints": "many", "targets": []}',
      "maxDataPoints"),
+    (b'{"range": {"from": "1969-12-31T23:00:00Z", "to": "2025-11-11T00:00:00Z"}, "targets": []}', "after 1970"),
+    (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
 ])
 def test_malformed_query_is_400_naming_the_problem(stack, raw, problem):
     status, body, _ = stack.request("POST", "/query", raw=raw)
@@ -180,3 +182,17 @@ def test_port_in_use_is_one_clear_line_and_exit_1(procs):
         http = procs.start("http", env={"PORT": str(taken.getsockname()[1])})
         assert http.proc.wait(30) == 1
     assert "cannot listen on 127.0.0.1" in http.output and "Address already in use" in http.output
+
+
+def test_oversized_body_is_refused(stack):
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=10) as s:
+        s.sendall(b"POST /query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 2000000\r\n\r\n{")
+        assert s.recv(4096).startswith(b"HTTP/1.1 413")
+    assert stack.request("GET", "/")[0] == 200
+
+
+def test_refused_secret_stops_the_server(procs):
+    http = procs.start("http", env={"PORT": str(free_port()), "WAMP_SECRET": "wrong-secret"})
+    assert http.proc.wait(30) == 1
+    assert "stopping" in http.output and "not_authorized" in http.output

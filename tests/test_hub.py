@@ -92,3 +92,10 @@ def test_router_restart_everyone_reconnects(own_router, own_procs, own_client):
     assert hub.alive() and server.alive()
     assert own_client.call(wamp.get_fields_uri("apex_archive"), 1762387200, 1763596800)[0]
 
+
+
+def test_a_second_hub_exits_with_a_clear_line(procs):
+    procs.start("hub").wait_for("hub ready")
+    second = procs.start("hub")
+    assert second.proc.wait(30) == 1
+    assert "another hub is already running" in second.output

@@ -96,3 +96,14 @@ def test_ocs_port_refuses_connections_from_the_network(router):
         pytest.skip("this machine has no non-loopback address")
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((address, router.config.crossbar_ocs_port), timeout=5).close()
+
+
+def test_unreadable_ca_certificate_is_one_line(procs, tmp_path):
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+    for path in (garbage, tmp_path / "missing.pem"):
+        hub = procs.start("hub", env={"CROSSBAR_CA_CERT": str(path)})
+        assert hub.proc.wait(30) == 2
+        assert hub.lines == [f"sisock hub: configuration error: CROSSBAR_CA_CERT={str(path)!r}: "
+                             f"not a readable PEM certificate "
+                             f"({'no certificate in it' if path == garbage else 'No such file or directory'})"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -102,6 +103,10 @@ def test_bad_arguments_are_errors_and_the_server_goes_on(weather, client):
     assert "bad time" in caught.value.args[0]
     with pytest.raises(ApplicationError):
         client.call(GET_DATA, 42, END - 3600, END)
+    for stride in (float("nan"), -5, "often"):
+        with pytest.raises(ApplicationError) as caught:
+            client.call(GET_DATA, ["apex_temperature"], END - 7200, END, stride)
+        assert "min_stride" in caught.value.args[0]
     assert client.call(GET_DATA, ["apex_temperature"], END - 7200, END)["data"]["apex_temperature"]
 
 
@@ -112,22 +117,51 @@ def test_files_that_change_or_break_are_handled(procs, client, tmp_path):
     server.wait_for("added data node apex_archive")
     with open(tmp_path / "apex_temperature.txt", "a") as handle:
         handle.write(f"{END + 10:.0f} 99.5\n")
+    with open(tmp_path / "apex_humidity.txt", "a") as handle:
+        handle.write(f"{END + 10:.0f} inf\n{END + 20:.0f} nan\n")
     (tmp_path / "apex_pressure.txt").write_text("not a weather file\n")
-    answer = client.call(GET_DATA, ["apex_temperature", "apex_pressure"], END, END + 3600)
-    assert answer["data"] == {"apex_temperature": [99.5]}
+    answer = client.call(GET_DATA, ["apex_temperature", "apex_pressure", "apex_humidity"], END, END + 3600)
+    assert answer["data"] == {"apex_temperature": [99.5], "apex_humidity": [None, None]}
     server.wait_for("skipping")
     assert server.alive()
 
 
-def test_exception_in_a_data_node_is_a_readable_error(procs, client):
-    procs.start("hub").wait_for("hub ready")
+def start_failing_node(procs, env=None):
     node = Process([sys.executable, str(Path(__file__).parent / "nodes" / "failing_node.py")],
-                   procs.env, "failing node")
+                   dict(procs.env, **(env or {})), "failing node")
     procs.running.append(node)
     node.wait_for("added data node failing_node")
+    return node
+
+
+def test_exception_in_a_data_node_is_a_readable_error(procs, client):
+    procs.start("hub").wait_for("hub ready")
+    node = start_failing_node(procs)
     with pytest.raises(ApplicationError) as caught:
         client.call(wamp.get_data_uri("failing_node"), ["broken"], END - 10, END)
     assert caught.value.error == f"{wamp.BASE_URI}.error.data_node_failed"
     assert "the archive disk is unreadable" in caught.value.args[0]
     assert client.call(wamp.get_data_uri("failing_node"), ["ok"], END - 10, END)["data"] == {"ok": [1.0]}
+    assert node.alive()
+
+
+def test_work_abandoned_by_its_caller_is_dropped(procs, client):
+    procs.start("hub").wait_for("hub ready")
+    node = start_failing_node(procs, {"HTTP_TIMEOUT": "1"})
+    results = []
+
+    def ask():
+        try:
+            results.append(client.call(wamp.get_data_uri("failing_node"), ["slow"], END - 10, END, timeout=30))
+        except ApplicationError as exc:
+            results.append(exc.error)
+
+    callers = [threading.Thread(target=ask) for _ in range(8)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(30)
+    # four workers answer in 2 s; the four that waited longer than HTTP_TIMEOUT are refused
+    assert results.count(f"{wamp.BASE_URI}.error.busy") == 4
+    assert sum(isinstance(r, dict) for r in results) == 4
     assert node.alive()

@@ -57,7 +57,11 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
             else:
                 status, payload, note = self._run(handler, request)
             encode_began = time.perf_counter()
-            data = _answer(status, payload)
+            try:
+                data = _answer(status, payload)
+            except (TypeError, ValueError) as exc:  # a value JSON cannot carry: cost one request
+                status, note = 500, f"cannot encode the answer: {exc}; "
+                data = _answer(status, {"error": f"internal error: cannot encode the answer: {exc}"})
             timing = dict(request.sisock_timing, encode=time.perf_counter() - encode_began)
             cherrypy.response.headers["Server-Timing"] = ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timing.items())
             emit = _log.warn if status >= 500 else _log.info

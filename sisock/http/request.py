@@ -59,6 +59,8 @@ def parse_json(body: bytes) -> dict:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("the body is not valid JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise BadRequest("the body must be a JSON object")
     return value
@@ -105,6 +107,8 @@ def parse_query(body: dict) -> Query:
         raise BadRequest("range is missing or is not an object with 'from' and 'to'")
     start = parse_time(window.get("from"), "range.from")
     end = parse_time(window.get("to"), "range.to")
+    if start <= 0 or end <= 0:  # data nodes read 0 and negative times as "seconds before now"
+        raise BadRequest("range must be after 1970-01-01T00:00:00Z")
     if start > end:
         raise BadRequest(f"range.from ({window['from']}) is after range.to ({window['to']})")
     interval_ms = _number(body, "intervalMs", 0)

@@ -19,6 +19,8 @@ from sisock.wamp_thread import ThreadedSession
 
 #: CherryPy worker threads: concurrent requests being answered.
 THREADS = 16
+#: Largest request body accepted (a Grafana query is a few kB); larger ones get 413.
+MAX_BODY = 1_000_000
 
 
 def _forward_cherrypy_log(message: str, level: int = 20, traceback: bool = False) -> None:
@@ -49,12 +51,22 @@ def main(args, config: Config) -> int:
                         problem=problem)
         return 1
     catalogue = Catalogue(config.http_fields_window, config.http_timeout)
-    session = ThreadedSession(config, on_join=catalogue.joined, on_leave=catalogue.left).start()
+    failed = []
+
+    def give_up(reason: str) -> None:
+        """The router refused us for good (a wrong secret): exit so that systemd sees it."""
+        logger.critical("stopping: {reason}", reason=reason)
+        failed.append(reason)
+        if cherrypy.engine.state == cherrypy.engine.states.STARTED:
+            cherrypy.engine.exit()
+
+    session = ThreadedSession(config, on_join=catalogue.joined, on_leave=catalogue.left, on_fatal=give_up).start()
     cherrypy.config.update({
         "environment": "production",
         "server.socket_host": config.http_host,
         "server.socket_port": config.port,
         "server.thread_pool": THREADS,
+        "server.max_request_body_size": MAX_BODY,
         "log.screen": False,
         "log.access_file": "",
         "log.error_file": "",
@@ -66,8 +78,12 @@ def main(args, config: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: cherrypy.engine.exit())
     cherrypy.engine.start()
+    if failed:  # refused while the engine was still starting
+        cherrypy.engine.exit()
+        session.stop()
+        return 1
     logger.info("serving Grafana datasources on http://{host}:{port}", host=config.http_host, port=config.port)
     cherrypy.engine.block()
     session.stop()
     logger.info("stopped")
-    return 0
+    return 1 if failed else 0

@@ -1,5 +1,6 @@
-"""A data node whose get_data fails for one field: the base must turn that into a WAMP error."""
+"""A data node whose get_data fails for the field 'broken' and takes 2 s for 'slow'."""
 import sys
+import time
 
 from sisock.config import load
 from sisock.datanode import DataNodeServer, data_result, field_info
@@ -15,6 +16,8 @@ class FailingNode(DataNodeServer):
     def get_data(self, fields, start, end, min_stride):
         if "broken" in fields:
             raise RuntimeError("the archive disk is unreadable")
+        if "slow" in fields:
+            time.sleep(2)
         return data_result({"tl": ([start], {"ok": [1.0]})})
 
 
