@@ -66,3 +66,26 @@ def test_crossbar_config_refuses_the_default_secret_off_loopback(tmp_path):
     assert result.returncode == 2
     assert "insecure default" in result.stderr
     assert not (tmp_path / "config.json").exists()
+
+
+def test_new_names_are_reported_and_a_reissue_keeps_the_ca(tmp_path):
+    run("certs", "--dir", str(tmp_path), "--name", "router.site")
+    ca = (tmp_path / "ca.pem").read_bytes()
+    result = run("certs", "--dir", str(tmp_path), "--name", "router.site", "--name", "10.9.8.7")
+    assert result.returncode == 1 and "does not cover 10.9.8.7" in result.stderr
+    (tmp_path / "server.pem").unlink()
+    (tmp_path / "server.key").unlink()
+    assert run("certs", "--dir", str(tmp_path), "--name", "router.site", "--name", "10.9.8.7").returncode == 0
+    assert (tmp_path / "ca.pem").read_bytes() == ca
+
+
+def test_a_server_certificate_near_expiry_is_reissued_from_the_same_ca(tmp_path, monkeypatch):
+    from sisock.router import certs
+
+    monkeypatch.setattr(certs, "SERVER_DAYS", 10)
+    certs.make_certs(tmp_path, ["router.site"])
+    old, ca = (tmp_path / "server.pem").read_bytes(), (tmp_path / "ca.pem").read_bytes()
+    monkeypatch.setattr(certs, "SERVER_DAYS", 825)
+    assert certs.make_certs(tmp_path, ["router.site"]) == ["server.pem", "server.key"]
+    assert (tmp_path / "server.pem").read_bytes() != old and (tmp_path / "ca.pem").read_bytes() == ca
+    assert certs.make_certs(tmp_path, ["router.site"]) == []

@@ -20,6 +20,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_DAYS = 3650
 SERVER_DAYS = 825
+#: A server certificate closer than this to its expiry is re-issued (the CA is kept).
+RENEW_DAYS = 30
 FILES = ("ca.pem", "ca.key", "server.pem", "server.key")
 
 
@@ -101,15 +103,39 @@ def make_server(directory: Path, names: Sequence[str]) -> None:
     _write(directory / "server.pem", cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
+def _expiring(directory: Path) -> bool:
+    """True when the server certificate expires within RENEW_DAYS."""
+    cert = x509.load_pem_x509_certificate((directory / "server.pem").read_bytes())
+    left = cert.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
+    return left < datetime.timedelta(days=RENEW_DAYS)
+
+
+def _canonical(name: str) -> str:
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        return name
+
+
+def missing_names(directory: Path, names: Sequence[str]) -> List[str]:
+    """The names that the existing server certificate does not cover."""
+    cert = x509.load_pem_x509_certificate((directory / "server.pem").read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    have = {str(v) for v in san.get_values_for_type(x509.DNSName) + san.get_values_for_type(x509.IPAddress)}
+    return [n for n in names if _canonical(n) not in have]
+
+
 def make_certs(directory: Path, names: Sequence[str] = (), force: bool = False) -> List[str]:
-    """Make what is missing (or everything with ``force``); return the files written."""
+    """Make what is missing (or everything with ``force``), re-issue a server certificate
+    from the existing CA when it nears expiry; return the files written."""
     directory.mkdir(parents=True, exist_ok=True)
     names = list(names) or default_names()
     written = []
     if force or not (directory / "ca.pem").exists() or not (directory / "ca.key").exists():
         make_ca(directory)
         written += ["ca.pem", "ca.key"]
-    if written or not (directory / "server.pem").exists() or not (directory / "server.key").exists():
+    server_exists = (directory / "server.pem").exists() and (directory / "server.key").exists()
+    if written or not server_exists or _expiring(directory):
         make_server(directory, names)
         written += ["server.pem", "server.key"]
     return written

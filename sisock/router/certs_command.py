@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from sisock.router.certs import FILES, default_names, make_certs
+from sisock.router.certs import FILES, default_names, make_certs, missing_names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,4 +20,9 @@ def main(args, config) -> int:
     kept = [f for f in FILES if f not in written]
     print(f"sisock certs: wrote {', '.join(written) or 'nothing'}"
           + (f"; kept existing {', '.join(kept)}" if kept else "") + f" in {args.dir}")
+    missing = missing_names(args.dir, args.name)
+    if missing:
+        print(f"sisock certs: the kept server.pem does not cover {', '.join(missing)}; delete server.pem and "
+              "server.key and run again to re-issue them from the same CA", file=sys.stderr)
+        return 1
     return 0
