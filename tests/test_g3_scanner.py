@@ -236,3 +236,28 @@ def test_scanner_keeps_scanning_every_interval(g3_env):
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
     assert os.path.exists(paths[-1])
+
+
+def test_unlistable_folder_or_unmounted_tree_keeps_the_index(g3_env, monkeypatch):
+    archive = small_archive()
+    paths = archive.write(archive_dir(g3_env))
+    index = make_index(g3_env)
+    scanner = Scanner(index, archive_dir(g3_env))
+    scanner.scan_once()
+    before = dump(index)
+    folder, real_scandir = str(paths[0].parent), os.scandir
+
+    def scandir(path):  # tests run as root, who can list any folder: refuse this one as a stale mount would
+        if str(path) == folder:
+            raise PermissionError(13, "Permission denied", folder)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert scanner.scan_once().removed == 0
+    monkeypatch.undo()
+    assert dump(index) == before
+    hidden = archive_dir(g3_env).with_name("moved-away")
+    archive_dir(g3_env).rename(hidden)
+    archive_dir(g3_env).mkdir()  # an empty mount point
+    assert scanner.scan_once().removed == 0
+    assert dump(index) == before

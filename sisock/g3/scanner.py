@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, List, Optional
 
 import txaio
 from spt3g import core
@@ -82,17 +82,29 @@ def _take(scan: FileScan, frame: core.G3Frame, offset: int, nbytes: int) -> None
         scan.frames.append(FrameEntry(prov_id, offset, nbytes, t_start, t_end))
 
 
-def walk(directory: Path) -> Iterator[os.DirEntry]:
-    """Every ``*.g3`` file under ``directory``, in path order."""
+def walk(directory: Path, errors: Optional[List[str]] = None) -> Iterator[os.DirEntry]:
+    """Every ``*.g3`` file under ``directory``, in path order; folders that cannot be
+    listed are named in ``errors``."""
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except OSError:
+    except OSError as exc:
+        if errors is not None:
+            errors.append(str(directory))
         return
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
-            yield from walk(Path(entry.path))
+            yield from walk(Path(entry.path), errors)
         elif entry.name.endswith(".g3") and entry.is_file():
             yield entry
+
+
+def _empty_folder(directory: Path) -> bool:
+    """True when ``directory`` has no entry at all, as an unmounted mount point looks."""
+    try:
+        with os.scandir(directory) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return True
 
 
 @dataclass
@@ -125,7 +137,10 @@ class Scanner:
         stats = PassStats()
         began = last_report = time.monotonic()
         known = self.index.files()
-        entries = list(walk(self.directory))
+        unlisted: List[str] = []
+        entries = list(walk(self.directory, unlisted))
+        for folder in unlisted:
+            self.log.warn("cannot list {folder}; its files stay in the index", folder=folder)
         total = len(entries)
         for entry in entries:
             if self.stop.is_set():
@@ -142,8 +157,13 @@ class Scanner:
             if time.monotonic() - last_report >= self.progress_every:
                 last_report = time.monotonic()
                 self._progress(stats, total, last_report - began)
-        if not self.stop.is_set():
-            for row in known.values():
+        if known and _empty_folder(self.directory):
+            self.log.warn("{directory} is empty (not mounted?); keeping the index as it is",
+                          directory=str(self.directory))
+        elif not self.stop.is_set():
+            # only files that are really gone: not those under a folder we could not list
+            hidden = tuple(folder.rstrip(os.sep) + os.sep for folder in unlisted)
+            for row in (r for r in known.values() if not r.path.startswith(hidden) and not os.path.lexists(r.path)):
                 self.index.remove_file(row)
                 stats.removed += 1
                 self.log.info("removed {path} from the index: the file is gone", path=row.path)
