@@ -91,14 +91,23 @@ def environment(state: Path) -> Dict[str, str]:
     return env
 
 
-def _stop(processes: List[subprocess.Popen]) -> None:
-    """SIGTERM each process group, newest first; SIGKILL what is left after 10 s."""
-    for proc in reversed(processes):
-        if proc.poll() is None:
+def _name(proc: subprocess.Popen) -> str:
+    return " ".join(Path(a).name for a in proc.args[:2])
+
+
+def _stop(processes: List[subprocess.Popen], grace: float = 15.0) -> None:
+    """SIGTERM the components all at once, then the router (the first process);
+    SIGKILL, and name, whatever is still running after ``grace`` seconds."""
+    for group in (processes[1:], processes[:1]):
+        running = [p for p in group if p.poll() is None]
+        for proc in running:
             os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in running:
             try:
-                proc.wait(10)
+                proc.wait(max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
+                print(f"sisock demo: {_name(proc)} did not stop within {grace:.0f} s; killing it", file=sys.stderr)
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
 
@@ -155,8 +164,7 @@ def main(args, config: Config) -> int:
         while not stopping:
             for proc in processes:
                 if proc.poll() is not None:
-                    name = " ".join(Path(a).name for a in proc.args[:2])
-                    print(f"sisock demo: {name} exited with {proc.returncode}; stopping", file=sys.stderr)
+                    print(f"sisock demo: {_name(proc)} exited with {proc.returncode}; stopping", file=sys.stderr)
                     return 1
             time.sleep(0.5)
         return 0

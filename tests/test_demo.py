@@ -68,7 +68,8 @@ def test_demo_starts_the_stack_and_ctrl_c_stops_everything(tmp_path):
         children = descendants(demo.pid)
         assert len(children) >= 3
         os.killpg(demo.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
-        assert demo.wait(60) == 0
+        assert demo.wait(60) == 0, process.output[-3000:]
+        assert "did not stop" not in process.output
         wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 10, "no orphan processes")
     finally:
         if demo.poll() is None:
