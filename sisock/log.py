@@ -77,3 +77,22 @@ def start(component: str, level: str = "info", stream: TextIO = None) -> None:
 def logger() -> "txaio.interfaces.ILogger":
     """A txaio logger for a module."""
     return txaio.make_logger()
+
+
+class Throttle:
+    """At most one log line per ``interval`` seconds for each kind of repeated event,
+    so a misbehaving peer cannot flood the journal; counts what it held back."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self._last: dict = {}
+        self._held: dict = {}
+
+    def allow(self, kind: str) -> int:
+        """-1 to stay quiet; otherwise the number of events of this kind held back since the last line."""
+        now = time.monotonic()
+        if now - self._last.get(kind, -self.interval) < self.interval:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return -1
+        self._last[kind] = now
+        return self._held.pop(kind, 0)

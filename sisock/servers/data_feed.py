@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from sisock import wamp
+from sisock import log, wamp
 from sisock.config import Config, ConfigError
 from sisock.datanode import DataNodeServer, data_result, field_info
 from sisock.servers.ring_buffer import RingTable
@@ -256,6 +256,7 @@ class DataFeedServer(DataNodeServer):
         self.topic = f"observatory.{target}.feeds.{feed}"
         self.cache = FeedCache(f"observatory.{target}", config.buffer_time, default_block=feed)
         self._foreign: set = set()
+        self._throttle = log.Throttle(60.0)
 
     def components(self) -> list:
         if self.config.data_feed_transport != "ocs":
@@ -284,11 +285,15 @@ class DataFeedServer(DataNodeServer):
                 self.log.warn("ignoring {topic}: {error}", topic=self.topic, error=str(exc))
             return
         except MessageError as exc:
-            self.log.warn("dropped a malformed message on {topic}: {error}", topic=self.topic, error=str(exc))
+            held = self._throttle.allow("malformed")
+            if held >= 0:
+                self.log.warn("dropped a malformed message on {topic}: {error} ({held} more since the last "
+                              "such line)", topic=self.topic, error=str(exc), held=held)
             return
-        if dropped:
+        if dropped and self._throttle.allow("dropped") >= 0:
             self.log.warn("dropped {n} samples on {topic}: older than the newest cached ones or more than "
-                          "{ahead} s ahead of this clock", n=dropped, topic=self.topic, ahead=FUTURE_TOLERANCE)
+                          "{ahead} s ahead of this clock (one line a minute at most)", n=dropped, topic=self.topic,
+                          ahead=FUTURE_TOLERANCE)
 
     def get_fields(self, start: float, end: float):
         return self.cache.fields(start, end)
