@@ -6,7 +6,8 @@ aggregator writes), then prints:
   (a) first scan (MB/s, frames/s) and a rescan of the unchanged archive; the
       same rescan over ``--many-files`` small files;
   (b) ``get_data`` of 10 fields for 1 hour and 24 hours, cold (empty frame
-      cache; the OS page cache stays warm) and warm, in samples/s;
+      cache; the OS page cache stays warm) and warm, in samples/s, each the
+      best of ``--repeat`` runs;
   (c) the same reads done the naive way (read and decode every frame of every
       file that overlaps, in order, with no index, as the original reader
       did), the raw ``G3Reader``
@@ -16,7 +17,7 @@ aggregator writes), then prints:
 Two sets of 10 fields: all of one provider (a typical panel) and 2 from each
 of the 5 providers (every frame of the window must be decoded).
 
-Usage: ``.venv/bin/python bench/g3.py [--size-gb 1.0] [--dir DIR] [--many-files 10000]``
+Usage: ``.venv/bin/python bench/g3.py [--size-gb 1.0] [--dir DIR] [--many-files 10000] [--repeat 3]``
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 from sisock.config import load  # noqa: E402
 from sisock.g3 import format as fmt  # noqa: E402
 from sisock.g3.index import open_index  # noqa: E402
-from sisock.g3.reader import Reader, _assemble, _collect, _Timeline  # noqa: E402
+from sisock.g3.reader import FrameCache, Reader, _assemble, _collect, _Timeline  # noqa: E402
 from sisock.g3.scanner import Scanner  # noqa: E402
 from sisock.g3.writer import Archive, Block, Provider  # noqa: E402
 
@@ -95,6 +96,12 @@ def decode_read(paths: List[Path]) -> int:
     return count
 
 
+def cold_read(reader: Reader, names: List[str], t0: float, t1: float):
+    """``get_data`` with the frame cache emptied first (the OS page cache stays warm)."""
+    reader.cache = FrameCache(reader.cache.capacity)
+    return reader.data(names, t0, t1)
+
+
 def samples(result) -> int:
     return sum(len(t) * len(columns) for t, columns in result.values())
 
@@ -105,19 +112,32 @@ def timed(fn):
     return time.perf_counter() - t0, value
 
 
-def row(*cells) -> None:
-    print(" | ".join(f"{c:>14}" if not isinstance(c, str) or i else f"{c:<44}" for i, c in enumerate(cells)))
+def best(fn, repeat: int):
+    """``(seconds, value)`` of the fastest of ``repeat`` runs (other load on the machine only adds time)."""
+    return min((timed(fn) for _ in range(repeat)), key=lambda r: r[0])
 
 
-def bench_reads(index, archive: Archive, paths: List[Path], cache_mb: int) -> None:
+COLUMNS = ("seconds", "samples/s", "MB/s", "vs naive", "of raw MB/s")
+
+
+def row(label: str, seconds: float, nsamples: int, nbytes: int, naive: float, raw_rate: float) -> None:
+    """One line: time, samples/s (when it returns samples), MB/s of ``nbytes``, speed-up on naive, share of raw rate."""
+    rate = nbytes / 1e6 / seconds if nbytes else 0.0
+    cells = [f"{seconds:.3f}", f"{nsamples / seconds:,.0f}" if nsamples else "", f"{rate:.0f}" if nbytes else "",
+             f"{naive / seconds:.1f}x", f"{rate / raw_rate:.0%}" if nbytes else ""]
+    print(f"  {label:<42}" + "".join(f" | {c:>12}" for c in cells))
+
+
+def bench_reads(index, archive: Archive, paths: List[Path], cache_mb: int, repeat: int) -> None:
     provs = list(archive.providers)
     sets = {
         "one provider": [f"{provs[0].description}.{f}" for b in provs[0].blocks for f in b.fields],
         "2 x 5 providers": [f"{p.description}.{b.fields[0]}" for p in provs for b in p.blocks[2:4]],
     }
     windows = {"1 h": (END - 13.5 * HOUR, END - 12.5 * HOUR), "24 h": (END - DAY, END)}
-    print("\n(b)+(c) get_data of 10 fields, samples/s (MB/s = bytes of the frames decoded per second)")
-    row("read", "seconds", "samples/s", "MB/s", "vs naive")
+    print(f"\n(b)+(c) get_data of 10 fields, best of {repeat} runs (MB/s: bytes of the frames read per second;"
+          " of raw MB/s: that rate over the raw G3Reader's)")
+    print(f"  {'read':<42}" + "".join(f" | {c:>12}" for c in COLUMNS))
     for set_name, names in sets.items():
         wanted: Dict[str, Dict[str, List[str]]] = {}
         for name in names:
@@ -125,25 +145,32 @@ def bench_reads(index, archive: Archive, paths: List[Path], cache_mb: int) -> No
             wanted.setdefault(description, {})[key] = [name]
         for window_name, (t0, t1) in windows.items():
             overlapping = [p for p in paths if float(p.stem) < t1 and float(p.stem) + archive.file_seconds > t0]
-            raw_bytes = sum(p.stat().st_size for p in overlapping)
-            reader = Reader(index, cache_mb)
-            frames = index.frames_in(list(wanted), t0, t1)
-            read_bytes = sum(f[4] for f in frames)
-            cold, result = timed(lambda: reader.data(names, t0, t1))
-            warm, _ = timed(lambda: reader.data(names, t0, t1))
-            naive, naive_result = timed(lambda: naive_read(overlapping, wanted, t0, t1))
-            raw, _ = timed(lambda: raw_read(overlapping))
-            decode, _ = timed(lambda: decode_read(overlapping))
-            n = samples(result)
-            assert n == samples(naive_result), "the reader and the naive read disagree"
-            label = f"{set_name}, {window_name}"
-            row(f"{label}: sisock cold", f"{cold:.3f}", f"{n / cold:,.0f}", f"{read_bytes / 1e6 / cold:.0f}",
-                f"{naive / cold:.1f}x")
-            row(f"{label}: sisock warm", f"{warm:.3f}", f"{n / warm:,.0f}", "", f"{naive / warm:.1f}x")
-            row(f"{label}: naive (whole files)", f"{naive:.3f}", f"{n / naive:,.0f}", f"{raw_bytes / 1e6 / naive:.0f}",
-                "1.0x")
-            row(f"{label}: raw G3Reader (limit)", f"{raw:.3f}", "", f"{raw_bytes / 1e6 / raw:.0f}", "")
-            row(f"{label}: G3Reader + decode all", f"{decode:.3f}", "", f"{raw_bytes / 1e6 / decode:.0f}", "")
+            bench_window(f"{set_name}, {window_name}", index, names, wanted, overlapping, t0, t1, cache_mb, repeat)
+
+
+def bench_window(label: str, index, names: List[str], wanted: Dict[str, Dict[str, List[str]]],
+                 overlapping: List[Path], t0: float, t1: float, cache_mb: int, repeat: int) -> None:
+    """The rows of one read: sisock cold and warm, the naive read, and the two limits."""
+    file_bytes = sum(p.stat().st_size for p in overlapping)
+    frames = index.frames_in(list(wanted), t0, t1)
+    read_bytes = sum(f[4] for f in frames)
+    reader = Reader(index, cache_mb)
+    reader.resolve(names)  # a running server has its name table; cold means an empty frame cache
+    cold, result = best(lambda: cold_read(reader, names, t0, t1), repeat)
+    warm, _ = best(lambda: reader.data(names, t0, t1), repeat)
+    naive, naive_result = best(lambda: naive_read(overlapping, wanted, t0, t1), repeat)
+    raw, _ = best(lambda: raw_read(overlapping), repeat)
+    decode, _ = best(lambda: decode_read(overlapping), repeat)
+    n = samples(result)
+    assert n == samples(naive_result), "the reader and the naive read disagree"
+    raw_rate = file_bytes / 1e6 / raw
+    print(f"{label}: {n:,} samples; sisock reads {len(frames)} frames ({read_bytes / 1e6:.0f} MB) "
+          f"of {len(overlapping)} files ({file_bytes / 1e6:.0f} MB)")
+    row("sisock get_data, cold (empty frame cache)", cold, n, read_bytes, naive, raw_rate)
+    row("sisock get_data, warm (frames cached)", warm, n, 0, naive, raw_rate)
+    row("naive: decode every frame of the files", naive, n, file_bytes, naive, raw_rate)
+    row("limit: raw G3Reader (reads, no decoding)", raw, 0, file_bytes, naive, raw_rate)
+    row("limit: G3Reader + decode every block", decode, 0, file_bytes, naive, raw_rate)
 
 
 def bench_many_files(directory: Path, count: int) -> None:
@@ -166,6 +193,7 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one, removed after)")
     parser.add_argument("--many-files", type=int, default=10000, help="files for the rescan figure (0 = skip)")
     parser.add_argument("--cache-mb", type=int, default=0, help="reader cache (default: 1.2 x the archive)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each read; the fastest counts (default 3)")
     args = parser.parse_args()
     directory = args.dir or Path(tempfile.mkdtemp(prefix="sisock-bench-g3-"))
     try:
@@ -185,7 +213,7 @@ def main() -> int:
         raw, frames = timed(lambda: raw_read(paths))
         print(f"    raw G3Reader over the whole archive: {raw:.2f} s, {size / 1e6 / raw:.0f} MB/s, "
               f"{frames / raw:,.0f} frames/s (the scan's limit)")
-        bench_reads(index, archive, paths, args.cache_mb or math.ceil(size / 1e6 * 1.2))
+        bench_reads(index, archive, paths, args.cache_mb or math.ceil(size / 1e6 * 1.2), args.repeat)
         if args.many_files:
             bench_many_files(directory, args.many_files)
     finally:

@@ -31,6 +31,7 @@ def scanned(g3_env):
     (END - 1700, END - 1300),   # inside the first file
     (END - 1500, END - 100),    # across two file boundaries, through the gap
     (END - 1210, END - 1190),   # a few samples across one boundary
+    (END - 1680, END - 1560),   # on frame boundaries: samples at the start kept, at the end left out
 ])
 def test_windows_read_back_exactly(scanned, window):
     archive, index = scanned

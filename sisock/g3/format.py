@@ -38,9 +38,14 @@ def blocks(frame: core.G3Frame) -> Iterator[Tuple[str, core.G3TimesampleMap]]:
     return zip(frame["block_names"], frame["blocks"])
 
 
+def ticks(block: core.G3TimesampleMap) -> np.ndarray:
+    """A block's sample times in G3Time ticks: an int64 view of the vector, no copy."""
+    return np.asarray(block.times, dtype=np.int64)
+
+
 def times(block: core.G3TimesampleMap) -> np.ndarray:
     """A block's sample times in UNIX seconds."""
-    return np.asarray(block.times, dtype=np.int64) / TICKS
+    return ticks(block) / TICKS
 
 
 def value_type(vector) -> str:

@@ -322,12 +322,13 @@ class Index:
             "SELECT DISTINCT fe.description, fi.field, fi.block FROM fields fi JOIN feeds fe ON fe.id = fi.feed_id"))
 
     def frames_in(self, descriptions: Sequence[str], start: float, end: float) -> List[tuple]:
-        """``(path, size, mtime_ns, byte_offset, nbytes, description)`` of the data frames of
-        ``descriptions`` overlapping ``[start, end)``, in file and offset order."""
+        """``(path, size, mtime_ns, byte_offset, nbytes, description, t_start, t_end)`` of the data
+        frames of ``descriptions`` overlapping ``[start, end)``, in file and offset order."""
         if not descriptions:
             return []
         marks = ", ".join("?" * len(descriptions))
-        sql = ("SELECT f.path, f.size, f.mtime_ns, fr.byte_offset, fr.nbytes, fe.description FROM frames fr "
+        sql = ("SELECT f.path, f.size, f.mtime_ns, fr.byte_offset, fr.nbytes, fe.description, fr.t_start, fr.t_end "
+               "FROM frames fr "
                "JOIN feeds fe ON fe.id = fr.feed_id JOIN files f ON f.id = fe.file_id "
                f"WHERE fe.description IN ({marks}) AND fr.t_start < ? AND fr.t_end >= ? "
                "ORDER BY f.path, fr.byte_offset")

@@ -80,16 +80,16 @@ class Field:
 
 @dataclass
 class _Timeline:
-    """Pieces of one timeline collected frame by frame, with running lengths."""
+    """Pieces of one timeline collected frame by frame (views into the decoded frames), with running lengths."""
 
-    t: List[np.ndarray] = field(default_factory=list)
+    ticks: List[np.ndarray] = field(default_factory=list)
     length: int = 0
     columns: Dict[str, List[np.ndarray]] = field(default_factory=dict)
     filled: Dict[str, int] = field(default_factory=dict)
 
-    def add_times(self, t: np.ndarray) -> None:
-        self.t.append(t)
-        self.length += len(t)
+    def add_ticks(self, ticks: np.ndarray) -> None:
+        self.ticks.append(ticks)
+        self.length += len(ticks)
 
     def add(self, name: str, column: np.ndarray) -> None:
         """Append a column piece, first padding what earlier frames lacked (NaN, or None for text)."""
@@ -158,8 +158,8 @@ class Reader:
         for name, f in wanted.items():
             by_description.setdefault(f.description, {}).setdefault(f.key, []).append(name)
         pieces: Dict[str, _Timeline] = {}
-        for description, frame in self.frames(list(by_description), start, end):
-            _collect(pieces, description, frame, by_description[description], start, end)
+        for description, frame, whole in self.frames(list(by_description), start, end):
+            _collect(pieces, description, frame, by_description[description], start, end, whole)
             frame.drop_blobs()  # the cache then holds the decoded objects only, not the bytes too
         result = {}
         for timeline, piece in pieces.items():
@@ -168,9 +168,11 @@ class Reader:
         return result
 
     def frames(self, descriptions: List[str], start: float, end: float):
-        """Yield ``(description, frame)`` for each indexed data frame overlapping the window."""
+        """Yield ``(description, frame, whole)`` for each indexed data frame overlapping the window;
+        ``whole`` says that the index puts all of the frame's samples inside it."""
         reader, reader_path, stamp = None, None, None
-        for path, _size, _mtime, offset, nbytes, description in self.index.frames_in(descriptions, start, end):
+        for path, _size, _mtime, offset, nbytes, description, t_start, t_end in self.index.frames_in(
+                descriptions, start, end):
             if path != reader_path:
                 reader, reader_path = None, path
                 try:
@@ -196,32 +198,39 @@ class Reader:
                     reader = None
                     continue
                 self.cache.put((path, offset), stamp, nbytes, frame)
-            yield description, frame
+            yield description, frame, start <= t_start and t_end < end
 
 
 def _collect(pieces: Dict[str, _Timeline], description: str, frame: core.G3Frame,
-             keys: Dict[str, List[str]], start: float, end: float) -> None:
-    """Add the samples of ``keys`` in ``[start, end)`` from one data frame."""
+             keys: Dict[str, List[str]], start: float, end: float, whole: bool = False) -> None:
+    """Add the samples of ``keys`` in ``[start, end)`` from one data frame, as views (no copies).
+
+    ``whole`` (every sample is known to lie inside) skips the per-sample test.
+    """
     for block_name, block in fmt.blocks(frame):
-        present = [k for k in keys if k in block]
+        present = [(names, block[key]) for key, names in keys.items() if key in block]
         if not present:
             continue
-        t = fmt.times(block)
-        inside = _window(t, start, end)
+        ticks = fmt.ticks(block)
+        if not len(ticks):
+            continue
+        inside = slice(None) if whole else _window(ticks, start, end)
         if inside is None:
             continue
-        piece = pieces.setdefault(f"{description}.{block_name}", _Timeline())
-        piece.add_times(t[inside])
-        for key in present:
-            column = np.asarray(block[key])[inside]
-            for name in keys[key]:
+        timeline = f"{description}.{block_name}"
+        piece = pieces.get(timeline)
+        if piece is None:
+            piece = pieces[timeline] = _Timeline()
+        piece.add_ticks(ticks[inside])
+        for names, vector in present:
+            column = np.asarray(vector)[inside]
+            for name in names:
                 piece.add(name, column)
 
 
-def _window(t: np.ndarray, start: float, end: float):
-    """What of ``t`` lies in ``[start, end)``: everything (a slice, no copy), a mask, or None."""
-    if not len(t):
-        return None
+def _window(ticks: np.ndarray, start: float, end: float):
+    """What of ``ticks`` lies in ``[start, end)`` (UNIX s): everything (a slice, no copy), a mask, or None."""
+    t = ticks / fmt.TICKS
     if t.min() >= start and t.max() < end:
         return slice(None)
     inside = (t >= start) & (t < end)
@@ -229,14 +238,15 @@ def _window(t: np.ndarray, start: float, end: float):
 
 
 def _assemble(piece: _Timeline) -> Tuple[np.ndarray, Columns]:
-    """One timeline's time-ordered arrays."""
-    t = np.concatenate(piece.t)
+    """One timeline's time-ordered arrays: each piece copied once, times converted in place."""
+    t = np.concatenate(piece.ticks, dtype=np.float64)
+    t /= fmt.TICKS
     columns = {}
     for name, parts in piece.columns.items():
         if piece.filled[name] < piece.length:
             piece.add(name, parts[-1][:0])
         columns[name] = np.concatenate(parts)
-    if len(t) > 1 and np.any(np.diff(t) < 0):
+    if np.any(t[1:] < t[:-1]):
         order = np.argsort(t, kind="stable")
         t = t[order]
         columns = {name: v[order] for name, v in columns.items()}
