@@ -68,6 +68,15 @@ def decimate_columns(
     return out
 
 
+def reduce_to_step(t: np.ndarray, columns: Dict[str, np.ndarray], step: float) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+    """Reduce sorted samples onto the grid of ``step`` seconds, as :func:`decimate_columns` does.
+
+    Readers of long ranges use it to shrink what they hold chunk by chunk; the grid is
+    aligned on multiples of the step, so reducing again later keeps every extreme.
+    """
+    return _reduce(np.asarray(t, dtype=float), {k: np.asarray(v) for k, v in columns.items()}, step)
+
+
 def _reduce(t: np.ndarray, columns: Dict[str, np.ndarray], step: float) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
     """One pass at ``step`` seconds: each pair of slots gives one or two samples."""
     if math.isfinite(step):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from sisock import wamp
+from sisock.g3 import reader as reader_module
 from sisock.g3.reader import FrameCache, Reader
 from sisock.g3.scanner import Scanner
 from sisock.g3.writer import Archive, Block, Provider
@@ -92,6 +93,27 @@ def test_decimation_keeps_the_spike(g3_env):
     assert columns[f"{LS1}.ch0"].max() == SPIKE
     t, columns = reader.data([f"{LS1}.ch0"], END - 1800, END, max_points=50)[f"{LS1}.fast"]
     assert len(t) <= 50 and columns[f"{LS1}.ch0"].max() == SPIKE
+
+
+def test_long_ranges_are_reduced_as_they_are_read(g3_env, monkeypatch):
+    """Memory stays bounded: a timeline is shrunk to the request's resolution chunk by chunk,
+    and the answer equals the one decimated at the end."""
+    archive = spiky_archive()
+    archive.write(archive_dir(g3_env))
+    index = make_index(g3_env)
+    Scanner(index, archive_dir(g3_env)).scan_once()
+    name, timeline = f"{LS1}.ch0", f"{LS1}.fast"
+    whole = Reader(index, 0).data([name], END - 1800, END, min_stride=30)[timeline]
+    monkeypatch.setattr(reader_module, "COMPACT_AT", 500)  # compact after every ~two frames
+    gathered = []
+    real_compact = reader_module._compact
+    monkeypatch.setattr(reader_module, "_compact",
+                        lambda pieces, step: (gathered.append(pieces[timeline].length), real_compact(pieces, step)))
+    chunked = Reader(index, 0).data([name], END - 1800, END, min_stride=30)[timeline]
+    assert max(gathered) < 500 + 700  # never more than a compaction's worth plus one frame
+    np.testing.assert_array_equal(chunked[0], whole[0])
+    np.testing.assert_array_equal(chunked[1][name], whole[1][name])
+    assert chunked[1][name].max() == SPIKE
 
 
 def test_a_file_changed_since_it_was_cached_is_read_again(g3_env):

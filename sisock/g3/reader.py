@@ -20,12 +20,15 @@ from spt3g import core
 
 from sisock import log
 from sisock.datanode import field_info
-from sisock.decimate import decimate_columns
+from sisock.decimate import choose_step, decimate_columns, reduce_to_step
 from sisock.g3 import format as fmt
 from sisock.g3.index import Index
 
 #: G3Reader buffer: small, so that seeking to a frame does not read a megabyte each time.
 READ_BUFFER = 65536
+#: Samples a timeline may gather before it is reduced to the request's resolution, so
+#: that memory stays bounded however long the requested range is.
+COMPACT_AT = 2_000_000
 #: Seconds a name lookup table is trusted before an unknown name makes us reload it.
 NAMES_TTL = 5.0
 
@@ -158,9 +161,12 @@ class Reader:
         for name, f in wanted.items():
             by_description.setdefault(f.description, {}).setdefault(f.key, []).append(name)
         pieces: Dict[str, _Timeline] = {}
+        step = choose_step(start, end, min_stride, max_points or None)
         for description, frame, whole in self.frames(list(by_description), start, end):
             _collect(pieces, description, frame, by_description[description], start, end, whole)
             frame.drop_blobs()  # the cache then holds the decoded objects only, not the bytes too
+            if 0 < step < float("inf"):
+                _compact(pieces, step)
         result = {}
         for timeline, piece in pieces.items():
             t, columns = _assemble(piece)
@@ -235,6 +241,17 @@ def _window(ticks: np.ndarray, start: float, end: float):
         return slice(None)
     inside = (t >= start) & (t < end)
     return inside if inside.any() else None
+
+
+def _compact(pieces: Dict[str, _Timeline], step: float) -> None:
+    """Reduce each timeline that has gathered COMPACT_AT samples onto the ``step`` grid."""
+    for timeline, piece in pieces.items():
+        if piece.length >= COMPACT_AT:
+            t, columns = reduce_to_step(*_assemble(piece), step)
+            smaller = pieces[timeline] = _Timeline()
+            smaller.add_ticks(np.round(t * fmt.TICKS).astype(np.int64))
+            for name, values in columns.items():
+                smaller.add(name, values)
 
 
 def _assemble(piece: _Timeline) -> Tuple[np.ndarray, Columns]:
