@@ -371,7 +371,8 @@ def _sqlite(path: Path) -> Callable[[], sqlite3.Connection]:
 
 def _mysql(config: Config) -> Callable[[], pymysql.Connection]:
     settings = dict(host=config.sql_host, port=config.sql_port, user=config.sql_user, password=config.sql_passwd,
-                    autocommit=False, charset="utf8mb4", connect_timeout=10, init_command="SET time_zone = '+00:00'")
+                    autocommit=False, charset="utf8mb4", connect_timeout=10, read_timeout=60,
+                    write_timeout=60, init_command="SET time_zone = '+00:00'")
 
     def connect() -> pymysql.Connection:
         try:
