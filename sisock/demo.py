@@ -145,7 +145,10 @@ def main(args, config: Config) -> int:
     config = load(env)
     crossbar_config.write(config, state / "router")
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    # Set both explicitly: a shell that starts us in the background leaves SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt for Ctrl-C.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.append(True))
     processes: List[subprocess.Popen] = []
     try:
         # crossbar reads ${WAMP_SECRET} from its own environment, not from the env file
@@ -157,6 +160,8 @@ def main(args, config: Config) -> int:
             print("sisock demo: the router did not start (see its output above)", file=sys.stderr)
             return 1
         for part in PARTS:
+            if stopping:
+                return 0
             part_env = dict(env, **part.env(state))
             processes.append(subprocess.Popen([str(BIN / "sisock"), part.command], env=part_env,
                                               start_new_session=True))
@@ -167,8 +172,6 @@ def main(args, config: Config) -> int:
                     print(f"sisock demo: {_name(proc)} exited with {proc.returncode}; stopping", file=sys.stderr)
                     return 1
             time.sleep(0.5)
-        return 0
-    except KeyboardInterrupt:
         return 0
     finally:
         print("sisock demo: stopping", file=sys.stderr, flush=True)

@@ -42,7 +42,9 @@ def test_demo_starts_the_stack_and_ctrl_c_stops_everything(tmp_path):
     env = dict(base_environment(), CROSSBAR_TLS_PORT=str(free_port()), CROSSBAR_OCS_PORT=str(free_port()),
                PORT=str(free_port()))
     state = tmp_path / "state"
-    process = Process([str(BIN / "sisock"), "demo", "--state-dir", str(state)], env, "sisock demo")
+    # started as a shell starts a background job: with SIGINT ignored, which Python inherits
+    command = f"trap '' INT; exec {BIN / 'sisock'} demo --state-dir {state}"
+    process = Process(["bash", "-c", command], env, "sisock demo")
     demo = process.proc
     try:
         process.wait_for("Ctrl-C stops everything", timeout=120)
