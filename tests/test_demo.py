@@ -74,5 +74,11 @@ def test_demo_starts_the_stack_and_ctrl_c_stops_everything(tmp_path):
         assert "did not stop" not in process.output
         wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 10, "no orphan processes")
     finally:
+        leftovers = descendants(demo.pid) if demo.poll() is None else []
+        for pid in leftovers:  # a failed test must not leave the demo's stack running
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
