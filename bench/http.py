@@ -81,7 +81,7 @@ def run(repeat: int) -> None:
         session = None
         try:
             procs.start("hub").wait_for("hub ready")
-            weather = procs.start("weather", env={"DATA_DIRECTORY": str(tmp / "data")})
+            procs.start("weather", env={"DATA_DIRECTORY": str(tmp / "data")})
             port = free_port()
             procs.start("http", env={"PORT": str(port), "HTTP_TIMEOUT": "300"})
             client = JsonHttp(port)

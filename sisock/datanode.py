@@ -66,7 +66,7 @@ def data_result(timelines: Dict[str, Tuple[Iterable[float], Dict[str, Iterable]]
 def plain_list(values) -> list:
     """A JSON-safe list: numpy arrays to lists, NaN and infinities to None."""
     array = np.asarray(values)
-    if array.dtype.kind == "f":
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
         out = array.astype(object)
         out[~np.isfinite(array)] = None
         return out.tolist()

@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 
 from sisock.wamp_thread import ThreadedSession
+from tests.g3_support import g3_env  # noqa: F401 (fixture shared by the g3 tests)
+from tests.http_support import stack  # noqa: F401 (fixture shared by the http tests)
 from tests.support import Processes, Router
 
 

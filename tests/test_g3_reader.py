@@ -11,7 +11,7 @@ from sisock.g3 import reader as reader_module
 from sisock.g3.reader import FrameCache, Reader
 from sisock.g3.scanner import Scanner
 from sisock.g3.writer import Archive, Block, Provider
-from tests.g3_support import (END, PROVIDERS, archive_dir, assert_reads_back, g3_env,  # noqa: F401
+from tests.g3_support import (END, PROVIDERS, archive_dir, assert_reads_back,
                               make_index, small_archive)
 
 LS1 = "observatory.LS240_1.feeds.temperatures"

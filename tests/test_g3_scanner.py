@@ -14,7 +14,7 @@ from sisock.config import load
 from sisock.g3.index import open_index
 from sisock.g3.scanner import Scanner
 from sisock.g3.writer import Archive
-from tests.g3_support import (END, PROVIDERS, archive_dir, assert_reads_back, dump, g3_env,  # noqa: F401
+from tests.g3_support import (END, PROVIDERS, archive_dir, assert_reads_back, dump,
                               make_index, small_archive)
 from tests.support import BIN, base_environment, wait_until
 

@@ -8,7 +8,7 @@ import pytest
 from twisted.internet import defer, reactor
 
 from sisock import wamp
-from tests.http_support import SPIKE_FIELD, SPIKE_VALUE, JsonHttp, query, stack  # noqa: F401 (fixture)
+from tests.http_support import SPIKE_FIELD, SPIKE_VALUE, JsonHttp, query
 from tests.support import free_port, wait_until
 
 WEATHER = "apex_archive::apex_temperature"

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.http_support import query, stack  # noqa: F401 (fixture)
+from tests.http_support import query
 
 SPEC_FILE = Path(__file__).resolve().parents[2] / "shared" / "grafana-json-datasource-openapi.yaml"
 SPEC = yaml.safe_load(SPEC_FILE.read_text()) if SPEC_FILE.exists() else None

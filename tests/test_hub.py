@@ -1,10 +1,7 @@
 """The hub, the DataNodeServer base and the WAMP plumbing, with a real router."""
 from __future__ import annotations
 
-import threading
 
-import pytest
-from autobahn.wamp.exception import ApplicationError
 
 from sisock import wamp
 from tests.support import attempt, wait_until

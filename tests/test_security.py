@@ -21,9 +21,9 @@ def test_wrong_secret_is_refused(procs):
 
 
 def test_plain_connection_to_tls_port_is_refused(router):
-    request = (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-               f"Sec-WebSocket-Protocol: wamp.2.json\r\n\r\n").encode()
+    request = ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+               "Sec-WebSocket-Protocol: wamp.2.json\r\n\r\n").encode()
     with socket.create_connection(("127.0.0.1", router.config.crossbar_tls_port), timeout=5) as s:
         s.sendall(request)
         try:

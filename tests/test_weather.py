@@ -12,7 +12,7 @@ from autobahn.wamp.exception import ApplicationError
 
 from sisock import wamp
 from sisock.servers.weather_example import FIELDS, generate
-from tests.support import BIN, Process
+from tests.support import Process
 
 END = 1_700_000_000.0
 GET_FIELDS, GET_DATA = wamp.get_fields_uri("apex_archive"), wamp.get_data_uri("apex_archive")

@@ -87,7 +87,7 @@ def walk(directory: Path, errors: Optional[List[str]] = None) -> Iterator[os.Dir
     listed are named in ``errors``."""
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except OSError as exc:
+    except OSError:
         if errors is not None:
             errors.append(str(directory))
         return

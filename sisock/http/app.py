@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
 import cherrypy
 
