@@ -42,11 +42,17 @@ def _weather_env(state: Path) -> Dict[str, str]:
 
 
 def _g3_env(state: Path) -> Dict[str, str]:
-    """A fresh example .g3 archive of the last day (hourly files), scanned every minute."""
+    """A fresh example .g3 archive of the last day (hourly files), scanned every minute.
+
+    The files are new, so the demo's own index starts afresh with them: an index of the
+    previous run's files would describe bytes that are no longer there.
+    """
     from sisock.g3.writer import Archive, example_providers
 
     directory = state / "g3"
     shutil.rmtree(directory, ignore_errors=True)
+    for index_file in state.glob("g3-index.sqlite*"):  # with its -wal and -shm files
+        index_file.unlink()
     end = time.time()
     Archive(example_providers(rates=(0.2, 1.0)), (end // 3600 - 23) * 3600, end).write(directory)
     return {"DATA_DIRECTORY": str(directory), "SCAN_INTERVAL": "60"}

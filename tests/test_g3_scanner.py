@@ -11,6 +11,7 @@ import time
 import pymysql
 
 from sisock.config import load
+from sisock.g3 import schema
 from sisock.g3.index import open_index
 from sisock.g3.scanner import Scanner
 from sisock.g3.writer import Archive
@@ -199,7 +200,7 @@ def test_seed_schema_is_upgraded(g3_env):
     content = dump(make_index(g3_env))
     assert "old.g3" not in [row[0] for row in content["feeds"]]
     assert len(content["feeds"]) == 3 * len(PROVIDERS)
-    assert "schema version 2 is current" in run_scanner(g3_env, "--once").stderr
+    assert f"schema version {schema.CURRENT} is current" in run_scanner(g3_env, "--once").stderr
 
 
 def test_mysql_connection_is_made_again_after_the_server_drops_it(g3_env):

@@ -21,36 +21,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import pymysql
 
 from sisock.config import Config
-
-#: Version of the schema below; version 1 is the seed's (feeds, fields, description only).
-SCHEMA_VERSION = 2
-
-_TABLES = {
-    "schema_version": "CREATE TABLE schema_version (version INTEGER NOT NULL)",
-    "files": """CREATE TABLE files (
-        id {id}, path {path} NOT NULL UNIQUE, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL,
-        scanned_to BIGINT NOT NULL, status VARCHAR(16) NOT NULL, error TEXT, scanned DATETIME(6))""",
-    "feeds": """CREATE TABLE feeds (
-        id {id}, filename VARCHAR(255), path {path}, prov_id INTEGER, description VARCHAR(255),
-        scanned DATETIME(6), file_id INTEGER)""",
-    "fields": """CREATE TABLE fields (
-        feed_id INTEGER, field VARCHAR(255), `start` DATETIME(6), `end` DATETIME(6),
-        block VARCHAR(255), type VARCHAR(16))""",
-    "description": "CREATE TABLE description (description VARCHAR(255))",
-    "frames": """CREATE TABLE frames (
-        feed_id INTEGER NOT NULL, byte_offset BIGINT NOT NULL, nbytes BIGINT NOT NULL,
-        t_start DOUBLE NOT NULL, t_end DOUBLE NOT NULL)""",
-}
-_INDEXES = [
-    "CREATE INDEX feeds_file ON feeds (file_id)",
-    "CREATE INDEX feeds_description ON feeds (description)",
-    "CREATE INDEX fields_feed ON fields (feed_id)",
-    "CREATE INDEX frames_feed ON frames (feed_id, t_start)",
-]
-_DIALECTS = {
-    "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "path": "TEXT"},
-    "mysql": {"id": "INTEGER PRIMARY KEY AUTO_INCREMENT", "path": "VARCHAR(760)"},
-}
+from sisock.g3 import schema
 
 #: PyMySQL errors that mean the connection is gone (server restarted, killed, timed out).
 _LOST = (2006, 2013, 2014, 2045, 2055, 1927, 4031)
@@ -79,6 +50,11 @@ class FileRow:
     scanned_to: int
     status: str
     error: Optional[str]
+    fingerprint: Optional[str] = None
+
+    def state(self) -> tuple:
+        """What a scan of this file was based on (compared before its result is written)."""
+        return (self.size, self.mtime_ns, self.scanned_to, self.status, self.fingerprint)
 
 
 @dataclass
@@ -113,6 +89,12 @@ class FileScan:
     providers: Dict[int, str]
     frames: List[FrameEntry]
     fields: Dict[Tuple[int, str], FieldEntry]
+    #: identifies the bytes read so far (see ``sisock.g3.scanner.fingerprint``)
+    fingerprint: Optional[str] = None
+
+
+class IndexChanged(RuntimeError):
+    """A file's row is not what its scan started from (another writer): nothing was stored."""
 
 
 class Index:
@@ -186,42 +168,18 @@ class Index:
 
     # -- schema ------------------------------------------------------------------
     def ensure_schema(self) -> str:
-        """Create missing tables, upgrade an older schema; return what was done."""
-        return self.run(self._ensure_schema)
+        """Create missing tables, upgrade an older schema; return what was done (the scanner's job)."""
+        return schema.ensure(self)
 
-    def _ensure_schema(self, cur: "Cursor") -> str:
-        existing = set(self._tables(cur))
-        words = _DIALECTS[self.dialect]
-        if "schema_version" in existing:
-            version = cur.one("SELECT version FROM schema_version")[0]
-            if version == SCHEMA_VERSION:
-                return f"schema version {version} is current"
-            raise RuntimeError(f"index schema version {version} is unknown to this sisock (it knows {SCHEMA_VERSION})")
-        upgraded = "feeds" in existing
-        if upgraded:  # the seed's tables: their rows have no frame offsets, so rebuild them from the files
-            for table in ("fields", "feeds", "description"):
-                cur.execute(f"DROP TABLE {table}")
-            existing -= {"fields", "feeds", "description"}
-        for name in _TABLES:
-            if name not in existing:
-                cur.execute(_TABLES[name].format(**words))
-        for statement in _INDEXES:
-            cur.execute(statement)
-        cur.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-        if upgraded:
-            return f"upgraded the seed schema to version {SCHEMA_VERSION}; every file will be scanned again"
-        return f"created schema version {SCHEMA_VERSION}"
-
-    def _tables(self, cur: "Cursor") -> List[str]:
-        if self.dialect == "sqlite":
-            return [r[0] for r in cur.all("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return [r[0] for r in cur.all("SHOW TABLES")]
+    def schema_version(self) -> int:
+        """The schema version the index has now (0: none yet)."""
+        return schema.version(self)
 
     # -- the scanner's side ------------------------------------------------------
     def files(self) -> Dict[str, FileRow]:
         """Every indexed file by path."""
         rows = self.run(lambda cur: cur.all(
-            "SELECT id, path, size, mtime_ns, scanned_to, status, error FROM files"))
+            "SELECT id, path, size, mtime_ns, scanned_to, status, error, fingerprint FROM files"))
         return {r[1]: FileRow(*r) for r in rows}
 
     def providers_of(self, file_id: int) -> Dict[int, str]:
@@ -243,23 +201,36 @@ class Index:
                     "(SELECT description FROM feeds WHERE description IS NOT NULL)")
 
     def store_file(self, path: Path, size: int, mtime_ns: int, scan: FileScan, previous: Optional[FileRow]) -> None:
-        """Record one file's scan in one transaction (a scan from offset 0 replaces what was there)."""
+        """Record one file's scan in one transaction (a scan from offset 0 replaces what was there).
+
+        Safe to repeat: the transaction first reads the file's row. If it already holds this
+        scan's result, an earlier attempt committed (its reply was lost) and nothing is written;
+        if it holds neither that nor what the scan started from, :class:`IndexChanged` is raised.
+        """
         self.run(lambda cur: self._store(cur, path, size, mtime_ns, scan, previous))
 
     def _store(self, cur: "Cursor", path: Path, size: int, mtime_ns: int, scan: FileScan,
                previous: Optional[FileRow]) -> None:
+        lock = " FOR UPDATE" if self.dialect == "mysql" else ""
+        row = cur.one(f"SELECT size, mtime_ns, scanned_to, status, fingerprint FROM files WHERE path = ?{lock}",
+                      (str(path),))
+        if row == (size, mtime_ns, scan.scanned_to, scan.status, scan.fingerprint):
+            return
+        if row != (None if previous is None else previous.state()):
+            raise IndexChanged(f"{path}: its index row changed while it was read; it is read again next pass")
         now = sql_time(time.time())
         if previous is None:
-            cur.execute("INSERT INTO files (path, size, mtime_ns, scanned_to, status, error, scanned) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (str(path), size, mtime_ns, scan.scanned_to, scan.status, scan.error, now))
+            cur.execute("INSERT INTO files (path, size, mtime_ns, scanned_to, status, error, scanned, fingerprint) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (str(path), size, mtime_ns, scan.scanned_to, scan.status,
+                                                            scan.error, now, scan.fingerprint))
             file_id = cur.one("SELECT id FROM files WHERE path = ?", (str(path),))[0]
         else:
             file_id = previous.id
             if scan.start_offset == 0:
                 self._remove(cur, file_id, keep_file_row=True)
-            cur.execute("UPDATE files SET size = ?, mtime_ns = ?, scanned_to = ?, status = ?, error = ?, scanned = ? "
-                        "WHERE id = ?", (size, mtime_ns, scan.scanned_to, scan.status, scan.error, now, file_id))
+            cur.execute("UPDATE files SET size = ?, mtime_ns = ?, scanned_to = ?, status = ?, error = ?, scanned = ?, "
+                        "fingerprint = ? WHERE id = ?", (size, mtime_ns, scan.scanned_to, scan.status, scan.error, now,
+                                                         scan.fingerprint, file_id))
         feeds = self._feeds(cur, file_id, path, scan.providers, now)
         cur.executemany("INSERT INTO frames (feed_id, byte_offset, nbytes, t_start, t_end) VALUES (?, ?, ?, ?, ?)",
                         [(feeds[f.prov_id], f.byte_offset, f.nbytes, f.t_start, f.t_end)

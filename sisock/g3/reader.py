@@ -22,10 +22,9 @@ from sisock import log
 from sisock.datanode import field_info
 from sisock.decimate import choose_step, decimate_columns, reduce_to_step
 from sisock.g3 import format as fmt
+from sisock.g3 import framing, schema
 from sisock.g3.index import Index
 
-#: G3Reader buffer: small, so that seeking to a frame does not read a megabyte each time.
-READ_BUFFER = 65536
 #: Samples a timeline may gather before it is reduced to the request's resolution, so
 #: that memory stays bounded however long the requested range is.
 COMPACT_AT = 2_000_000
@@ -117,16 +116,24 @@ class Reader:
         self._lock = threading.Lock()
         txaio.use_twisted()
         self.log = log.logger()
+        self._throttle = log.Throttle(60.0)
 
-    def _ready(self) -> None:
+    def _ready(self) -> bool:
+        """True once the index has this sisock's schema (the scanner makes and upgrades it)."""
         if not self._schema_ready:
-            self.index.ensure_schema()
+            found = self.index.schema_version()
+            if found != schema.CURRENT:
+                self._warn("the index has schema version {found}, this reader needs {needed}: answering with no "
+                           "data until g3-file-scanner has made or upgraded it", found=found, needed=schema.CURRENT)
+                return False
             self._schema_ready = True
+        return True
 
     # -- names -------------------------------------------------------------------
     def resolve(self, names: List[str]) -> Dict[str, Field]:
         """Requested name -> field, for the names the archive knows (full or short form)."""
-        self._ready()
+        if not self._ready():
+            return {}
         with self._lock:
             stale = time.monotonic() - self._names_loaded > NAMES_TTL
             if stale and any(n not in self._names for n in names):
@@ -141,8 +148,9 @@ class Reader:
     # -- get_fields ----------------------------------------------------------------
     def fields(self, start: float, end: float) -> Tuple[dict, dict]:
         """Fields with data frames in ``[start, end)`` and their timelines."""
-        self._ready()
         fields, timelines = {}, {}
+        if not self._ready():
+            return fields, timelines
         for description, key, block, type_ in self.index.fields_in(start, end):
             name = f"{description}.{key}"
             if name in fields:
@@ -176,35 +184,57 @@ class Reader:
     def frames(self, descriptions: List[str], start: float, end: float):
         """Yield ``(description, frame, whole)`` for each indexed data frame overlapping the window;
         ``whole`` says that the index puts all of the frame's samples inside it."""
-        reader, reader_path, stamp = None, None, None
-        for path, _size, _mtime, offset, nbytes, description, t_start, t_end in self.index.frames_in(
-                descriptions, start, end):
-            if path != reader_path:
-                reader, reader_path = None, path
-                try:
-                    st = os.stat(path)
-                except OSError as exc:
-                    self.log.warn("cannot read {path}: {error}", path=path, error=str(exc))
-                    stamp = None
+        handle, handle_path, stamp = None, None, None
+        try:
+            for path, _size, _mtime, offset, nbytes, description, t_start, t_end in self.index.frames_in(
+                    descriptions, start, end):
+                if path != handle_path:
+                    if handle is not None:
+                        handle.close()
+                    handle, handle_path, stamp = self._open(path)
+                if handle is None:
                     continue
-                stamp = (st.st_size, st.st_mtime_ns)
-            if stamp is None:
-                continue
-            frame = self.cache.get((path, offset), stamp)
-            if frame is None:
-                try:
-                    if reader is None:
-                        reader = core.G3Reader(path, buffersize=READ_BUFFER)
-                    if reader.tell() != offset:
-                        reader.seek(offset)
-                    frame = reader(None)[0]
-                except Exception as exc:
-                    self.log.warn("cannot read the frame at byte {offset} of {path}: {error}",
-                                  offset=offset, path=path, error=f"{type(exc).__name__}: {exc}")
-                    reader = None
-                    continue
-                self.cache.put((path, offset), stamp, nbytes, frame)
-            yield description, frame, start <= t_start and t_end < end
+                frame = self.cache.get((path, offset), stamp)
+                if frame is None:
+                    frame = self._read(handle, path, stamp[0], offset, nbytes)
+                    if frame is None:
+                        continue
+                    self.cache.put((path, offset), stamp, nbytes, frame)
+                yield description, frame, start <= t_start and t_end < end
+        finally:
+            if handle is not None:
+                handle.close()
+
+    def _open(self, path: str):
+        """``(handle, path, (size, mtime))`` of a file to read frames from; no handle if it cannot be opened."""
+        try:
+            handle = open(path, "rb")
+            st = os.fstat(handle.fileno())
+        except OSError as exc:
+            self._warn("cannot read {path}: {error}", path=path, error=exc.strerror or str(exc))
+            return None, path, None
+        return handle, path, (st.st_size, st.st_mtime_ns)
+
+    def _read(self, handle, path: str, size: int, offset: int, nbytes: int) -> Optional[core.G3Frame]:
+        """The frame the index puts at ``offset``, or None (logged) if the file no longer has it there."""
+        try:
+            frame, length = framing.frame_at(handle, offset, size)
+        except (framing.Truncated, framing.Damaged) as exc:
+            self._warn("cannot read the frame at byte {offset} of {path}: {error}; it is left out until the "
+                       "scanner reads the file again", offset=offset, path=path, error=str(exc))
+            return None
+        if length != nbytes:
+            self._warn("{path} changed since it was indexed (the frame at byte {offset} is {length} bytes, not "
+                       "{nbytes}); it is left out until the scanner reads the file again", path=path, offset=offset,
+                       length=length, nbytes=nbytes)
+            return None
+        return frame
+
+    def _warn(self, text: str, **values) -> None:
+        """A warning, at most one a minute per kind, so one damaged file cannot flood the journal."""
+        held = self._throttle.allow(text)
+        if held >= 0:
+            self.log.warn(text + (" ({held} more such lines held back)" if held else ""), held=held, **values)
 
 
 def _collect(pieces: Dict[str, _Timeline], description: str, frame: core.G3Frame,

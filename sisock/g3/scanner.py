@@ -2,14 +2,18 @@
 
 Every SCAN_INTERVAL seconds (``--once``: one pass) it walks the tree: an
 unchanged file costs one ``stat``; a grown file is read on from where the last
-pass stopped; a truncated last frame waits for the next pass; a corrupt file is
-recorded as bad with the reason until it changes; a deleted file leaves the
-index. Each file is committed in one transaction, so a killed scanner restarts
-consistently.
+pass stopped, once its fingerprint shows it is the same file; a cut-off last
+frame waits for the next pass while the file may still be written; a damaged
+frame is skipped (the frames after it are found again) and the file recorded
+as bad with the reason and the byte; a deleted file leaves the index. Frames
+are read with their lengths checked first (:mod:`sisock.g3.framing`), so
+memory stays bounded by the file's size. Each file is committed in one
+transaction, so a killed scanner restarts consistently.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import signal
 import threading
@@ -24,36 +28,62 @@ from spt3g import core
 from sisock import log
 from sisock.config import Config, ConfigError
 from sisock.g3 import format as fmt
-from sisock.g3.index import FieldEntry, FileRow, FileScan, FrameEntry, Index, open_index
+from sisock.g3 import framing
+from sisock.g3.index import FieldEntry, FileRow, FileScan, FrameEntry, Index, IndexChanged, open_index
 
 #: Seconds between progress lines during a long pass.
 PROGRESS_EVERY = 10.0
 #: Seconds before trying again after a failed pass (database away), at most SCAN_INTERVAL.
 RETRY_AFTER = 30.0
-#: spt3g's message when a frame ends before its announced length (a file still being written).
-TRUNCATED = "Failed to read"
+#: A file whose last frame is cut off counts as still being written until it has not changed for
+#: this many seconds, or a newer .g3 file exists in the tree; after that the cut is damage.
+GROWTH_GRACE = 600.0
+#: Bytes just before the end of what was read that, with the inode, identify a file's content so far.
+FINGERPRINT_BYTES = 4096
 
 
-def read_file(path: Path, start_offset: int = 0, providers: Optional[Dict[int, str]] = None) -> FileScan:
-    """Read a file's frames from ``start_offset`` on: where each data frame is, its providers and fields."""
-    providers = dict(providers or {})
-    scan = FileScan(start_offset, start_offset, "ok", None, providers, [], {})
-    try:
-        reader = core.G3Reader(str(path))
-        if start_offset:
-            reader.seek(start_offset)
-        while True:
-            offset = reader.tell()
-            frames = reader(None)
-            if not frames:
-                break
-            _take(scan, frames[0], offset, reader.tell() - offset)
-            scan.scanned_to = reader.tell()
-    except RuntimeError as exc:
-        if TRUNCATED not in str(exc):
-            scan.status, scan.error = "bad", f"unreadable frame at byte {scan.scanned_to}: {exc}"
-    except Exception as exc:  # spt3g raises ValueError, IndexError, ... on garbage
-        scan.status, scan.error = "bad", f"unreadable frame at byte {scan.scanned_to}: {type(exc).__name__}: {exc}"
+def fingerprint(handle, upto: int) -> str:
+    """The file's inode and a hash of the bytes just before ``upto``: a file rewritten in place
+    and then grown (not merely appended to) no longer matches."""
+    handle.seek(max(0, upto - FINGERPRINT_BYTES))
+    data = handle.read(min(upto, FINGERPRINT_BYTES))
+    return f"{os.fstat(handle.fileno()).st_ino}:{hashlib.blake2b(data, digest_size=16).hexdigest()}"
+
+
+def read_file(path: Path, start_offset: int = 0, providers: Optional[Dict[int, str]] = None,
+              finished: bool = False) -> FileScan:
+    """Read a file's frames from ``start_offset`` on: where each data frame is, its providers and fields.
+
+    A frame that cannot be read is skipped and the next one that can is found; a cut-off last
+    frame ends the read (``scanned_to`` stays before it) unless the file is ``finished``, when
+    it is damage too. Any damage makes the scan ``bad``, with the first damaged byte and why.
+    """
+    scan = FileScan(start_offset, start_offset, "ok", None, dict(providers or {}), [], {})
+    damage: List[str] = []
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        position = start_offset
+        while position < size:
+            try:
+                frame, length = framing.frame_at(handle, position, size)
+            except (framing.Truncated, framing.Damaged) as exc:
+                later = framing.next_frame(handle, position + 1, size)
+                if later is None and isinstance(exc, framing.Truncated) and not finished:
+                    break  # still being written: read on from here next time
+                cut = " and the file is no longer written" if later is None and isinstance(exc, framing.Truncated) \
+                    else ""
+                damage.append(f"unreadable frame at byte {position}: {exc}{cut}")
+                if later is None:
+                    break
+                position = later
+                continue
+            _take(scan, frame, position, length)
+            position += length
+            scan.scanned_to = position
+        scan.fingerprint = fingerprint(handle, scan.scanned_to)
+    if damage:
+        more = f" (and {len(damage) - 1} more damaged places)" if len(damage) > 1 else ""
+        scan.status, scan.error = "bad", damage[0] + more
     return scan
 
 
@@ -124,11 +154,12 @@ class Scanner:
     """Scans ``directory`` into ``index``."""
 
     def __init__(self, index: Index, directory: Path, stop: Optional[threading.Event] = None,
-                 progress_every: float = PROGRESS_EVERY) -> None:
+                 progress_every: float = PROGRESS_EVERY, growth_grace: float = GROWTH_GRACE) -> None:
         self.index = index
         self.directory = directory
         self.stop = stop or threading.Event()
         self.progress_every = progress_every
+        self.growth_grace = growth_grace
         txaio.use_twisted()
         self.log = log.logger()
 
@@ -138,25 +169,30 @@ class Scanner:
         began = last_report = time.monotonic()
         known = self.index.files()
         unlisted: List[str] = []
-        entries = list(walk(self.directory, unlisted))
+        entries = []
+        for entry in walk(self.directory, unlisted):
+            try:
+                entries.append((entry, entry.stat()))
+            except OSError:
+                continue
         for folder in unlisted:
             self.log.warn("cannot list {folder}; its files stay in the index", folder=folder)
-        total = len(entries)
-        for entry in entries:
+        newest = max((st.st_mtime_ns for _, st in entries), default=0)
+        for entry, st in entries:
             if self.stop.is_set():
                 break
             stats.files += 1
             row = known.pop(entry.path, None)
+            finished = st.st_mtime_ns < newest or time.time() - st.st_mtime > self.growth_grace
             try:
-                st = entry.stat()
-            except OSError:
-                continue
-            if row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
-                continue
-            self._scan_file(Path(entry.path), st, row, stats)
+                self._scan_file(Path(entry.path), st, row, finished, stats)
+            except IndexChanged as exc:
+                self.log.warn("{error}", error=str(exc))
+            except OSError as exc:  # gone or unreadable since the walk: the next pass sees it again
+                self.log.warn("cannot read {path}: {error}", path=entry.path, error=exc.strerror or str(exc))
             if time.monotonic() - last_report >= self.progress_every:
                 last_report = time.monotonic()
-                self._progress(stats, total, last_report - began)
+                self._progress(stats, len(entries), last_report - began)
         if known and _empty_folder(self.directory):
             self.log.warn("{directory} is empty (not mounted?); keeping the index as it is",
                           directory=str(self.directory))
@@ -170,18 +206,35 @@ class Scanner:
         stats.seconds = time.monotonic() - began
         return stats
 
-    def _scan_file(self, path: Path, st: os.stat_result, row: Optional[FileRow], stats: PassStats) -> None:
-        start, providers = 0, {}
-        if row is not None and row.status == "ok" and st.st_size > row.size and row.scanned_to <= st.st_size:
-            start, providers = row.scanned_to, self.index.providers_of(row.id)
-        scan = read_file(path, start, providers)
+    def _start_offset(self, path: Path, st: os.stat_result, row: Optional[FileRow], finished: bool) -> Optional[int]:
+        """Where to read ``path`` from this pass, or None to leave it alone."""
+        if row is None:
+            return 0
+        if row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+            # unchanged; a cut-off last frame of a file no longer written is recorded as damage now
+            tail_pending = row.status == "ok" and row.scanned_to < row.size
+            return row.scanned_to if tail_pending and finished else None
+        if row.status == "ok" and st.st_size > row.size and row.scanned_to <= st.st_size and row.fingerprint:
+            with open(path, "rb") as handle:
+                if fingerprint(handle, row.scanned_to) == row.fingerprint:
+                    return row.scanned_to  # the same file, grown: read on
+        return 0  # shrunk, rewritten, or bad before: read it all again
+
+    def _scan_file(self, path: Path, st: os.stat_result, row: Optional[FileRow], finished: bool,
+                   stats: PassStats) -> None:
+        start = self._start_offset(path, st, row, finished)
+        if start is None:
+            return
+        providers = self.index.providers_of(row.id) if start and row is not None else {}
+        scan = read_file(path, start, providers, finished)
         self.index.store_file(path, st.st_size, st.st_mtime_ns, scan, row)
         stats.read += 1
         stats.bytes += scan.scanned_to - start
         stats.frames += len(scan.frames)
         if scan.status == "bad":
             stats.bad += 1
-            self.log.warn("bad file {path}: {error}; skipped until it changes", path=str(path), error=scan.error)
+            self.log.warn("bad file {path}: {error}; its other frames are served, and it is read again when it "
+                          "changes", path=str(path), error=scan.error)
 
     def _progress(self, stats: PassStats, total: int, elapsed: float) -> None:
         self.log.info("scanning: {done}/{total} files, {mb:.1f} MB read ({rate:.1f} MB/s, {fps:.0f} frames/s)",

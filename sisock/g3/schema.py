@@ -1,0 +1,203 @@
+"""The index schema and its upgrades, idempotent and resumable on both backends.
+
+MariaDB commits every ``CREATE``/``ALTER``/``DROP`` on its own, so a scanner
+killed in the middle of making or upgrading the schema leaves it half done.
+Each upgrade is therefore a list of actions of one statement each, and every
+action first looks at what exists and does nothing if its work is already
+there. The version row is written after the last action of a step. Whatever
+point a process is killed at, the next start redoes the step and completes it.
+Only the scanner changes the schema; the reader waits for it (:func:`version`).
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence, Set, Tuple
+
+#: The version this sisock writes; version 1 is the seed's (feeds, fields, description only).
+CURRENT = 3
+
+_DIALECTS = {
+    "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "path": "TEXT"},
+    "mysql": {"id": "INTEGER PRIMARY KEY AUTO_INCREMENT", "path": "VARCHAR(760)"},
+}
+
+#: Tables as version 2 made them (later versions alter them below).
+_V2_TABLES = {
+    "schema_version": "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+    "files": """CREATE TABLE IF NOT EXISTS files (
+        id {id}, path {path} NOT NULL UNIQUE, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL,
+        scanned_to BIGINT NOT NULL, status VARCHAR(16) NOT NULL, error TEXT, scanned DATETIME(6))""",
+    "feeds": """CREATE TABLE IF NOT EXISTS feeds (
+        id {id}, filename VARCHAR(255), path {path}, prov_id INTEGER, description VARCHAR(255),
+        scanned DATETIME(6), file_id INTEGER)""",
+    "fields": """CREATE TABLE IF NOT EXISTS fields (
+        feed_id INTEGER, field VARCHAR(255), `start` DATETIME(6), `end` DATETIME(6),
+        block VARCHAR(255), type VARCHAR(16))""",
+    "description": "CREATE TABLE IF NOT EXISTS description (description VARCHAR(255))",
+    "frames": """CREATE TABLE IF NOT EXISTS frames (
+        feed_id INTEGER NOT NULL, byte_offset BIGINT NOT NULL, nbytes BIGINT NOT NULL,
+        t_start DOUBLE NOT NULL, t_end DOUBLE NOT NULL)""",
+}
+_FRAMES_COLUMNS = "feed_id, byte_offset, nbytes, t_start, t_end"
+_V2_INDEXES = [
+    ("feeds", "feeds_file", "(file_id)"),
+    ("feeds", "feeds_description", "(description)"),
+    ("fields", "fields_feed", "(feed_id)"),
+    ("frames", "frames_feed", "(feed_id, t_start)"),
+]
+
+
+class SchemaError(RuntimeError):
+    """The index has a schema this sisock cannot use (a newer one)."""
+
+
+# -- what exists -----------------------------------------------------------------------
+def tables(cur, dialect: str) -> Set[str]:
+    if dialect == "sqlite":
+        return {r[0] for r in cur.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return {r[0] for r in cur.all("SHOW TABLES")}
+
+
+def _columns(cur, dialect: str, table: str) -> Set[str]:
+    if dialect == "sqlite":
+        return {r[1] for r in cur.all(f"PRAGMA table_info({table})")}
+    return {r[0] for r in cur.all(f"SHOW COLUMNS FROM {table}")}
+
+
+def _indexes(cur, dialect: str, table: str) -> Set[str]:
+    if dialect == "sqlite":
+        return {r[0] for r in cur.all("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+                                      (table,))}
+    return {r[2] for r in cur.all(f"SHOW INDEX FROM {table}")}
+
+
+def _stored_version(cur, dialect: str) -> int:
+    """The version row; 0 when there is none (nothing made yet, or a start killed before writing it)."""
+    if "schema_version" not in tables(cur, dialect):
+        return 0
+    row = cur.one("SELECT MAX(version) FROM schema_version")
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _is_seed(cur, dialect: str) -> bool:
+    """True while the seed's ``feeds`` table (no ``file_id``) is still there."""
+    return "feeds" in tables(cur, dialect) and "file_id" not in _columns(cur, dialect, "feeds")
+
+
+# -- actions: each one statement, each a no-op when its work is done ---------------------
+Action = Callable[[object, str], None]
+
+
+def _drop_seed(table: str) -> Action:
+    def act(cur, dialect):
+        if _is_seed(cur, dialect):  # feeds is dropped last, so this stays true until the end
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+    return act
+
+
+def _create(table: str) -> Action:
+    def act(cur, dialect):
+        cur.execute(_V2_TABLES[table].format(**_DIALECTS[dialect]))
+    return act
+
+
+def _index(table: str, name: str, columns: str, unique: bool = False) -> Action:
+    def act(cur, dialect):
+        if table in tables(cur, dialect) and name not in _indexes(cur, dialect, table):
+            cur.execute(f"CREATE {'UNIQUE ' if unique else ''}INDEX {name} ON {table} {columns}")
+    return act
+
+
+def _add_column(table: str, column: str, kind: str) -> Action:
+    def act(cur, dialect):
+        if column not in _columns(cur, dialect, table):
+            cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    return act
+
+
+def _frames_unique_done(cur, dialect) -> bool:
+    return "frames" in tables(cur, dialect) and "frames_offset" in _indexes(cur, dialect, "frames")
+
+
+def _make_frames_unique(cur, dialect):
+    if not _frames_unique_done(cur, dialect) and "frames_unique" not in tables(cur, dialect):
+        cur.execute(_V2_TABLES["frames"].replace("frames", "frames_unique", 1))
+
+
+def _copy_frames(cur, dialect):
+    present = tables(cur, dialect)
+    if "frames" in present and "frames_unique" in present:
+        ignore = "OR IGNORE" if dialect == "sqlite" else "IGNORE"
+        cur.execute(f"INSERT {ignore} INTO frames_unique ({_FRAMES_COLUMNS}) SELECT {_FRAMES_COLUMNS} FROM frames")
+
+
+def _drop_old_frames(cur, dialect):
+    present = tables(cur, dialect)
+    if "frames" in present and "frames_unique" in present:
+        cur.execute("DROP TABLE frames")
+
+
+def _rename_frames(cur, dialect):
+    present = tables(cur, dialect)
+    if "frames_unique" in present and "frames" not in present:
+        cur.execute("ALTER TABLE frames_unique RENAME TO frames")
+
+
+def _forget_files_with_duplicate_feeds(cur, dialect):
+    """Files whose provider has two feeds rows (never made by this sisock, but possible in an index
+    written by anything else) lose their rows and are scanned again, so the unique key can be made."""
+    if "feeds_provider" in _indexes(cur, dialect, "feeds"):
+        return
+    for (file_id,) in cur.all("SELECT file_id FROM feeds GROUP BY file_id, prov_id HAVING COUNT(*) > 1"):
+        cur.execute("DELETE FROM frames WHERE feed_id IN (SELECT id FROM feeds WHERE file_id = ?)", (file_id,))
+        cur.execute("DELETE FROM fields WHERE feed_id IN (SELECT id FROM feeds WHERE file_id = ?)", (file_id,))
+        cur.execute("DELETE FROM feeds WHERE file_id = ?", (file_id,))
+        cur.execute("UPDATE files SET size = -1, scanned_to = 0 WHERE id = ?", (file_id,))
+
+
+#: version -> the actions that make it from the previous version, in order.
+STEPS: List[Tuple[int, Sequence[Action]]] = [
+    (2, [_drop_seed("fields"), _drop_seed("description"), _drop_seed("feeds"),
+         *[_create(name) for name in _V2_TABLES],
+         *[_index(*spec) for spec in _V2_INDEXES]]),
+    (3, [_add_column("files", "fingerprint", "VARCHAR(100)"),
+         # one frame per feed and byte offset: a repeated write can never index a frame twice
+         _make_frames_unique, _index("frames_unique", "frames_offset", "(feed_id, byte_offset)", unique=True),
+         _copy_frames, _drop_old_frames, _rename_frames, _index("frames", "frames_feed", "(feed_id, t_start)"),
+         _forget_files_with_duplicate_feeds, _index("feeds", "feeds_provider", "(file_id, prov_id)", unique=True)]),
+]
+assert STEPS[-1][0] == CURRENT
+
+
+def _set_version(value: int) -> Action:
+    def act(cur, dialect):
+        cur.execute("DELETE FROM schema_version")
+        cur.execute("INSERT INTO schema_version (version) VALUES (?)", (value,))
+    return act
+
+
+def version(index) -> Optional[int]:
+    """The index's schema version (0: none yet), read without changing anything."""
+    return index.run(lambda cur: _stored_version(cur, index.dialect))
+
+
+def ensure(index, run_action: Optional[Callable[[Action], None]] = None) -> str:
+    """Create or upgrade the schema to :data:`CURRENT`; return one line saying what was done.
+
+    ``run_action`` runs one action in its own transaction (tests pass one that stops part way).
+    """
+    run_action = run_action or (lambda action: index.run(lambda cur: action(cur, index.dialect)))
+    found, seed = index.run(lambda cur: (_stored_version(cur, index.dialect), _is_seed(cur, index.dialect)))
+    if found > CURRENT:
+        raise SchemaError(f"index schema version {found} is newer than this sisock's ({CURRENT})")
+    if found == CURRENT:
+        return f"schema version {CURRENT} is current"
+    for step, actions in STEPS:
+        if step <= found:
+            continue
+        for action in list(actions) + [_set_version(step)]:
+            run_action(action)
+    if seed:
+        return f"upgraded the seed schema to version {CURRENT}; every file will be scanned again"
+    if found:
+        return f"upgraded schema version {found} to {CURRENT}"
+    return f"created schema version {CURRENT}"
