@@ -73,14 +73,15 @@ def plain_list(values) -> list:
     return array.tolist()
 
 
-def finish(answer: dict, min_stride: Optional[float], max_points: int) -> dict:
-    """Decimate each timeline of a ``get_data`` answer and make it serialisable."""
+def finish(answer: dict, min_stride: Optional[float], max_points: int, window: Tuple[float, float]) -> dict:
+    """Decimate each timeline of a ``get_data`` answer over the request's ``window`` and make it
+    serialisable (an answer a subclass already reduced on the same grid is left as it is)."""
     data: Dict[str, list] = {}
     timelines: Dict[str, dict] = {}
     for name, timeline in answer.get("timeline", {}).items():
         names = [f for f in timeline.get("fields", []) if f in answer.get("data", {})]
         t, columns = decimate_columns(timeline["t"], {f: answer["data"][f] for f in names},
-                                      min_stride, max_points or None)
+                                      min_stride, max_points or None, window)
         timelines[name] = {"t": plain_list(t), "finalized_until": timeline.get("finalized_until"), "fields": names}
         data.update({f: plain_list(v) for f, v in columns.items()})
     return {"data": data, "timeline": timelines}
@@ -174,7 +175,7 @@ class DataNodeServer:
                 raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: min_stride must be a number >= 0")
 
         def work():
-            return finish(self.get_data(names, t0, t1, min_stride), min_stride, self.config.max_points)
+            return finish(self.get_data(names, t0, t1, min_stride), min_stride, self.config.max_points, (t0, t1))
 
         d = self._in_pool(work)
         return d.addErrback(lambda f: self._fail(f"get_data({names}, {start}, {end})", f))

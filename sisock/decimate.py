@@ -1,30 +1,169 @@
-"""Min/max-preserving decimation shared by every data node server and sisock-http.
+"""M4 decimation shared by every data node server and sisock-http.
 
 Plain stride slicing (``t[::n]``) drops a one-sample spike at most zooms. Here
 time is cut into slots of ``step`` seconds aligned on multiples of ``step``
-(so a panel that pans keeps the same slots); each pair of slots holds the
-minimum and the maximum of the samples that fall in it, in the order they
-happened. Output times sit on the slot grid, so consecutive samples are at
-least ``step`` apart, and a spike always survives.
+(so a panel that pans keeps the same slots), and each slot keeps at most four
+of its samples: the first, the minimum, the maximum and the last, at their
+real times (the M4 reduction of Jugel et al., VLDB 2014). A line drawn from
+the answer therefore has the same extent in every pixel column as one drawn
+from every sample, and a one-sample spike survives any zoom.
+
+Steps of a second or more are rounded up to a multiple of the widest width in
+:data:`GRID` that fits, and the widths of :data:`GRID` each divide the next,
+so a slot is always a whole number of buckets of the summaries the g3 archive
+keeps at those widths (:mod:`sisock.g3.summaries`), and reducing an answer
+again at a coarser step of the same request keeps every slot's extremes.
+
+Per-slot aggregates (:class:`Slots`) are what summaries store; merging them
+(:func:`merge`) gives exactly what reducing the samples would give.
 """
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+#: Widths (s) that steps are rounded to multiples of; each divides the next.
+GRID = (1.0, 60.0, 600.0, 3600.0, 21600.0, 86400.0)
+#: Samples a slot keeps at most: first, minimum, maximum, last.
+PER_SLOT = 4
+
+Window = Tuple[float, float]
+
 
 def choose_step(t0: float, t1: float, min_stride: Optional[float], max_points: Optional[int]) -> float:
-    """The slot width that honours both ``min_stride`` and ``max_points`` (0 = none)."""
+    """The slot width for a request over ``[t0, t1)``: at least ``min_stride``, wide enough that
+    at most ``max_points`` come back (0 or None = no limit), on the :data:`GRID`; 0 = no reduction."""
     step = float(min_stride) if min_stride and min_stride > 0 else 0.0
     if max_points and max_points > 0:
-        span = max(t1 - t0, 0.0)
-        if max_points <= 2:
+        slots = max_points // PER_SLOT - 2  # a window touches at most span/step + 2 slots
+        if slots < 1:
             return math.inf
-        # Pairs of slots covering [t0, t1] give at most span/step + 4 points.
-        step = max(step, span / max(max_points - 4, 1) * (1 + 1e-9)) if span > 0 else step
-    return step
+        span = max(t1 - t0, 0.0)
+        if span > 0:
+            step = max(step, span / slots)
+    return on_grid(step)
+
+
+def on_grid(step: float) -> float:
+    """``step`` rounded up to a multiple of the widest :data:`GRID` width not above it."""
+    if not 0 < step < math.inf or step < GRID[0]:
+        return step
+    base = max(w for w in GRID if w <= step)
+    return math.ceil(step / base - 1e-9) * base
+
+
+@dataclass
+class Slots:
+    """M4 aggregates of consecutive slots: each slot's start (a multiple of its width), its
+    sample count, and the time and value of its first, minimum, maximum and last sample."""
+
+    start: np.ndarray
+    count: np.ndarray
+    first_t: np.ndarray
+    first_v: np.ndarray
+    min_t: np.ndarray
+    min_v: np.ndarray
+    max_t: np.ndarray
+    max_v: np.ndarray
+    last_t: np.ndarray
+    last_v: np.ndarray
+
+    COLUMNS = ("start", "count", "first_t", "first_v", "min_t", "min_v", "max_t", "max_v", "last_t", "last_v")
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    @classmethod
+    def empty(cls) -> "Slots":
+        return cls(*(np.empty(0, dtype=np.int64 if c == "count" else float) for c in cls.COLUMNS))
+
+    def take(self, index) -> "Slots":
+        """The slots selected by ``index`` (a mask, slice or positions)."""
+        return Slots(*(getattr(self, c)[index] for c in self.COLUMNS))
+
+    def points(self) -> Tuple[np.ndarray, np.ndarray]:
+        """The answer: each slot's first, minimum, maximum and last sample in time order, once each."""
+        if not len(self):
+            return np.empty(0), np.empty(0)
+        t = np.stack([self.first_t, self.min_t, self.max_t, self.last_t], axis=1)
+        v = np.stack([self.first_v, self.min_v, self.max_v, self.last_v], axis=1)
+        order = np.argsort(t, axis=1, kind="stable")
+        t, v = np.take_along_axis(t, order, 1), np.take_along_axis(v, order, 1)
+        keep = np.ones(t.shape, dtype=bool)
+        keep[:, 1:] = t[:, 1:] != t[:, :-1]
+        return t[keep], v[keep]
+
+
+def _floor(t: np.ndarray, width: float) -> np.ndarray:
+    return np.floor(t / width) * width
+
+
+def slot_bounds(t: np.ndarray, step: float) -> Tuple[np.ndarray, np.ndarray]:
+    """``(starts, ends)``: index ranges of the samples of each slot of sorted times ``t``."""
+    if math.isfinite(step):
+        key = np.floor(t / step)
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    else:
+        starts = np.zeros(1 if len(t) else 0, dtype=np.int64)
+    return starts, np.r_[starts[1:], len(t)].astype(np.int64)
+
+
+def extremes(values: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Positions of each segment's first minimum and first maximum, NaN ignored (a segment of
+    NaN only gives its first position)."""
+    v = values.astype(float)
+    nan = np.isnan(v)
+    imin = starts + _segment_argmin(np.where(nan, np.inf, v), starts)
+    imax = starts + _segment_argmin(np.where(nan, np.inf, -v), starts)
+    return imin, imax
+
+
+def aggregate(t: np.ndarray, v: np.ndarray, step: float) -> Slots:
+    """The M4 aggregates of sorted samples on the grid of ``step`` seconds."""
+    t = np.asarray(t, dtype=float)
+    v = np.asarray(v, dtype=float)
+    if not len(t):
+        return Slots.empty()
+    starts, ends = slot_bounds(t, step)
+    imin, imax = extremes(v, starts)
+    last = ends - 1
+    slot = _floor(t[starts], step) if math.isfinite(step) else t[:1]
+    return Slots(slot, ends - starts, t[starts], v[starts], t[imin], v[imin], t[imax], v[imax], t[last], v[last])
+
+
+def merge(parts: Sequence[Slots], step: float) -> Slots:
+    """Aggregates of finer (or equal) aligned slots combined onto the grid of ``step``: the same
+    as aggregating their samples (ties go to the earlier sample, as :func:`aggregate` does)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return Slots.empty()
+    a = Slots(*(np.concatenate([getattr(p, c) for p in parts]) for c in Slots.COLUMNS))
+    key = _floor(a.start, step)
+    order = np.lexsort((a.first_t, key))
+    a, key = a.take(order), key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    group = np.cumsum(np.r_[True, key[1:] != key[:-1]]) - 1
+
+    def pick(*sort_keys) -> np.ndarray:
+        o = np.lexsort((*sort_keys, group))
+        g = group[o]
+        return o[np.r_[True, g[1:] != g[:-1]]]
+
+    lo = pick(a.min_t, np.where(np.isnan(a.min_v), np.inf, a.min_v))
+    hi = pick(a.max_t, np.where(np.isnan(a.max_v), np.inf, -a.max_v))
+    last = _group_argmax(a.last_t, group)
+    return Slots(key[starts], np.add.reduceat(a.count, starts), a.first_t[starts], a.first_v[starts],
+                 a.min_t[lo], a.min_v[lo], a.max_t[hi], a.max_v[hi], a.last_t[last], a.last_v[last])
+
+
+def _group_argmax(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Position of the last maximum of ``values`` in each group (groups are contiguous)."""
+    o = np.lexsort((values, group))
+    g = group[o]
+    return o[np.r_[g[1:] != g[:-1], True]]
 
 
 def decimate(
@@ -32,10 +171,10 @@ def decimate(
     values: Sequence,
     min_stride: Optional[float] = None,
     max_points: Optional[int] = None,
+    window: Optional[Window] = None,
 ) -> Tuple[np.ndarray, np.ndarray]:
-    """Return ``(t, values)`` reduced so that samples are at least ``min_stride`` apart
-    and number at most ``max_points``, keeping each pair of slots' extremes."""
-    t_out, columns = decimate_columns(t, {"v": values}, min_stride, max_points)
+    """Return ``(t, values)`` reduced to at most four samples per slot and ``max_points`` in all."""
+    t_out, columns = decimate_columns(t, {"v": values}, min_stride, max_points, window)
     return t_out, columns["v"]
 
 
@@ -44,72 +183,59 @@ def decimate_columns(
     columns: Dict[str, Sequence],
     min_stride: Optional[float] = None,
     max_points: Optional[int] = None,
+    window: Optional[Window] = None,
 ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
     """Decimate several fields that share one timeline; they keep sharing one.
 
-    ``t`` must be sorted. Numeric columns keep each pair of slots' minimum and
-    maximum in time order; other columns keep the pair's first and last sample.
-    When the input already satisfies both limits it is returned unchanged.
+    The slot width is :func:`choose_step` of ``window`` (the request's; default the samples'
+    own span). Each numeric column keeps its slots' first, minimum, maximum and last samples,
+    other columns their slots' first and last; the timeline keeps the union of those samples.
+    An input that already has at most four samples per slot and ``max_points`` in all is
+    returned unchanged, so decimating an answer again changes nothing.
     """
     t = np.asarray(t, dtype=float)
     columns = {name: np.asarray(v) for name, v in columns.items()}
     n = len(t)
-    within_points = not max_points or n <= max_points
-    within_stride = not min_stride or n < 2 or float(np.min(np.diff(t))) >= min_stride
-    if n == 0 or (within_points and within_stride):
+    if n == 0:
         return t, columns
-    step = choose_step(float(t[0]), float(t[-1]), min_stride, max_points) or math.inf
-    out = _reduce(t, columns, step)
-    while max_points and len(out[0]) > max_points and math.isfinite(step):
+    t0, t1 = window or (float(t[0]), float(t[-1]))
+    step = choose_step(t0, t1, min_stride, max_points)
+    if not step or ((not max_points or n <= max_points) and _fits(t, step)):
+        return t, columns
+    keep = _m4_positions(t, columns, step)
+    while max_points and len(keep) > max_points and math.isfinite(step):
         step *= 2
-        out = _reduce(t, columns, step)
-    if max_points and len(out[0]) > max_points:  # max_points == 1
-        return out[0][:max_points], {name: v[:max_points] for name, v in out[1].items()}
-    return out
+        keep = _m4_positions(t, columns, step)
+    if max_points and len(keep) > max_points:
+        keep = keep[:max_points]
+    return t[keep], {name: v[keep] for name, v in columns.items()}
 
 
 def reduce_to_step(t: np.ndarray, columns: Dict[str, np.ndarray], step: float) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
     """Reduce sorted samples onto the grid of ``step`` seconds, as :func:`decimate_columns` does.
 
-    Readers of long ranges use it to shrink what they hold chunk by chunk; the grid is
-    aligned on multiples of the step, so reducing again later keeps every extreme.
+    Readers of long ranges use it to shrink what they hold chunk by chunk: what it keeps
+    includes every slot's extremes, so reducing again later at the same step is exact.
     """
-    return _reduce(np.asarray(t, dtype=float), {k: np.asarray(v) for k, v in columns.items()}, step)
+    t = np.asarray(t, dtype=float)
+    keep = _m4_positions(t, {k: np.asarray(v) for k, v in columns.items()}, step)
+    return t[keep], {k: np.asarray(v)[keep] for k, v in columns.items()}
 
 
-def _reduce(t: np.ndarray, columns: Dict[str, np.ndarray], step: float) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
-    """One pass at ``step`` seconds: each pair of slots gives one or two samples."""
-    if math.isfinite(step):
-        pair = np.floor(t / (2 * step)).astype(np.int64)
-        starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
-        first_t = pair[starts] * 2 * step
-        second_t = first_t + step
-    else:  # everything in one pair, shown at the first and last time
-        starts = np.zeros(1, dtype=np.int64)
-        first_t, second_t = t[:1], t[-1:]
-    ends = np.r_[starts[1:], len(t)]
-    two = (ends - starts) >= 2
-    out_t = _interleave(first_t, second_t, two)
-    out = {}
-    for name, v in columns.items():
+def _fits(t: np.ndarray, step: float) -> bool:
+    """True when no slot of ``step`` seconds holds more than :data:`PER_SLOT` samples."""
+    starts, ends = slot_bounds(t, step)
+    return bool(np.all(ends - starts <= PER_SLOT))
+
+
+def _m4_positions(t: np.ndarray, columns: Dict[str, np.ndarray], step: float) -> np.ndarray:
+    """Sorted positions of the samples M4 keeps for any column of a shared timeline."""
+    starts, ends = slot_bounds(t, step)
+    chosen: List[np.ndarray] = [starts, ends - 1]
+    for v in columns.values():
         if v.dtype.kind in "biuf":
-            vf = v.astype(float)
-            imin = starts + _segment_argmin(np.where(np.isnan(vf), np.inf, vf), starts)
-            imax = starts + _segment_argmin(np.where(np.isnan(vf), np.inf, -vf), starts)
-            first, second = np.minimum(imin, imax), np.maximum(imin, imax)
-        else:
-            first, second = starts, ends - 1
-        out[name] = _interleave(v[first], v[second], two)
-    return out_t, out
-
-
-def _interleave(a: np.ndarray, b: np.ndarray, keep_b: np.ndarray) -> np.ndarray:
-    """``a[0], b[0], a[1], b[1], ...`` leaving out ``b[i]`` where ``keep_b[i]`` is false."""
-    both = np.empty(2 * len(a), dtype=np.result_type(a, b))
-    both[0::2], both[1::2] = a, b
-    keep = np.ones(len(both), dtype=bool)
-    keep[1::2] = keep_b
-    return both[keep]
+            chosen.extend(extremes(v, starts))
+    return np.unique(np.concatenate(chosen))
 
 
 def _segment_argmin(values: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -167,3 +167,9 @@ class Processes:
     def stop_all(self) -> None:
         for process in self.running:
             process.stop()
+
+
+def most_per_slot(t, stride: float) -> int:
+    """The most samples any slot of ``stride`` seconds (aligned on its multiples) holds."""
+    import numpy as np
+    return int(np.max(np.unique(np.floor(np.asarray(t) / stride), return_counts=True)[1])) if len(t) else 0

@@ -9,6 +9,7 @@ import pytest
 from sisock import wamp
 from sisock.config import Config, ConfigError
 from sisock.servers.apex_weather import ApexWeatherServer
+from tests.support import most_per_slot
 
 DAY = 86400
 T0 = 1_600_000_000  # the archive's first second
@@ -118,7 +119,7 @@ def test_max_points_and_min_stride_through_the_router(procs, client, archive):
     assert max(answer["data"]["windspeed"]) == 99.0 and min(answer["data"]["windspeed"]) == truth["windspeed"][1].min()
 
     strided = client.call(GET_DATA, ["windspeed"], start, end, 3600)
-    assert np.diff(strided["timeline"]["windspeed"]["t"]).min() >= 3600
+    assert most_per_slot(strided["timeline"]["windspeed"]["t"], 3600) <= 4
     assert max(strided["data"]["windspeed"]) == 99.0
 
     fields, _ = client.call(GET_FIELDS, start, end)

@@ -13,6 +13,7 @@ from sisock.g3.scanner import Scanner
 from sisock.g3.writer import Archive, Block, Provider
 from tests.g3_support import (END, PROVIDERS, archive_dir, assert_reads_back,
                               make_index, small_archive)
+from tests.support import most_per_slot
 
 LS1 = "observatory.LS240_1.feeds.temperatures"
 SPIKE_AT, SPIKE = END - 1234.4, 1.0e6
@@ -89,7 +90,8 @@ def test_decimation_keeps_the_spike(g3_env):
     Scanner(index, archive_dir(g3_env)).scan_once()
     reader = Reader(index, 16)
     t, columns = reader.data([f"{LS1}.ch0"], END - 1800, END, min_stride=60)[f"{LS1}.fast"]
-    assert len(t) <= 1800 / 60 + 2 and np.all(np.diff(t) >= 60)
+    assert len(t) <= 4 * (1800 / 60) and np.max(np.unique(np.floor(t / 60), return_counts=True)[1]) <= 4
+    assert t[0] >= END - 1800 and t[-1] < END  # real sample times inside the window
     assert columns[f"{LS1}.ch0"].max() == SPIKE
     t, columns = reader.data([f"{LS1}.ch0"], END - 1800, END, max_points=50)[f"{LS1}.fast"]
     assert len(t) <= 50 and columns[f"{LS1}.ch0"].max() == SPIKE
@@ -171,4 +173,4 @@ def test_g3_reader_data_node_over_the_router(g3_env, procs, client):
     assert len(timeline["t"]) <= 200 and max(answer["data"][f"{LS1}.ch0"]) == SPIKE
     answer = client.call(wamp.get_data_uri("g3_reader"), "observatory.LS240_1.ch0", END - 1300, END - 1200, 10)
     t = answer["timeline"][f"{LS1}.fast"]["t"]
-    assert np.all(np.diff(t) >= 10) and max(answer["data"]["observatory.LS240_1.ch0"]) == SPIKE
+    assert most_per_slot(t, 10) <= 4 and max(answer["data"]["observatory.LS240_1.ch0"]) == SPIKE

@@ -178,7 +178,7 @@ class Reader:
         result = {}
         for timeline, piece in pieces.items():
             t, columns = _assemble(piece)
-            result[timeline] = decimate_columns(t, columns, min_stride, max_points or None)
+            result[timeline] = decimate_columns(t, columns, min_stride, max_points or None, (start, end))
         return result
 
     def frames(self, descriptions: List[str], start: float, end: float):
