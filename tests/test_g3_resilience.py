@@ -6,6 +6,7 @@ import random
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,31 @@ class Killed(Exception):
     pass
 
 
+@contextmanager
+def numbered_index(g3_env, number: int):
+    """An index of its own (database or file ``number``) on the backend of ``g3_env``, dropped after."""
+    env = dict(g3_env)
+    if "SQL_HOST" in env:
+        env["SQL_DB"] = f"{g3_env['SQL_DB']}_{number}"
+    else:
+        env["SQLITE_PATH"] = f"{g3_env['SQLITE_PATH']}.{number}"
+    index = open_index(load(env))
+    try:
+        yield index
+    finally:
+        if "SQL_HOST" in env:
+            index.run(lambda cur: cur.execute(f"DROP DATABASE `{env['SQL_DB']}`"))
+        index.close()
+
+
+def stop_part_way(index, after: int):
+    """Make or upgrade the schema, stopping (as a killed process would) after ``after`` actions."""
+    try:
+        schema.ensure(index, _killer(index, after))
+    except Killed:
+        pass
+
+
 def _killer(index, after: int):
     done = []
 
@@ -197,26 +223,13 @@ def test_schema_creation_killed_at_every_step_is_completed_by_the_next_start(g3_
     complete = None
     steps = sum(len(actions) + 1 for _, actions in schema.STEPS)
     for after in range(steps + 1):
-        env = dict(g3_env)
-        if "SQL_HOST" in env:
-            env["SQL_DB"] = f"{g3_env['SQL_DB']}_{after}"
-        else:
-            env["SQLITE_PATH"] = f"{g3_env['SQLITE_PATH']}.{after}"
-        index = open_index(load(env))
-        try:
-            try:
-                schema.ensure(index, _killer(index, after))
-            except Killed:
-                pass
+        with numbered_index(g3_env, after) as index:
+            stop_part_way(index, after)
             assert index.ensure_schema().startswith(("created", "upgraded", "schema version"))
             assert schema.version(index) == schema.CURRENT
             shape = _schema_shape(index)
             complete = complete or shape
             assert shape == complete, f"killed after {after} actions"
-        finally:
-            if "SQL_HOST" in env:
-                index.run(lambda cur: cur.execute(f"DROP DATABASE `{env['SQL_DB']}`"))
-            index.close()
 
 
 def test_schema_version_table_without_its_row_is_completed(g3_env):
@@ -235,17 +248,8 @@ def test_upgrade_from_version_2_killed_at_every_step_keeps_the_frames(g3_env):
     v2_actions = len(schema.STEPS[0][1]) + 1
     v3_actions = len(schema.STEPS[1][1]) + 1
     for after in range(v3_actions + 1):
-        env = dict(g3_env)
-        if "SQL_HOST" in env:
-            env["SQL_DB"] = f"{g3_env['SQL_DB']}_{after}"
-        else:
-            env["SQLITE_PATH"] = f"{g3_env['SQLITE_PATH']}.{after}"
-        index = open_index(load(env))
-        try:
-            try:
-                schema.ensure(index, _killer(index, v2_actions))
-            except Killed:
-                pass
+        with numbered_index(g3_env, after) as index:
+            stop_part_way(index, v2_actions)
             assert schema.version(index) == 2
 
             def fill(cur):
@@ -257,18 +261,11 @@ def test_upgrade_from_version_2_killed_at_every_step_keeps_the_frames(g3_env):
                     cur.execute("INSERT INTO frames (feed_id, byte_offset, nbytes, t_start, t_end) "
                                 "VALUES (1, ?, 100, ?, ?)", (offset, offset, offset + 1))
             index.run(fill)
-            try:
-                schema.ensure(index, _killer(index, after))
-            except Killed:
-                pass
+            stop_part_way(index, after)
             assert index.ensure_schema() in (f"upgraded schema version 2 to {schema.CURRENT}",
                                              f"schema version {schema.CURRENT} is current")
             frames = index.run(lambda cur: cur.all("SELECT byte_offset FROM frames ORDER BY byte_offset"))
             assert frames == [(0,), (100,), (200,)], f"killed after {after} actions"
-        finally:
-            if "SQL_HOST" in env:
-                index.run(lambda cur: cur.execute(f"DROP DATABASE `{env['SQL_DB']}`"))
-            index.close()
 
 
 # -- a lost COMMIT reply ----------------------------------------------------------------
