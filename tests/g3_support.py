@@ -66,6 +66,10 @@ def dump(index: Index) -> dict:
                 "SELECT f.path, fe.prov_id, fi.field, fi.`start`, fi.`end`, fi.block FROM fields fi "
                 "JOIN feeds fe ON fe.id = fi.feed_id JOIN files f ON f.id = fe.file_id")),
             "description": sorted(cur.all("SELECT description FROM description")),
+            "summaries_file": sorted(cur.all(
+                "SELECT f.path, fe.prov_id, sf.field, sf.t_start, sf.t_end, sf.data FROM summaries_file sf "
+                "JOIN feeds fe ON fe.id = sf.feed_id JOIN files f ON f.id = fe.file_id")),
+            "summaries": sorted(cur.all("SELECT description, field, tier, chunk, data FROM summaries")),
         }
     return index.run(work)
 

@@ -89,11 +89,11 @@ def test_decimation_keeps_the_spike(g3_env):
     index = make_index(g3_env)
     Scanner(index, archive_dir(g3_env)).scan_once()
     reader = Reader(index, 16)
-    t, columns = reader.data([f"{LS1}.ch0"], END - 1800, END, min_stride=60)[f"{LS1}.fast"]
+    t, columns = reader.data([f"{LS1}.ch0"], END - 1800, END, min_stride=60)[f"{LS1}.ch0"]
     assert len(t) <= 4 * (1800 / 60) and np.max(np.unique(np.floor(t / 60), return_counts=True)[1]) <= 4
     assert t[0] >= END - 1800 and t[-1] < END  # real sample times inside the window
     assert columns[f"{LS1}.ch0"].max() == SPIKE
-    t, columns = reader.data([f"{LS1}.ch0"], END - 1800, END, max_points=50)[f"{LS1}.fast"]
+    t, columns = reader.data([f"{LS1}.ch0"], END - 1800, END, max_points=50)[f"{LS1}.ch0"]
     assert len(t) <= 50 and columns[f"{LS1}.ch0"].max() == SPIKE
 
 
@@ -105,13 +105,13 @@ def test_long_ranges_are_reduced_as_they_are_read(g3_env, monkeypatch):
     index = make_index(g3_env)
     Scanner(index, archive_dir(g3_env)).scan_once()
     name, timeline = f"{LS1}.ch0", f"{LS1}.fast"
-    whole = Reader(index, 0).data([name], END - 1800, END, min_stride=30)[timeline]
+    whole = Reader(index, 0).data([name], END - 1800, END, min_stride=30)[name]
     monkeypatch.setattr(reader_module, "COMPACT_AT", 500)  # compact after every ~two frames
     gathered = []
     real_compact = reader_module._compact
     monkeypatch.setattr(reader_module, "_compact",
                         lambda pieces, step: (gathered.append(pieces[timeline].length), real_compact(pieces, step)))
-    chunked = Reader(index, 0).data([name], END - 1800, END, min_stride=30)[timeline]
+    chunked = Reader(index, 0).data([name], END - 1800, END, min_stride=30)[name]
     assert max(gathered) < 500 + 700  # never more than a compaction's worth plus one frame
     np.testing.assert_array_equal(chunked[0], whole[0])
     np.testing.assert_array_equal(chunked[1][name], whole[1][name])
@@ -167,10 +167,12 @@ def test_g3_reader_data_node_over_the_router(g3_env, procs, client):
     assert list(fields) == [f"{LS1}.ch0"] and timelines[f"{LS1}.fast"]["field"] == [f"{LS1}.ch0"]
     answer = client.call(wamp.get_data_uri("g3_reader"), [f"{LS1}.ch0", "observatory.LS240_1.ch0", "nope"],
                          END - 1800, END)
-    timeline = answer["timeline"][f"{LS1}.fast"]
-    assert sorted(timeline["fields"]) == sorted([f"{LS1}.ch0", "observatory.LS240_1.ch0"])
+    # decimated (MAX_POINTS), each name comes on a timeline of its own, with the same samples
+    full, short = answer["timeline"][f"{LS1}.ch0"], answer["timeline"]["observatory.LS240_1.ch0"]
+    assert full["fields"] == [f"{LS1}.ch0"] and short["fields"] == ["observatory.LS240_1.ch0"]
+    assert full["t"] == short["t"] and answer["data"][f"{LS1}.ch0"] == answer["data"]["observatory.LS240_1.ch0"]
     assert "nope" not in answer["data"]
-    assert len(timeline["t"]) <= 200 and max(answer["data"][f"{LS1}.ch0"]) == SPIKE
+    assert len(full["t"]) <= 200 and max(answer["data"][f"{LS1}.ch0"]) == SPIKE
     answer = client.call(wamp.get_data_uri("g3_reader"), "observatory.LS240_1.ch0", END - 1300, END - 1200, 10)
-    t = answer["timeline"][f"{LS1}.fast"]["t"]
+    t = answer["timeline"]["observatory.LS240_1.ch0"]["t"]
     assert most_per_slot(t, 10) <= 4 and max(answer["data"]["observatory.LS240_1.ch0"]) == SPIKE

@@ -149,7 +149,7 @@ def test_deleted_file_leaves_the_index(g3_env):
     for path in paths[1:]:
         path.unlink()
     scanner.scan_once()
-    assert dump(index) == {"files": [], "feeds": [], "frames": [], "fields": [], "description": []}
+    assert all(rows == [] for rows in dump(index).values())  # summaries included
 
 
 def index_file_count(env):

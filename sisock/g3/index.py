@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -21,7 +21,8 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import pymysql
 
 from sisock.config import Config
-from sisock.g3 import schema
+from sisock.decimate import Slots
+from sisock.g3 import schema, summaries
 
 #: PyMySQL errors that mean the connection is gone (server restarted, killed, timed out).
 _LOST = (2006, 2013, 2014, 2045, 2055, 1927, 4031)
@@ -51,10 +52,12 @@ class FileRow:
     status: str
     error: Optional[str]
     fingerprint: Optional[str] = None
+    #: whether the file's summaries are complete (files indexed before version 4 are read again)
+    summarized: int = 0
 
     def state(self) -> tuple:
         """What a scan of this file was based on (compared before its result is written)."""
-        return (self.size, self.mtime_ns, self.scanned_to, self.status, self.fingerprint)
+        return (self.size, self.mtime_ns, self.scanned_to, self.status, self.fingerprint, self.summarized)
 
 
 @dataclass
@@ -91,6 +94,8 @@ class FileScan:
     fields: Dict[Tuple[int, str], FieldEntry]
     #: identifies the bytes read so far (see ``sisock.g3.scanner.fingerprint``)
     fingerprint: Optional[str] = None
+    #: 60 s aggregates of each numeric field of the frames read, by (prov_id, field key)
+    summaries: Dict[Tuple[int, str], Slots] = field(default_factory=dict)
 
 
 class IndexChanged(RuntimeError):
@@ -179,7 +184,7 @@ class Index:
     def files(self) -> Dict[str, FileRow]:
         """Every indexed file by path."""
         rows = self.run(lambda cur: cur.all(
-            "SELECT id, path, size, mtime_ns, scanned_to, status, error, fingerprint FROM files"))
+            "SELECT id, path, size, mtime_ns, scanned_to, status, error, fingerprint, summarized FROM files"))
         return {r[1]: FileRow(*r) for r in rows}
 
     def providers_of(self, file_id: int) -> Dict[int, str]:
@@ -192,6 +197,7 @@ class Index:
         self.run(lambda cur: self._remove(cur, row.id, keep_file_row=False))
 
     def _remove(self, cur: "Cursor", file_id: int, keep_file_row: bool) -> None:
+        summaries.remove_file(cur, file_id)
         cur.execute("DELETE FROM frames WHERE feed_id IN (SELECT id FROM feeds WHERE file_id = ?)", (file_id,))
         cur.execute("DELETE FROM fields WHERE feed_id IN (SELECT id FROM feeds WHERE file_id = ?)", (file_id,))
         cur.execute("DELETE FROM feeds WHERE file_id = ?", (file_id,))
@@ -212,9 +218,11 @@ class Index:
     def _store(self, cur: "Cursor", path: Path, size: int, mtime_ns: int, scan: FileScan,
                previous: Optional[FileRow]) -> None:
         lock = " FOR UPDATE" if self.dialect == "mysql" else ""
-        row = cur.one(f"SELECT size, mtime_ns, scanned_to, status, fingerprint FROM files WHERE path = ?{lock}",
-                      (str(path),))
-        if row == (size, mtime_ns, scan.scanned_to, scan.status, scan.fingerprint):
+        row = cur.one("SELECT size, mtime_ns, scanned_to, status, fingerprint, summarized FROM files "
+                      f"WHERE path = ?{lock}", (str(path),))
+        # a file read from the start has complete summaries; one read on keeps what it had
+        complete = int(scan.start_offset == 0 or (previous is not None and bool(previous.summarized)))
+        if row == (size, mtime_ns, scan.scanned_to, scan.status, scan.fingerprint, complete):
             return
         if row != (None if previous is None else previous.state()):
             raise IndexChanged(f"{path}: its index row changed while it was read; it is read again next pass")
@@ -235,7 +243,23 @@ class Index:
         cur.executemany("INSERT INTO frames (feed_id, byte_offset, nbytes, t_start, t_end) VALUES (?, ?, ?, ?, ?)",
                         [(feeds[f.prov_id], f.byte_offset, f.nbytes, f.t_start, f.t_end)
                          for f in scan.frames if f.prov_id in feeds])
+        self._spans(cur, feeds, scan.frames)
         self._fields(cur, feeds, scan.fields)
+        summaries.store(cur, {p: (feeds[p], scan.providers[p]) for p in feeds}, scan.summaries)
+        cur.execute("UPDATE files SET summarized = ? WHERE id = ?", (complete, file_id))
+
+    @staticmethod
+    def _spans(cur: "Cursor", feeds: Dict[int, int], frames: List[FrameEntry]) -> None:
+        """Widen each feed's time range to its new frames."""
+        spans: Dict[int, Tuple[float, float]] = {}
+        for f in frames:
+            lo, hi = spans.get(f.prov_id, (f.t_start, f.t_end))
+            spans[f.prov_id] = (min(lo, f.t_start), max(hi, f.t_end))
+        for prov_id, (lo, hi) in spans.items():
+            if prov_id in feeds:
+                cur.execute("UPDATE feeds SET t_start = CASE WHEN t_start IS NULL OR t_start > ? THEN ? ELSE t_start "
+                            "END, t_end = CASE WHEN t_end IS NULL OR t_end < ? THEN ? ELSE t_end END WHERE id = ?",
+                            (lo, lo, hi, hi, feeds[prov_id]))
 
     def _feeds(self, cur: "Cursor", file_id: int, path: Path, providers: Dict[int, str], now: str) -> Dict[int, int]:
         """``{prov_id: feed id}`` for this file, making the rows that are missing."""
@@ -287,10 +311,11 @@ class Index:
         s, e = sql_time(start), sql_time(end)
         return self.run(lambda cur: cur.all(sql, (e, s, s, e, end, start)))
 
-    def known_fields(self) -> List[Tuple[str, str, str]]:
-        """``(description, field, block)`` of every field ever indexed (to resolve names)."""
+    def known_fields(self) -> List[Tuple[str, str, str, str]]:
+        """``(description, field, block, type)`` of every field ever indexed (to resolve names)."""
         return self.run(lambda cur: cur.all(
-            "SELECT DISTINCT fe.description, fi.field, fi.block FROM fields fi JOIN feeds fe ON fe.id = fi.feed_id"))
+            "SELECT DISTINCT fe.description, fi.field, fi.block, fi.type FROM fields fi "
+            "JOIN feeds fe ON fe.id = fi.feed_id"))
 
     def frames_in(self, descriptions: Sequence[str], start: float, end: float) -> List[tuple]:
         """``(path, size, mtime_ns, byte_offset, nbytes, description, t_start, t_end)`` of the data
@@ -301,9 +326,24 @@ class Index:
         sql = ("SELECT f.path, f.size, f.mtime_ns, fr.byte_offset, fr.nbytes, fe.description, fr.t_start, fr.t_end "
                "FROM frames fr "
                "JOIN feeds fe ON fe.id = fr.feed_id JOIN files f ON f.id = fe.file_id "
-               f"WHERE fe.description IN ({marks}) AND fr.t_start < ? AND fr.t_end >= ? "
+               f"WHERE fe.description IN ({marks}) AND {_FEED_OVERLAPS} AND fr.t_start < ? AND fr.t_end >= ? "
                "ORDER BY f.path, fr.byte_offset")
-        return self.run(lambda cur: cur.all(sql, (*descriptions, end, start)))
+        return self.run(lambda cur: cur.all(sql, (*descriptions, end, start, end, start)))
+
+    def unsummarized(self, descriptions: Sequence[str], start: float, end: float) -> set:
+        """Those of ``descriptions`` with a file overlapping ``[start, end)`` whose summaries are
+        not complete yet (read before version 4, or still being read for the first time)."""
+        if not descriptions:
+            return set()
+        marks = ", ".join("?" * len(descriptions))
+        sql = ("SELECT DISTINCT fe.description FROM feeds fe JOIN files f ON f.id = fe.file_id "
+               f"WHERE fe.description IN ({marks}) AND f.summarized = 0 AND {_FEED_OVERLAPS}")
+        return {r[0] for r in self.run(lambda cur: cur.all(sql, (*descriptions, end, start)))}
+
+
+#: A feed's time range overlaps ``[?, ?)`` given as (end, start); feeds from before version 4
+#: have none until their file is read again, and count as overlapping.
+_FEED_OVERLAPS = "(fe.t_start IS NULL OR (fe.t_start < ? AND fe.t_end >= ?))"
 
 
 class Cursor:

@@ -4,9 +4,16 @@ The index says which data frames of which files hold a provider's samples in
 a time range; the reader seeks to each one, keeps decoded frames in a bounded
 LRU cache (a frame is read again once its file changed) and assembles numpy
 arrays per timeline (a provider's block: fields sampled together).
+
+A decimated request for numeric fields is answered per field, slot by slot
+(first, minimum, maximum, last): from the summary tiers wherever whole
+buckets cover the slots, and from the samples only at the window's edges and
+where summaries are not there yet (:mod:`sisock.g3.summaries`), so its cost
+does not grow with the span.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -20,9 +27,9 @@ from spt3g import core
 
 from sisock import log
 from sisock.datanode import field_info
-from sisock.decimate import choose_step, decimate_columns, reduce_to_step
+from sisock.decimate import Slots, aggregate, choose_step, decimate_columns, merge, reduce_to_step
 from sisock.g3 import format as fmt
-from sisock.g3 import framing, schema
+from sisock.g3 import framing, schema, summaries
 from sisock.g3.index import Index
 
 #: Samples a timeline may gather before it is reduced to the request's resolution, so
@@ -74,6 +81,7 @@ class Field:
     description: str
     key: str
     block: str
+    type: str = "number"
 
     @property
     def timeline(self) -> str:
@@ -138,8 +146,8 @@ class Reader:
             stale = time.monotonic() - self._names_loaded > NAMES_TTL
             if stale and any(n not in self._names for n in names):
                 table: Dict[str, Field] = {}
-                for description, key, block in sorted(self.index.known_fields()):
-                    f = Field(description, key, block)
+                for description, key, block, type_ in sorted(self.index.known_fields()):
+                    f = Field(description, key, block, type_ or "number")
                     table.setdefault(f"{description}.{key}", f)
                     table.setdefault(fmt.short_name(description, key), f)
                 self._names, self._names_loaded = table, time.monotonic()
@@ -163,22 +171,81 @@ class Reader:
     # -- get_data ------------------------------------------------------------------
     def data(self, names: List[str], start: float, end: float, min_stride: Optional[float] = None,
              max_points: int = 0) -> Dict[str, Tuple[np.ndarray, Columns]]:
-        """``{timeline: (t, {name: values})}`` of the known ``names`` in ``[start, end)``, decimated."""
+        """``{timeline: (t, {name: values})}`` of the known ``names`` in ``[start, end)``, decimated.
+
+        Undecimated, fields sampled together share their block's timeline. Decimated, each
+        numeric field comes on a timeline of its own (named as requested), its slots' first,
+        minimum, maximum and last samples; text and bool fields keep their block's timeline.
+        """
         wanted = self.resolve(names)
+        step = choose_step(start, end, min_stride, max_points or None)
+        per_slot = 0 < step < math.inf
+        numeric = {n: f for n, f in wanted.items() if per_slot and f.type == "number"}
+        others = {n: f for n, f in wanted.items() if n not in numeric}
+        result = {timeline: decimate_columns(t, columns, min_stride, max_points or None, (start, end))
+                  for timeline, (t, columns) in self._samples(others, [(start, end)], step).items()}
+        result.update(self._per_slot(numeric, start, end, step))
+        return result
+
+    def _samples(self, wanted: Dict[str, Field], windows: List[Tuple[float, float]],
+                 step: float) -> Dict[str, Tuple[np.ndarray, Columns]]:
+        """Every sample of ``wanted`` in the ``windows`` (each ``[a, b)``), per timeline; a long
+        range is reduced onto the grid of ``step`` as it is read, so memory stays bounded."""
         by_description: Dict[str, Dict[str, List[str]]] = {}
         for name, f in wanted.items():
             by_description.setdefault(f.description, {}).setdefault(f.key, []).append(name)
         pieces: Dict[str, _Timeline] = {}
-        step = choose_step(start, end, min_stride, max_points or None)
-        for description, frame, whole in self.frames(list(by_description), start, end):
-            _collect(pieces, description, frame, by_description[description], start, end, whole)
-            frame.drop_blobs()  # the cache then holds the decoded objects only, not the bytes too
-            if 0 < step < float("inf"):
-                _compact(pieces, step)
+        for a, b in windows:
+            if b <= a or not by_description:
+                continue
+            for description, frame, whole in self.frames(list(by_description), a, b):
+                _collect(pieces, description, frame, by_description[description], a, b, whole)
+                frame.drop_blobs()  # the cache then holds the decoded objects only, not the bytes too
+                if 0 < step < math.inf:
+                    _compact(pieces, step)
+        return {timeline: _assemble(piece) for timeline, piece in pieces.items()}
+
+    def _per_slot(self, wanted: Dict[str, Field], start: float, end: float,
+                  step: float) -> Dict[str, Tuple[np.ndarray, Columns]]:
+        """Each numeric field's first, minimum, maximum and last sample per slot of ``step``."""
+        if not wanted:
+            return {}
+        tier = summaries.tier_for(step)
+        lo, hi = math.ceil(start / summaries.FINE) * summaries.FINE, math.floor(end / summaries.FINE) * summaries.FINE
+        descriptions = sorted({f.description for f in wanted.values()})
+        summarized = set()
+        if tier is not None and lo < hi:
+            summarized = set(descriptions) - self.index.unsummarized(descriptions, start, end)
+        parts: Dict[Tuple[str, str], List[Slots]] = {}
+        if summarized:
+            plan = summaries.cover(lo, hi, tier)
+
+            def read(cur) -> None:
+                for description in sorted(summarized):
+                    keys = sorted({f.key for f in wanted.values() if f.description == description})
+                    for k, a, b in plan:
+                        if k == 0:
+                            got = summaries.fine_buckets(cur, description, keys, a, b)
+                        else:
+                            got = summaries.coarse_buckets(cur, description, keys, summaries.TIERS[k], a, b)
+                        for key, slots in got.items():
+                            parts.setdefault((description, key), []).append(slots)
+            self.index.run(read)
+        edges = {n: f for n, f in wanted.items() if f.description in summarized}
+        rest = {n: f for n, f in wanted.items() if f.description not in summarized}
+        for group, windows in ((edges, [(start, lo), (hi, end)]), (rest, [(start, end)])):
+            for t, columns in self._samples(group, windows, step).values():
+                done = set()
+                for name, values in columns.items():
+                    key = (group[name].description, group[name].key)
+                    if key not in done:
+                        done.add(key)
+                        parts.setdefault(key, []).append(aggregate(t, values, step))
         result = {}
-        for timeline, piece in pieces.items():
-            t, columns = _assemble(piece)
-            result[timeline] = decimate_columns(t, columns, min_stride, max_points or None, (start, end))
+        for name, f in wanted.items():
+            t, v = merge(parts.get((f.description, f.key), []), step).points()
+            if len(t):
+                result[name] = (t, {name: v})
         return result
 
     def frames(self, descriptions: List[str], start: float, end: float):

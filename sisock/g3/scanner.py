@@ -29,6 +29,7 @@ from sisock import log
 from sisock.config import Config, ConfigError
 from sisock.g3 import format as fmt
 from sisock.g3 import framing
+from sisock.g3.summaries import FrameAggregator
 from sisock.g3.index import FieldEntry, FileRow, FileScan, FrameEntry, Index, IndexChanged, open_index
 
 #: Seconds between progress lines during a long pass.
@@ -59,6 +60,7 @@ def read_file(path: Path, start_offset: int = 0, providers: Optional[Dict[int, s
     it is damage too. Any damage makes the scan ``bad``, with the first damaged byte and why.
     """
     scan = FileScan(start_offset, start_offset, "ok", None, dict(providers or {}), [], {})
+    aggregator = FrameAggregator()
     damage: List[str] = []
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
@@ -77,18 +79,19 @@ def read_file(path: Path, start_offset: int = 0, providers: Optional[Dict[int, s
                     break
                 position = later
                 continue
-            _take(scan, frame, position, length)
+            _take(scan, aggregator, frame, position, length)
             position += length
             scan.scanned_to = position
         scan.fingerprint = fingerprint(handle, scan.scanned_to)
+    scan.summaries = aggregator.result()
     if damage:
         more = f" (and {len(damage) - 1} more damaged places)" if len(damage) > 1 else ""
         scan.status, scan.error = "bad", damage[0] + more
     return scan
 
 
-def _take(scan: FileScan, frame: core.G3Frame, offset: int, nbytes: int) -> None:
-    """Add one frame to a scan: a status frame names providers, a data frame is indexed."""
+def _take(scan: FileScan, aggregator: FrameAggregator, frame: core.G3Frame, offset: int, nbytes: int) -> None:
+    """Add one frame to a scan: a status frame names providers, a data frame is indexed and summarised."""
     kind = fmt.kind(frame)
     if kind == fmt.STATUS:
         scan.providers.update(fmt.providers(frame))
@@ -102,6 +105,7 @@ def _take(scan: FileScan, frame: core.G3Frame, offset: int, nbytes: int) -> None
             continue
         lo, hi = float(t.min()), float(t.max())
         t_start, t_end = min(t_start, lo), max(t_end, hi)
+        aggregator.add_block(prov_id, block)
         for key in block.keys():
             entry = scan.fields.get((prov_id, key))
             if entry is None:
@@ -210,6 +214,8 @@ class Scanner:
         """Where to read ``path`` from this pass, or None to leave it alone."""
         if row is None:
             return 0
+        if not row.summarized:
+            return 0  # indexed before summaries existed: read it all again to make them
         if row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
             # unchanged; a cut-off last frame of a file no longer written is recorded as damage now
             tail_pending = row.status == "ok" and row.scanned_to < row.size

@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Callable, List, Optional, Sequence, Set, Tuple
 
 #: The version this sisock writes; version 1 is the seed's (feeds, fields, description only).
-CURRENT = 3
+CURRENT = 4
 
 _DIALECTS = {
-    "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "path": "TEXT"},
-    "mysql": {"id": "INTEGER PRIMARY KEY AUTO_INCREMENT", "path": "VARCHAR(760)"},
+    "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "path": "TEXT", "blob": "BLOB"},
+    "mysql": {"id": "INTEGER PRIMARY KEY AUTO_INCREMENT", "path": "VARCHAR(760)", "blob": "MEDIUMBLOB"},
 }
 
 #: Tables as version 2 made them (later versions alter them below).
@@ -94,10 +94,21 @@ def _drop_seed(table: str) -> Action:
     return act
 
 
-def _create(table: str) -> Action:
+def _create(table: str, tables: Optional[dict] = None) -> Action:
     def act(cur, dialect):
-        cur.execute(_V2_TABLES[table].format(**_DIALECTS[dialect]))
+        cur.execute((tables or _V2_TABLES)[table].format(**_DIALECTS[dialect]))
     return act
+
+
+#: Tables version 4 adds: the summary tiers (:mod:`sisock.g3.summaries`).
+_V4_TABLES = {
+    "summaries_file": """CREATE TABLE IF NOT EXISTS summaries_file (
+        feed_id INTEGER NOT NULL, field VARCHAR(255) NOT NULL, t_start DOUBLE NOT NULL, t_end DOUBLE NOT NULL,
+        data {blob} NOT NULL)""",
+    "summaries": """CREATE TABLE IF NOT EXISTS summaries (
+        description VARCHAR(255) NOT NULL, field VARCHAR(255) NOT NULL, tier INTEGER NOT NULL,
+        chunk BIGINT NOT NULL, data {blob} NOT NULL)""",
+}
 
 
 def _index(table: str, name: str, columns: str, unique: bool = False) -> Action:
@@ -164,6 +175,15 @@ STEPS: List[Tuple[int, Sequence[Action]]] = [
          _make_frames_unique, _index("frames_unique", "frames_offset", "(feed_id, byte_offset)", unique=True),
          _copy_frames, _drop_old_frames, _rename_frames, _index("frames", "frames_feed", "(feed_id, t_start)"),
          _forget_files_with_duplicate_feeds, _index("feeds", "feeds_provider", "(file_id, prov_id)", unique=True)]),
+    # summary tiers; every file is read once more from the start to make its summaries, and
+    # each feed keeps the time range it covers (so long archives are not searched frame by frame)
+    (4, [_add_column("files", "summarized", "INTEGER NOT NULL DEFAULT 0"),
+         _add_column("feeds", "t_start", "DOUBLE"), _add_column("feeds", "t_end", "DOUBLE"),
+         _index("feeds", "feeds_span", "(description, t_end)"),
+         _create("summaries_file", _V4_TABLES),
+         _index("summaries_file", "summaries_file_key", "(feed_id, field)", unique=True),
+         _create("summaries", _V4_TABLES),
+         _index("summaries", "summaries_key", "(description, field, tier, chunk)", unique=True)]),
 ]
 assert STEPS[-1][0] == CURRENT
 
