@@ -29,6 +29,8 @@ import numpy as np
 GRID = (1.0, 60.0, 600.0, 3600.0, 21600.0, 86400.0)
 #: Samples a slot keeps at most: first, minimum, maximum, last.
 PER_SLOT = 4
+#: Mean samples per segment above which segments are reduced one by one (cheaper than vectorising).
+LONG_SEGMENTS = 64
 
 Window = Tuple[float, float]
 
@@ -103,22 +105,82 @@ def _floor(t: np.ndarray, width: float) -> np.ndarray:
 
 def slot_bounds(t: np.ndarray, step: float) -> Tuple[np.ndarray, np.ndarray]:
     """``(starts, ends)``: index ranges of the samples of each slot of sorted times ``t``."""
-    if math.isfinite(step):
+    if math.isfinite(step) and len(t):
         key = np.floor(t / step)
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        change = np.empty(len(t), dtype=bool)
+        change[0] = True
+        np.not_equal(key[1:], key[:-1], out=change[1:])
+        starts = np.flatnonzero(change)
     else:
         starts = np.zeros(1 if len(t) else 0, dtype=np.int64)
-    return starts, np.r_[starts[1:], len(t)].astype(np.int64)
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1:] = len(t)
+    return starts, ends
 
 
 def extremes(values: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Positions of each segment's first minimum and first maximum, NaN ignored (a segment of
     NaN only gives its first position)."""
-    v = values.astype(float)
-    nan = np.isnan(v)
-    imin = starts + _segment_argmin(np.where(nan, np.inf, v), starts)
-    imax = starts + _segment_argmin(np.where(nan, np.inf, -v), starts)
+    imin, imax = segment_extremes(np.asarray(values, dtype=float)[None, :], starts)
+    return imin[0], imax[0]
+
+
+def segment_extremes(values: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`extremes` of each row of a 2-D array (fields sampled together), all rows at once.
+
+    Regular sampling makes every segment but the first and last equally long: those are
+    reduced as one reshaped array (two passes over the data instead of a dozen).
+    """
+    n = values.shape[1]
+    if n >= LONG_SEGMENTS * len(starts):
+        return _long_extremes(values, starts)
+    lengths = np.diff(starts, append=n)
+    if len(starts) > 3 and lengths[1] > 1 and np.all(lengths[1:-1] == lengths[1]):
+        lo, hi = int(starts[1]), int(starts[-1])
+        inner = values[:, lo:hi].reshape(len(values), len(starts) - 2, int(lengths[1]))
+        nan = np.isnan(inner)
+        offsets = starts[1:-1]
+        if nan.any():
+            inner_min = offsets + np.argmin(np.where(nan, np.inf, inner), axis=2)
+            inner_max = offsets + np.argmax(np.where(nan, -np.inf, inner), axis=2)
+        else:
+            inner_min, inner_max = offsets + np.argmin(inner, axis=2), offsets + np.argmax(inner, axis=2)
+        head = _general_extremes(values[:, :lo], starts[:1])
+        tail = _general_extremes(values[:, hi:], np.zeros(1, dtype=np.int64))
+        return (np.concatenate([head[0], inner_min, tail[0] + hi], axis=1),
+                np.concatenate([head[1], inner_max, tail[1] + hi], axis=1))
+    return _general_extremes(values, starts)
+
+
+def _long_extremes(values: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`segment_extremes` of few long segments (a file's minutes): one argmin and one
+    argmax per segment over all rows, each a single pass of compiled code."""
+    nan = np.isnan(values)
+    low, high = (np.where(nan, np.inf, values), np.where(nan, -np.inf, values)) if nan.any() else (values, values)
+    bounds = np.append(starts, values.shape[1])
+    imin = np.empty((len(values), len(starts)), dtype=np.int64)
+    imax = np.empty_like(imin)
+    for i in range(len(starts)):
+        a, b = bounds[i], bounds[i + 1]
+        imin[:, i] = a + np.argmin(low[:, a:b], axis=1)
+        imax[:, i] = a + np.argmax(high[:, a:b], axis=1)
     return imin, imax
+
+
+def _general_extremes(values: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`segment_extremes` for segments of any lengths."""
+    n = values.shape[1]
+    nan = np.isnan(values)
+    lengths = np.diff(starts, append=n)
+    position = np.arange(n)
+    found = []
+    for fill, reduce in ((np.inf, np.minimum), (-np.inf, np.maximum)):
+        v = np.where(nan, fill, values)
+        extreme = reduce.reduceat(v, starts, axis=1)
+        hit = v == np.repeat(extreme, lengths, axis=1)
+        found.append(np.minimum.reduceat(np.where(hit, position, n), starts, axis=1))
+    return found[0], found[1]
 
 
 def aggregate(t: np.ndarray, v: np.ndarray, step: float) -> Slots:
@@ -137,33 +199,50 @@ def aggregate(t: np.ndarray, v: np.ndarray, step: float) -> Slots:
 def merge(parts: Sequence[Slots], step: float) -> Slots:
     """Aggregates of finer (or equal) aligned slots combined onto the grid of ``step``: the same
     as aggregating their samples (ties go to the earlier sample, as :func:`aggregate` does)."""
-    parts = [p for p in parts if len(p)]
+    parts = sorted((p for p in parts if len(p)), key=lambda p: p.first_t[0])
     if not parts:
         return Slots.empty()
-    a = Slots(*(np.concatenate([getattr(p, c) for p in parts]) for c in Slots.COLUMNS))
+    a = parts[0] if len(parts) == 1 else Slots(*(np.concatenate([getattr(p, c) for p in parts])
+                                                  for c in Slots.COLUMNS))
+    if np.all(a.first_t[1:] > a.last_t[:-1]):
+        return _merge_ordered(a, step)
     key = _floor(a.start, step)
     order = np.lexsort((a.first_t, key))
     a, key = a.take(order), key[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    group = np.cumsum(np.r_[True, key[1:] != key[:-1]]) - 1
+    starts = np.flatnonzero(_changes(key))
+    group = np.cumsum(_changes(key)) - 1
 
     def pick(*sort_keys) -> np.ndarray:
         o = np.lexsort((*sort_keys, group))
-        g = group[o]
-        return o[np.r_[True, g[1:] != g[:-1]]]
+        return o[_changes(group[o])]
 
     lo = pick(a.min_t, np.where(np.isnan(a.min_v), np.inf, a.min_v))
     hi = pick(a.max_t, np.where(np.isnan(a.max_v), np.inf, -a.max_v))
-    last = _group_argmax(a.last_t, group)
+    last = pick(-a.last_t)
     return Slots(key[starts], np.add.reduceat(a.count, starts), a.first_t[starts], a.first_v[starts],
                  a.min_t[lo], a.min_v[lo], a.max_t[hi], a.max_v[hi], a.last_t[last], a.last_v[last])
 
 
-def _group_argmax(values: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Position of the last maximum of ``values`` in each group (groups are contiguous)."""
-    o = np.lexsort((values, group))
-    g = group[o]
-    return o[np.r_[g[1:] != g[:-1], True]]
+def _merge_ordered(a: Slots, step: float) -> Slots:
+    """:func:`merge` of aggregates whose samples follow one another in time (the usual case):
+    each slot's rows are consecutive and in time order, so numpy reduces them in place."""
+    key = _floor(a.start, step)
+    if np.all(key[1:] > key[:-1]):  # one row per slot already: nothing to combine
+        return Slots(key, *(getattr(a, c) for c in Slots.COLUMNS[1:]))
+    starts = np.flatnonzero(_changes(key))
+    last = np.append(starts[1:], len(key)) - 1
+    extreme = segment_extremes(np.stack([a.min_v, a.max_v]), starts)
+    lo, hi = extreme[0][0], extreme[1][1]
+    return Slots(key[starts], np.add.reduceat(a.count, starts), a.first_t[starts], a.first_v[starts],
+                 a.min_t[lo], a.min_v[lo], a.max_t[hi], a.max_v[hi], a.last_t[last], a.last_v[last])
+
+
+def _changes(key: np.ndarray) -> np.ndarray:
+    """True where a run of equal keys begins."""
+    change = np.empty(len(key), dtype=bool)
+    change[:1] = True
+    np.not_equal(key[1:], key[:-1], out=change[1:])
+    return change
 
 
 def decimate(
@@ -236,17 +315,3 @@ def _m4_positions(t: np.ndarray, columns: Dict[str, np.ndarray], step: float) ->
         if v.dtype.kind in "biuf":
             chosen.extend(extremes(v, starts))
     return np.unique(np.concatenate(chosen))
-
-
-def _segment_argmin(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Index (relative to each segment's start) of the first minimum of each segment."""
-    ends = np.r_[starts[1:], len(values)]
-    lengths = ends - starts
-    if np.all(lengths == lengths[0]):
-        return np.argmin(values.reshape(len(starts), lengths[0]), axis=1)
-    seg_min = np.minimum.reduceat(values, starts)
-    seg_id = np.repeat(np.arange(len(starts)), lengths)
-    hits = np.flatnonzero(values == seg_min[seg_id])
-    hit_seg = seg_id[hits]
-    first_hit = hits[np.r_[True, hit_seg[1:] != hit_seg[:-1]]]
-    return first_hit - starts

@@ -30,7 +30,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from sisock.decimate import GRID, Slots, extremes, merge, slot_bounds
+from sisock.decimate import GRID, Slots, merge, segment_extremes, slot_bounds
 from sisock.g3 import format as fmt
 
 #: Bucket widths (s) of the tiers; each divides the next (they are the decimation grid's).
@@ -75,67 +75,74 @@ def decode(blob: bytes, width: float) -> Slots:
 
 # -- the scanner's side: aggregating frames --------------------------------------------
 class FrameAggregator:
-    """Collects 60 s aggregates of every numeric field of the data frames of one scan."""
+    """Collects the data frames of one scan and gives the 60 s aggregates of every numeric field.
+
+    Blocks are kept (numpy views of the decoded vectors, no copy) and reduced once per file,
+    a whole block's fields at a time, so the cost per frame is a few appends, not numpy calls.
+    """
 
     def __init__(self) -> None:
-        self._parts: Dict[Key, List[tuple]] = {}
+        self._blocks: Dict[Tuple[int, Tuple[str, ...]], List[Tuple[np.ndarray, List[np.ndarray]]]] = {}
+        self._numeric: Dict[Tuple[str, ...], Tuple[str, ...]] = {}
 
     def add_block(self, prov_id: int, block) -> None:
-        """Aggregate one ``G3TimesampleMap``: its numeric fields share its times, so the bucket
-        bounds are found once and each column is reduced with numpy, no per-sample Python."""
-        ticks = fmt.ticks(block)
-        if not len(ticks):
-            return
-        if np.any(ticks[1:] < ticks[:-1]):
-            order = np.argsort(ticks, kind="stable")
-        else:
-            order = None
-        t = ticks.astype(np.float64) / fmt.TICKS
-        if order is not None:
-            t = t[order]
-        starts, ends = slot_bounds(t, FINE)
-        last = ends - 1
-        bucket = np.floor(t[starts] / FINE) * FINE
-        count = ends - starts
-        for key in block.keys():
-            vector = block[key]
-            if fmt.value_type(vector) != "number":
-                continue
-            v = np.asarray(vector, dtype=np.float64)
-            if order is not None:
-                v = v[order]
-            imin, imax = extremes(v, starts)
-            self._parts.setdefault((prov_id, key), []).append(
-                (bucket, count, t[starts], v[starts], t[imin], v[imin], t[imax], v[imax], t[last], v[last]))
+        """Keep one ``G3TimesampleMap``'s times and numeric columns."""
+        columns = {k: block[k] for k in block.keys()}
+        names = tuple(columns)
+        keys = self._numeric.get(names)
+        if keys is None:  # the same block layout recurs frame after frame: type it once
+            keys = self._numeric[names] = tuple(k for k in names if fmt.value_type(columns[k]) == "number")
+        if keys:
+            self._blocks.setdefault((prov_id, keys), []).append(
+                (fmt.ticks(block), [np.asarray(columns[k], dtype=np.float64) for k in keys]))
 
     def result(self) -> Dict[Key, Slots]:
-        """The 60 s aggregates of each field over every frame added (a bucket two frames share merged)."""
-        out = {}
-        for key, parts in self._parts.items():
-            joined = Slots(*(np.concatenate(column) for column in zip(*parts)))
-            duplicated = len(np.unique(joined.start)) < len(joined)
-            out[key] = merge([joined], FINE) if duplicated or np.any(np.diff(joined.start) < 0) else joined
+        """The 60 s aggregates of each numeric field over every block added."""
+        out: Dict[Key, Slots] = {}
+        for (prov_id, keys), pieces in self._blocks.items():
+            t = np.concatenate([ticks for ticks, _ in pieces]).astype(np.float64) / fmt.TICKS
+            values = np.stack([np.concatenate([columns[i] for _, columns in pieces]) for i in range(len(keys))])
+            if np.any(t[1:] < t[:-1]):
+                order = np.argsort(t, kind="stable")
+                t, values = t[order], values[:, order]
+            starts, ends = slot_bounds(t, FINE)
+            imin, imax = segment_extremes(values, starts)
+            bucket, count, last = np.floor(t[starts] / FINE) * FINE, ends - starts, ends - 1
+            for row, key in enumerate(keys):
+                v = values[row]
+                out[(prov_id, key)] = Slots(bucket, count, t[starts], v[starts], t[imin[row]], v[imin[row]],
+                                            t[imax[row]], v[imax[row]], t[last], v[last])
         return out
 
 
 # -- the database side ------------------------------------------------------------------
 def store(cur, feeds: Dict[int, Tuple[int, str]], found: Dict[Key, Slots]) -> None:
-    """Add a scan's aggregates (``feeds``: prov_id -> (feed id, description)) to both tables."""
-    for (prov_id, key), slots in sorted(found.items()):
-        if prov_id not in feeds or not len(slots):
-            continue
-        feed_id, description = feeds[prov_id]
-        row = cur.one("SELECT data FROM summaries_file WHERE feed_id = ? AND field = ?", (feed_id, key))
-        whole = merge([decode(row[0], FINE), slots], FINE) if row else slots
-        args = (encode(whole, FINE), float(whole.start[0]), float(whole.start[-1] + FINE), feed_id, key)
-        if row:
-            cur.execute("UPDATE summaries_file SET data = ?, t_start = ?, t_end = ? WHERE feed_id = ? AND field = ?",
-                        args)
-        else:
-            cur.execute("INSERT INTO summaries_file (data, t_start, t_end, feed_id, field) VALUES (?, ?, ?, ?, ?)",
-                        args)
-        for width in TIERS[1:]:
-            _merge_into_chunks(cur, description, key, width, merge([slots], width))
+    """Add a scan's aggregates (``feeds``: prov_id -> (feed id, description)) to both tables,
+    with one read and one batch of writes per table and tier."""
+    todo = [(feeds[prov_id], key, slots) for (prov_id, key), slots in sorted(found.items())
+            if prov_id in feeds and len(slots)]
+    if not todo:
+        return
+    ids = sorted({feed_id for (feed_id, _), _, _ in todo})
+    existing = {(r[0], r[1]): r[2] for r in cur.all(
+        f"SELECT feed_id, field, data FROM summaries_file WHERE feed_id IN ({', '.join('?' * len(ids))})", ids)}
+    inserts, updates = [], []
+    coarse: Dict[Tuple[str, float], Dict[str, Slots]] = {}
+    for (feed_id, description), key, slots in todo:
+        old = existing.get((feed_id, key))
+        whole = merge([decode(old, FINE), slots], FINE) if old else slots
+        (updates if old else inserts).append(
+            (encode(whole, FINE), float(whole.start[0]), float(whole.start[-1] + FINE), feed_id, key))
+        level = slots
+        for width in TIERS[1:]:  # each tier from the one below: fewer rows to merge
+            level = merge([level], width)
+            coarse.setdefault((description, width), {})[key] = level
+    cur.executemany("INSERT INTO summaries_file (data, t_start, t_end, feed_id, field) VALUES (?, ?, ?, ?, ?)",
+                    inserts)
+    cur.executemany("UPDATE summaries_file SET data = ?, t_start = ?, t_end = ? WHERE feed_id = ? AND field = ?",
+                    updates)
+    for (description, width), by_key in coarse.items():
+        _merge_into_chunks(cur, description, width, by_key)
 
 
 def remove_file(cur, file_id: int) -> None:
@@ -197,39 +204,51 @@ def _chunks(slots: Slots, width: float):
         yield int(chunk[a]), slots.take(slice(a, b))
 
 
-def _read_chunk(cur, description: str, key: str, width: float, chunk: int) -> Optional[Slots]:
-    row = cur.one("SELECT data FROM summaries WHERE description = ? AND field = ? AND tier = ? AND chunk = ?",
-                  (description, key, int(width), chunk))
-    return None if row is None else decode(row[0], width)
+def _read_chunks(cur, description: str, width: float, keys: Sequence[str], first: int,
+                 last: int) -> Dict[Tuple[str, int], Slots]:
+    """The stored rows of one tier for ``keys`` and chunks ``first``..``last``."""
+    marks = ", ".join("?" * len(keys))
+    rows = cur.all(f"SELECT field, chunk, data FROM summaries WHERE description = ? AND tier = ? "
+                   f"AND field IN ({marks}) AND chunk BETWEEN ? AND ?", (description, int(width), *keys, first, last))
+    return {(key, chunk): decode(blob, width) for key, chunk, blob in rows}
 
 
-def _write_chunk(cur, description: str, key: str, width: float, chunk: int, slots: Slots, existed: bool) -> None:
-    where = (description, key, int(width), chunk)
-    if not len(slots):
-        if existed:
-            cur.execute("DELETE FROM summaries WHERE description = ? AND field = ? AND tier = ? AND chunk = ?", where)
-    elif existed:
-        cur.execute("UPDATE summaries SET data = ? WHERE description = ? AND field = ? AND tier = ? AND chunk = ?",
-                    (encode(slots, width), *where))
-    else:
-        cur.execute("INSERT INTO summaries (data, description, field, tier, chunk) VALUES (?, ?, ?, ?, ?)",
-                    (encode(slots, width), *where))
+def _write_chunks(cur, description: str, width: float, rows: Dict[Tuple[str, int], Slots],
+                  existed: set) -> None:
+    """Write one tier's rows: new ones inserted, old ones updated, emptied ones deleted."""
+    inserts, updates, deletes = [], [], []
+    for (key, chunk), slots in rows.items():
+        where = (description, key, int(width), chunk)
+        if not len(slots):
+            if (key, chunk) in existed:
+                deletes.append(where)
+        else:
+            ((updates if (key, chunk) in existed else inserts)).append((encode(slots, width), *where))
+    cur.executemany("INSERT INTO summaries (data, description, field, tier, chunk) VALUES (?, ?, ?, ?, ?)", inserts)
+    cur.executemany("UPDATE summaries SET data = ? WHERE description = ? AND field = ? AND tier = ? AND chunk = ?",
+                    updates)
+    cur.executemany("DELETE FROM summaries WHERE description = ? AND field = ? AND tier = ? AND chunk = ?", deletes)
 
 
-def _merge_into_chunks(cur, description: str, key: str, width: float, slots: Slots) -> None:
-    for chunk, part in _chunks(slots, width):
-        old = _read_chunk(cur, description, key, width, chunk)
-        _write_chunk(cur, description, key, width, chunk, part if old is None else merge([old, part], width),
-                     old is not None)
+def _merge_into_chunks(cur, description: str, width: float, by_key: Dict[str, Slots]) -> None:
+    """Merge new buckets of one tier (several fields of one provider) into their rows."""
+    parts = {(key, chunk): part for key, slots in by_key.items() for chunk, part in _chunks(slots, width)}
+    chunks = [chunk for _, chunk in parts]
+    old = _read_chunks(cur, description, width, sorted(by_key), min(chunks), max(chunks))
+    merged = {k: merge([old[k], part], width) if k in old else part for k, part in parts.items()}
+    _write_chunks(cur, description, width, merged, set(old))
 
 
 def _replace_range(cur, description: str, key: str, width: float, lo: float, hi: float, slots: Slots) -> None:
     """Set the buckets of ``[lo, hi)`` of one tier to ``slots`` (which lie inside it)."""
-    for chunk in range(_chunk(lo, width), _chunk(hi - width, width) + 1):
-        old = _read_chunk(cur, description, key, width, chunk)
-        kept = [] if old is None else [old.take((old.start < lo) | (old.start >= hi))]
-        new = slots.take(np.floor(slots.start / (width * CHUNK)) == chunk)
-        _write_chunk(cur, description, key, width, chunk, merge(kept + [new], width), old is not None)
+    first, last = _chunk(lo, width), _chunk(hi - width, width)
+    old = _read_chunks(cur, description, width, [key], first, last)
+    rows = {}
+    for chunk in range(first, last + 1):
+        stored = old.get((key, chunk))
+        kept = [] if stored is None else [stored.take((stored.start < lo) | (stored.start >= hi))]
+        rows[(key, chunk)] = merge(kept + [slots.take(np.floor(slots.start / (width * CHUNK)) == chunk)], width)
+    _write_chunks(cur, description, width, rows, set(old))
 
 
 # -- the reader's side: which buckets tile a range ---------------------------------------

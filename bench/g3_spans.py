@@ -1,0 +1,260 @@
+"""Benchmark of long spans: a 10-field panel over 1 hour to 1 year, from summary tiers and the naive way.
+
+Writes a long archive (``--days`` days, 5 providers of 10 fields at rates that
+give ``--mb-per-day``; hourly files, 60 s frames, as the OCS aggregator writes)
+and, with ``--year``, a year before it at a low rate (10-minute frames, to keep
+writing it to a few minutes). Then prints:
+  (a) the first scan's rate with summaries and without (the same scanner with
+      its aggregation switched off), and the summaries' size as a share of
+      the archive;
+  (b) ``Reader.data`` of 10 fields (2 per provider) at ``maxDataPoints=1000``
+      for each span: cold (a new reader, empty frame cache; the OS page cache
+      stays warm) and warm, median of ``--repeat``; beside it the naive row,
+      today's full-resolution path (every overlapping frame decoded, then
+      decimated), run once;
+  (c) ``/query`` through sisock-http (real router, hub, g3-reader, http): p50
+      of ``--repeat`` requests per span, with summaries and the naive way;
+  (d) ``--clients`` concurrent Grafana-like clients for ``--load-seconds``
+      asking mixed g3 panels (1 h to 30 d, 2 to 5 targets, 1000 points):
+      requests/s, p50, p95, errors.
+
+Usage: ``.venv/bin/python bench/g3_spans.py [--days 30] [--year] [--mb-per-day 110] [--dir DIR]``
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from typing import Callable, Dict, List  # noqa: E402
+
+from bench.g3 import providers, scale_for  # noqa: E402
+from sisock.config import load  # noqa: E402
+from sisock.g3 import summaries  # noqa: E402
+from sisock.g3.index import open_index  # noqa: E402
+from sisock.g3.reader import Reader  # noqa: E402
+from sisock.g3.scanner import Scanner  # noqa: E402
+from sisock.g3.writer import Archive  # noqa: E402
+from tests.http_support import JsonHttp, query  # noqa: E402
+from tests.support import Processes, Router, free_port, wait_until  # noqa: E402
+
+HOUR, DAY = 3600.0, 86400.0
+END = 1_700_006_400.0  # a UTC midnight
+#: The panel's window ends here: not on any grid, as Grafana's "now" is not.
+NOW = END - 123.4
+SPANS = {"1 h": HOUR, "1 d": DAY, "7 d": 7 * DAY, "30 d": 30 * DAY, "1 y": 365 * DAY}
+POINTS = 1000
+
+
+def panel(archive: Archive) -> List[str]:
+    """10 fields, 2 per provider (blocks of different rates), as in the issue's measurement."""
+    return [f"{p.description}.{b.fields[0]}" for p in archive.providers for b in p.blocks[2:4]]
+
+
+def median_time(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def scan(directory: Path, index_path: Path, summarise: bool):
+    """A first scan; with ``summarise`` off the aggregation is switched off (what the scanner cost before)."""
+    index = open_index(load({"SQLITE_PATH": str(index_path)}))
+    index.ensure_schema()
+    saved = summaries.FrameAggregator.add_block
+    if not summarise:
+        summaries.FrameAggregator.add_block = lambda self, prov_id, block: None
+    try:
+        began = time.perf_counter()
+        stats = Scanner(index, directory).scan_once()
+        seconds = time.perf_counter() - began
+    finally:
+        summaries.FrameAggregator.add_block = saved
+    if not summarise:
+        index.run(lambda cur: cur.execute("UPDATE files SET summarized = 0"))  # the reader then reads frames
+    return index, stats, seconds
+
+
+def summary_bytes(index) -> int:
+    def work(cur):
+        return sum(len(r[0]) for table in ("summaries_file", "summaries")
+                   for r in cur.all(f"SELECT data FROM {table}"))
+    return index.run(work)
+
+
+def bench_reader(index, naive_index, names: List[str], spans: Dict[str, float], repeat: int) -> None:
+    print(f"\n(b) Reader.data of {len(names)} fields at maxDataPoints={POINTS} (median of {repeat}; naive: once)")
+    print(f"  {'span':>5} | {'cold ms':>9} | {'warm ms':>9} | {'naive ms':>10} | {'naive/cold':>10} | {'points':>7}")
+    for label, span in spans.items():
+        t0 = NOW - span
+        cold = median_time(lambda: Reader(index, 256).data(names, t0, NOW, max_points=POINTS), repeat)
+        warm_reader = Reader(index, 256)
+        answer = warm_reader.data(names, t0, NOW, max_points=POINTS)
+        warm = median_time(lambda: warm_reader.data(names, t0, NOW, max_points=POINTS), repeat)
+        naive = median_time(lambda: Reader(naive_index, 256).data(names, t0, NOW, max_points=POINTS), 1)
+        points = sum(len(t) for t, _ in answer.values())
+        print(f"  {label:>5} | {cold * 1000:9.1f} | {warm * 1000:9.1f} | {naive * 1000:10.0f} | "
+              f"{naive / cold:9.0f}x | {points:7d}", flush=True)
+
+
+class Stack:
+    """Router, hub, g3-reader and sisock-http on the benchmark's index."""
+
+    def __init__(self, tmp: Path, data: Path) -> None:
+        self.tmp, self.data = tmp, data
+        self.router = Router(tmp / "router").start()
+        self.procs = Processes(self.router.env)
+        self.procs.start("hub").wait_for("hub ready")
+        self.port = free_port()
+        self.procs.start("http", env={"PORT": str(self.port), "HTTP_TIMEOUT": "600"})
+        self.client = JsonHttp(self.port)
+        self.reader = None
+
+    def serve(self, index_path: Path, names: List[str]) -> None:
+        """(Re)start the g3-reader on ``index_path`` and wait until sisock-http lists ``names``."""
+        if self.reader is not None:
+            self.reader.stop()
+            wait_until(lambda: f"g3_reader::{names[0]}" not in self._search(), 60, "the old g3-reader to leave")
+        self.reader = self.procs.start("g3-reader", env={"SQLITE_PATH": str(index_path),
+                                                         "DATA_DIRECTORY": str(self.data)})
+        wait_until(lambda: f"g3_reader::{names[0]}" in self._search(), 120, "sisock http to list the g3 fields")
+
+    def _search(self) -> str:
+        try:
+            return str(self.client.request("POST", "/search", {})[1])
+        except OSError:
+            return ""
+
+    def ask(self, names: List[str], t0: float, t1: float) -> float:
+        body = query(t0, t1, *[f"g3_reader::{n}" for n in names], max_points=POINTS)
+        began = time.perf_counter()
+        status = self.client.request("POST", "/query", body, timeout=600)[0]
+        if status != 200:
+            raise RuntimeError(f"/query answered {status}")
+        return time.perf_counter() - began
+
+    def stop(self) -> None:
+        self.procs.stop_all()
+        self.router.stop()
+
+
+def bench_http(stack: Stack, index_path: Path, naive_path: Path, names: List[str], spans: Dict[str, float],
+               repeat: int) -> None:
+    print(f"\n(c) /query of {len(names)} targets through sisock-http, maxDataPoints={POINTS}")
+    print(f"  {'span':>5} | {'p50 ms':>9} | {'naive ms':>10}")
+    rows = {}
+    stack.serve(index_path, names)
+    for label, span in spans.items():
+        stack.ask(names, NOW - span, NOW)  # the reader's name table and the page cache
+        rows[label] = statistics.median(stack.ask(names, NOW - span, NOW) for _ in range(repeat))
+    stack.serve(naive_path, names)
+    for label, span in spans.items():
+        naive = stack.ask(names, NOW - span, NOW)
+        print(f"  {label:>5} | {rows[label] * 1000:9.1f} | {naive * 1000:10.0f}", flush=True)
+    stack.serve(index_path, names)
+
+
+def bench_load(stack: Stack, archive: Archive, clients: int, seconds: float) -> None:
+    """``clients`` threads, each asking a random panel as soon as the last one came back."""
+    every = [f"{p.description}.{b.fields[0]}" for p in archive.providers for b in p.blocks]
+    spans = [HOUR, 6 * HOUR, DAY, 7 * DAY, 30 * DAY]
+    latencies: List[float] = []
+    errors: List[str] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        http = JsonHttp(stack.port)
+        while time.monotonic() < stop_at:
+            names = rng.sample(every, rng.randint(2, 5))
+            span = rng.choice(spans)
+            t1 = NOW - rng.uniform(0, DAY)
+            body = query(t1 - span, t1, *[f"g3_reader::{n}" for n in names], max_points=POINTS)
+            began = time.perf_counter()
+            try:
+                status = http.request("POST", "/query", body, timeout=60)[0]
+                ok = status == 200
+            except OSError as exc:
+                ok, status = False, type(exc).__name__
+            with lock:
+                (latencies if ok else errors).append(time.perf_counter() - began if ok else str(status))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    latencies.sort()
+    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    print(f"\n(d) {clients} clients for {seconds:.0f} s, mixed panels (1 h to 30 d, 2 to 5 targets, {POINTS} points): "
+          f"{len(latencies) / seconds:.1f} requests/s, p50 {p(0.5):.0f} ms, p95 {p(0.95):.0f} ms, "
+          f"{len(errors)} errors{(' ' + str(sorted(set(errors)))) if errors else ''}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=float, default=30, help="days of the long archive (default 30)")
+    parser.add_argument("--mb-per-day", type=float, default=110, help="its size per day (default 110)")
+    parser.add_argument("--year", action="store_true", help="also a year before it at a low rate")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per figure (default 5)")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent clients of (d) (0 = skip)")
+    parser.add_argument("--load-seconds", type=float, default=60, help="length of (d) (default 60)")
+    parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one, removed after)")
+    args = parser.parse_args()
+    directory = args.dir or Path(tempfile.mkdtemp(prefix="sisock-bench-spans-"))
+    try:
+        data = directory / "archive"
+        factor = scale_for(args.mb_per_day / 1000)
+        archive = Archive(providers(factor), END - args.days * DAY, END, file_seconds=HOUR, frame_seconds=60.0)
+        began = time.perf_counter()
+        paths = archive.write(data)
+        size = sum(p.stat().st_size for p in paths)
+        print(f"long archive: {args.days:g} days, 5 providers x 10 fields at {factor:.3f} x (1, 2, 5, 10) Hz, "
+              f"hourly files, 60 s frames: {len(paths)} files, {size / 1e6:.0f} MB, written in "
+              f"{time.perf_counter() - began:.0f} s")
+        spans = {k: v for k, v in SPANS.items() if v <= args.days * DAY}
+        if args.year:
+            year = Archive(providers(0.02), END - args.days * DAY - 365 * DAY, END - args.days * DAY,
+                           file_seconds=HOUR, frame_seconds=600.0)
+            began = time.perf_counter()
+            year_paths = year.write(data)
+            year_size = sum(p.stat().st_size for p in year_paths)
+            print(f"a year before it: 0.02 x the rates, 10-minute frames: {len(year_paths)} files, "
+                  f"{year_size / 1e6:.0f} MB, written in {time.perf_counter() - began:.0f} s")
+            size += year_size
+            spans["1 y"] = SPANS["1 y"]
+        naive_index, before, before_s = scan(data, directory / "naive.sqlite", summarise=False)
+        index, after, after_s = scan(data, directory / "index.sqlite", summarise=True)
+        share = summary_bytes(index) / size
+        print(f"\n(a) first scan: {after.bytes / 1e6 / after_s:.0f} MB/s with summaries, "
+              f"{before.bytes / 1e6 / before_s:.0f} MB/s without ({after_s / before_s:.2f}x the time); "
+              f"summaries: {summary_bytes(index) / 1e6:.1f} MB, {share:.2%} of the archive")
+        names = panel(archive)
+        bench_reader(index, naive_index, names, spans, args.repeat)
+        stack = Stack(directory, data)
+        try:
+            bench_http(stack, directory / "index.sqlite", directory / "naive.sqlite", names, spans, args.repeat)
+            if args.clients:
+                bench_load(stack, archive, args.clients, args.load_seconds)
+        finally:
+            stack.stop()
+    finally:
+        if args.dir is None:
+            shutil.rmtree(directory, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
