@@ -107,3 +107,21 @@ def test_unreadable_ca_certificate_is_one_line(procs, tmp_path):
         assert hub.lines == [f"sisock hub: configuration error: CROSSBAR_CA_CERT={str(path)!r}: "
                              f"not a readable PEM certificate "
                              f"({'no certificate in it' if path == garbage else 'No such file or directory'})"]
+
+
+def test_an_untrusted_router_certificate_is_a_configuration_error(procs, tmp_path):
+    """Retrying cannot fix a CA that did not sign the router's certificate: stop at once, one line, exit 2."""
+    from sisock.router.certs import make_certs
+
+    make_certs(tmp_path / "other", ["127.0.0.1"])
+    other_ca = str(tmp_path / "other" / "ca.pem")
+    where = f"127.0.0.1:{procs.env['CROSSBAR_TLS_PORT']}"
+    expected = {
+        "": f"CROSSBAR_CA_CERT is not set and the system does not trust the router's certificate ({where}): "
+            "set CROSSBAR_CA_CERT to the site CA's ca.pem",
+        other_ca: f"CROSSBAR_CA_CERT={other_ca!r}: the router's certificate ({where}) is not signed by this CA",
+    }
+    for ca, reason in expected.items():
+        hub = procs.start("hub", env={"CROSSBAR_CA_CERT": ca})
+        assert hub.proc.wait(30) == 2, hub.output
+        assert hub.lines == [f"sisock hub: configuration error: {reason}"]
