@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,19 @@ def test_version():
 
     result = _help("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"sisock {__version__}"
+
+
+def test_components_never_import_bjdata(tmp_path):
+    """A bjdata built against NumPy 1.x (what a plain pip install of crossbar makes) prints a
+    traceback when imported under NumPy 2: sisock, which never speaks UBJSON, must not import it."""
+    fake = tmp_path / "bjdata"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("import sys\nsys.stderr.write('bjdata was imported\\n')\n"
+                                      "raise ImportError('a broken bjdata')\n")
+    env = dict(base_environment(), PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    probe = subprocess.run([sys.executable, "-c", "import autobahn.wamp.serializer"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert "bjdata was imported" in probe.stderr  # the fake is found: the check below means something
+    for command in (["hub", "--help"], ["http", "--help"], ["g3-reader", "--help"]):
+        result = subprocess.run([str(BIN / "sisock"), *command], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and result.stderr == "", (command, result.stderr)

@@ -45,3 +45,15 @@ def test_the_openapi_copy_is_the_plugin_file_with_its_source_and_licence():
     spec = yaml.safe_load(path.read_text())
     assert spec["info"]["title"] == "simPod JSON Datasource API"
     assert {"/", "/metrics", "/query"} <= set(spec["paths"])
+
+
+def test_a_test_run_names_its_ten_slowest_tests():
+    """pytest.ini asks for durations: a slow test cannot hide in a long run."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                             "tests/test_docs.py::test_no_document_sends_the_reader_outside_the_repository"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "slowest 10 durations" in result.stdout
