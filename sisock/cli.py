@@ -66,10 +66,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     module = importlib.import_module(args.module)
     try:
-        return module.main(args, config) or 0
+        code = module.main(args, config) or 0
     except ConfigError as exc:
         print(f"sisock {args.command}: configuration error: {exc}", file=sys.stderr)
         return 2
+    wamp = sys.modules.get("sisock.wamp")
+    if wamp is not None and wamp.config_problem:  # found while connecting (sisock-http's own loop)
+        print(f"sisock {args.command}: configuration error: {wamp.config_problem[0]}", file=sys.stderr)
+        return 2
+    return code
 
 
 if __name__ == "__main__":

@@ -125,3 +125,11 @@ def test_an_untrusted_router_certificate_is_a_configuration_error(procs, tmp_pat
         hub = procs.start("hub", env={"CROSSBAR_CA_CERT": ca})
         assert hub.proc.wait(30) == 2, hub.output
         assert hub.lines == [f"sisock hub: configuration error: {reason}"]
+
+
+def test_sisock_http_also_stops_on_an_untrusted_router_certificate(procs):
+    from tests.support import free_port
+
+    http = procs.start("http", env={"CROSSBAR_CA_CERT": "", "PORT": str(free_port())})
+    assert http.proc.wait(30) == 2, http.output
+    assert http.lines[-1].startswith("sisock http: configuration error: CROSSBAR_CA_CERT is not set")
