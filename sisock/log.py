@@ -48,6 +48,7 @@ QUIET_LINES = (
     re.compile(r"^trying transport \d+ "),
     re.compile(r"^connecting once using transport "),
     re.compile(r"certificate verify failed"),
+    re.compile(r"^Connection failed: VerificationError"),
     re.compile(r"^Error was fatal; failing transport$"),
     re.compile(r"^Component failed: Exhausted all transport connect attempts$"),
     re.compile(r"^Main loop terminated\.$"),

@@ -133,3 +133,20 @@ def test_sisock_http_also_stops_on_an_untrusted_router_certificate(procs):
     http = procs.start("http", env={"CROSSBAR_CA_CERT": "", "PORT": str(free_port())})
     assert http.proc.wait(30) == 2, http.output
     assert http.lines[-1].startswith("sisock http: configuration error: CROSSBAR_CA_CERT is not set")
+
+
+def test_a_router_certificate_without_crossbar_host_is_a_configuration_error(tmp_path):
+    from sisock.router.certs import make_certs
+    from tests.support import Processes, Router
+
+    make_certs(tmp_path / "certs", ["router.site"])  # Router keeps these: 127.0.0.1 is not in them
+    router = Router(tmp_path).start()
+    procs = Processes(router.env)
+    try:
+        hub = procs.start("hub")
+        assert hub.proc.wait(30) == 2, hub.output
+        assert hub.lines == [f"sisock hub: configuration error: CROSSBAR_HOST='127.0.0.1': not a name in the "
+                             f"router's certificate (127.0.0.1:{router.config.crossbar_tls_port})"]
+    finally:
+        procs.stop_all()
+        router.stop()
