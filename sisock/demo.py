@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -134,8 +135,6 @@ def _stop(processes: List[subprocess.Popen], grace: float = 15.0) -> None:
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> bool:
-    import socket
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -175,8 +174,6 @@ def _attach_file(config: Config, state: Path) -> Path:
 
 def _missing(config: Config, expected: List[str]) -> List[str]:
     """What has not joined yet, as sisock-http sees it: itself (and the router), the hub, the data nodes."""
-    import socket
-
     host = "127.0.0.1" if config.http_host in ("0.0.0.0", "::", "") else config.http_host
     try:  # a request is a line in sisock-http's log: ask only once it listens
         socket.create_connection((host, config.port), timeout=1).close()
@@ -236,12 +233,14 @@ def main(args, config: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.append(True))
     processes: List[subprocess.Popen] = []
+    forwarder = None
     try:
         # crossbar reads ${WAMP_SECRET} from its own environment, not from the env file
         router = subprocess.Popen([str(BIN / "crossbar"), "start", "--cbdir", str(state / "router"),
                                    "--loglevel", "warn"], env=dict(env, WAMP_SECRET=config.wamp_secret),
                                   start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        threading.Thread(target=_forward_router_output, args=(router.stdout,), daemon=True).start()
+        forwarder = threading.Thread(target=_forward_router_output, args=(router.stdout,), daemon=True)
+        forwarder.start()
         processes.append(router)
         if not _wait_for_port(config.crossbar_tls_port, router):
             print("sisock demo: the router did not start (see its output above)", file=sys.stderr)
@@ -267,3 +266,5 @@ def main(args, config: Config) -> int:
     finally:
         print("sisock demo: stopping", file=sys.stderr, flush=True)
         _stop(processes)
+        if forwarder is not None:
+            forwarder.join(5)  # the router's last lines
