@@ -1,9 +1,15 @@
 """Packaging for sisock: one console script, ``sisock``, with a subcommand per component."""
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# One version: sisock/__init__.py's, which `sisock --version` prints.
+VERSION = re.search(r'^__version__ = "([^"]+)"', (Path(__file__).parent / "sisock/__init__.py").read_text(), re.M)[1]
 
 setup(
     name="sisock",
-    version="0.1.0",
+    version=VERSION,
     description="Housekeeping time series of a telescope site, served to Grafana over WAMP",
     python_requires=">=3.9",
     packages=find_packages(include=["sisock", "sisock.*"]),

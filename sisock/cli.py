@@ -1,4 +1,4 @@
-"""``sisock``: one console script, a subcommand per component (DESIGN.md).
+"""``sisock``: one console script, a subcommand per component (docs/design.md).
 
 Each subcommand names a module that provides ``main(args, config) -> int``
 and, optionally, ``add_arguments(parser)``. Modules are imported only for the
@@ -11,7 +11,8 @@ import importlib
 import sys
 from typing import List, Optional
 
-from sisock.config import ConfigError, load
+from sisock import __version__
+from sisock.config import ConfigError, describe, load
 
 #: subcommand -> (module, one-line help)
 COMMANDS = {
@@ -36,11 +37,15 @@ NEEDS_NO_CONFIG = {"certs"}
 def parser(selected: Optional[str] = None) -> argparse.ArgumentParser:
     """The argument parser; only the ``selected`` subcommand's module is imported for its options."""
     top = argparse.ArgumentParser(prog="sisock", description="sisock: a telescope site's housekeeping data, "
-                                  "served to Grafana over WAMP. One subcommand per component.")
+                                  "served to Grafana over WAMP. One subcommand per component.",
+                                  epilog="`sisock COMMAND --help` lists the settings COMMAND reads; every "
+                                  "setting is in etc/sisock.env.example.")
+    top.add_argument("--version", action="version", version=f"sisock {__version__}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module_name, help_text) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
+        command = sub.add_parser(name, help=help_text, description=help_text, epilog=describe(name),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         command.set_defaults(module=module_name)
         if name == selected:
             module = importlib.import_module(module_name)
@@ -61,10 +66,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     module = importlib.import_module(args.module)
     try:
-        return module.main(args, config) or 0
+        code = module.main(args, config) or 0
     except ConfigError as exc:
         print(f"sisock {args.command}: configuration error: {exc}", file=sys.stderr)
         return 2
+    wamp = sys.modules.get("sisock.wamp")
+    if wamp is not None and wamp.config_problem:  # found while connecting (sisock-http's own loop)
+        print(f"sisock {args.command}: configuration error: {wamp.config_problem[0]}", file=sys.stderr)
+        return 2
+    return code
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from dotenv import dotenv_values
 
@@ -123,52 +123,65 @@ def _host(name: str, raw: str) -> str:
     return raw
 
 
+def _setting(default, meaning: str):
+    """A field of :class:`Config`: its default, and what it means (``sisock COMMAND --help``)."""
+    return field(default=default, metadata={"meaning": meaning})
+
+
 @dataclass(frozen=True)
 class Config:
-    """Validated settings. Field ``foo_bar`` comes from variable ``FOO_BAR``."""
+    """Validated settings. Field ``foo_bar`` comes from variable ``FOO_BAR``.
+
+    The one definition of every setting: its default and meaning here, its
+    validation in ``_PARSERS``, and which commands read it in ``READS``.
+    """
 
     # WAMP router and credentials
-    wamp_user: str = "server"
-    wamp_secret: str = INSECURE_DEFAULT_SECRET
-    crossbar_host: str = "127.0.0.1"
-    crossbar_tls_port: int = 8080
-    crossbar_ocs_port: int = 8001
-    crossbar_realm: str = "test_realm"
-    crossbar_ca_cert: Optional[Path] = None
-    crossbar_tls_cert: Optional[Path] = None
-    crossbar_tls_key: Optional[Path] = None
+    wamp_user: str = _setting("server", "WAMP-CRA user")
+    wamp_secret: str = _setting(INSECURE_DEFAULT_SECRET, "WAMP-CRA secret (the development one is refused "
+                                "unless the router is on loopback)")
+    crossbar_host: str = _setting("127.0.0.1", "the router's host, a name or address in its certificate")
+    crossbar_tls_port: int = _setting(8080, "the router's TLS websocket port (WAMP-CRA)")
+    crossbar_ocs_port: int = _setting(8001, "the router's open port for OCS agents (127.0.0.1 only)")
+    crossbar_realm: str = _setting("test_realm", "WAMP realm")
+    crossbar_ca_cert: Optional[Path] = _setting(None, "PEM file of the CA that signed the router's certificate "
+                                                "(unset: the system's trust store)")
+    crossbar_tls_cert: Optional[Path] = _setting(None, "the router's certificate (PEM)")
+    crossbar_tls_key: Optional[Path] = _setting(None, "the router's private key (PEM)")
     #: Interface the router's TLS port binds; empty = loopback when
     #: CROSSBAR_HOST is loopback, every interface otherwise.
-    crossbar_tls_interface: Optional[str] = None
+    crossbar_tls_interface: Optional[str] = _setting(None, "address the router's TLS port binds (unset: loopback "
+                                                     "when CROSSBAR_HOST is, else every interface)")
     # sisock-http
-    http_host: str = "127.0.0.1"
-    port: int = 5000
-    http_timeout: float = 30.0
+    http_host: str = _setting("127.0.0.1", "address sisock-http listens on")
+    port: int = _setting(5000, "sisock-http's port")
+    http_timeout: float = _setting(30.0, "seconds a data node's answer is waited for")
     #: sisock-http lists the fields each data node has had in this many recent seconds (0 = ever).
-    http_fields_window: float = 0.0
-    loglevel: str = "info"
+    http_fields_window: float = _setting(0.0, "the metric list shows fields with data in this many recent "
+                                         "seconds (0: ever)")
+    loglevel: str = _setting("info", f"log level: {', '.join(LOG_LEVELS)}")
     # g3 index
-    sql_host: Optional[str] = None
-    sql_port: int = 3306
-    sql_user: str = "sisock"
-    sql_passwd: str = ""
-    sql_db: str = "sisock"
-    sqlite_path: Path = Path("/var/lib/sisock/g3-index.sqlite")
-    data_directory: Optional[Path] = None
-    scan_interval: float = 3600.0
-    g3_cache_mb: int = 256
+    sql_host: Optional[str] = _setting(None, "MySQL/MariaDB host of the g3 index (unset: the SQLite file)")
+    sql_port: int = _setting(3306, "MySQL/MariaDB port")
+    sql_user: str = _setting("sisock", "MySQL/MariaDB user")
+    sql_passwd: str = _setting("", "MySQL/MariaDB password")
+    sql_db: str = _setting("sisock", "MySQL/MariaDB database")
+    sqlite_path: Path = _setting(Path("/var/lib/sisock/g3-index.sqlite"), "the SQLite g3 index file")
+    data_directory: Optional[Path] = _setting(None, "top of the archive this server reads")
+    scan_interval: float = _setting(3600.0, "seconds between two scans")
+    g3_cache_mb: int = _setting(256, "megabytes of decoded frames kept in memory")
     # every data node server
-    max_points: int = 0
+    max_points: int = _setting(0, "cap on the points returned per field and call (0: none)")
     # data-feed instance
-    target: Optional[str] = None
-    feed: Optional[str] = None
-    name: Optional[str] = None
-    description: Optional[str] = None
-    buffer_time: float = 3600.0
-    data_feed_transport: str = "tls"
+    target: Optional[str] = _setting(None, "the OCS agent's instance-id (required)")
+    feed: Optional[str] = _setting(None, "the agent's feed (required)")
+    name: Optional[str] = _setting(None, "the data node name Grafana shows (required)")
+    description: Optional[str] = _setting(None, "the data node's description")
+    buffer_time: float = _setting(3600.0, "seconds of the feed kept in memory")
+    data_feed_transport: str = _setting("tls", "tls (WAMP-CRA, any host) or ocs (the open port, router host only)")
     # sensors
-    sensors_interval: float = 1.0
-    sensors_keep: float = 3600.0
+    sensors_interval: float = _setting(1.0, "seconds between two readings")
+    sensors_keep: float = _setting(3600.0, "seconds of readings kept")
 
     @property
     def sql_enabled(self) -> bool:
@@ -225,6 +238,60 @@ _PARSERS: Mapping[str, Callable[[str, str], object]] = {
 
 #: Every variable sisock reads, in the order of :class:`Config`.
 VARIABLES = tuple(f.name.upper() for f in fields(Config))
+
+# What each command reads (its ``--help`` lists these, with defaults and meanings).
+_LOG = ("LOGLEVEL",)
+_WAMP = ("WAMP_USER", "WAMP_SECRET", "CROSSBAR_HOST", "CROSSBAR_TLS_PORT", "CROSSBAR_REALM", "CROSSBAR_CA_CERT",
+         "CROSSBAR_TLS_INTERFACE") + _LOG
+_NODE = _WAMP + ("MAX_POINTS", "HTTP_TIMEOUT")
+_INDEX = ("SQL_HOST", "SQL_PORT", "SQL_USER", "SQL_PASSWD", "SQL_DB", "SQLITE_PATH")
+_HTTP = ("HTTP_HOST", "PORT", "HTTP_TIMEOUT", "HTTP_FIELDS_WINDOW")
+_ROUTER = ("WAMP_USER", "WAMP_SECRET", "CROSSBAR_HOST", "CROSSBAR_TLS_PORT", "CROSSBAR_OCS_PORT", "CROSSBAR_REALM",
+           "CROSSBAR_TLS_CERT", "CROSSBAR_TLS_KEY", "CROSSBAR_TLS_INTERFACE")
+
+#: command -> the variables it reads.
+READS: Dict[str, Tuple[str, ...]] = {
+    "hub": _WAMP,
+    "http": _WAMP + _HTTP,
+    "g3-file-scanner": ("DATA_DIRECTORY", "SCAN_INTERVAL") + _INDEX + _LOG,
+    "g3-reader": _NODE + _INDEX + ("G3_CACHE_MB",),
+    "data-feed": _NODE + ("TARGET", "FEED", "NAME", "DESCRIPTION", "BUFFER_TIME", "DATA_FEED_TRANSPORT",
+                          "CROSSBAR_OCS_PORT"),
+    "weather": _NODE + ("DATA_DIRECTORY",),
+    "sensors": _NODE + ("SENSORS_INTERVAL", "SENSORS_KEEP"),
+    "apex-weather": _NODE + ("DATA_DIRECTORY",),
+    "radiometer": _NODE + ("DATA_DIRECTORY",),
+    "certs": (),
+    "crossbar-config": _ROUTER,
+    # the demo reads these itself and hands the whole environment to every component
+    "demo": _ROUTER + ("CROSSBAR_CA_CERT", "HTTP_HOST", "PORT", "SQLITE_PATH"),
+}
+
+
+def _shown_default(f) -> str:
+    value = f.default if f.default is not MISSING else None
+    if value is None or value == "":
+        return "(unset)"
+    if f.name == "wamp_secret":
+        return "(the development secret)"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def describe(command: str) -> str:
+    """The settings ``command`` reads, one per line with its default and meaning (for ``--help``)."""
+    names = list(dict.fromkeys(READS.get(command, ())))
+    if not names:
+        return "settings: none from the environment."
+    by_variable = {f.name.upper(): f for f in fields(Config)}
+    rows: List[Tuple[str, str]] = [(f"{n}={_shown_default(by_variable[n])}", by_variable[n].metadata["meaning"])
+                                   for n in names]
+    width = max(len(left) for left, _ in rows)
+    lines = ["settings read (the environment wins over the file named by SISOCK_ENV_FILE;",
+             "every variable is explained in etc/sisock.env.example), with their defaults:"]
+    lines += [f"  {left.ljust(width)}  {meaning}" for left, meaning in rows]
+    return "\n".join(lines)
 
 
 def _read_env_file(path: Path) -> dict:

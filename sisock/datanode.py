@@ -41,7 +41,7 @@ Timelines = Dict[str, dict]
 
 
 def absolute_time(value: float, now: Optional[float] = None) -> float:
-    """DESIGN.md: a time > 0 is UNIX seconds; 0 or less is that many seconds before now."""
+    """docs/design.md: a time > 0 is UNIX seconds; 0 or less is that many seconds before now."""
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"time {value!r} is not finite")
@@ -255,11 +255,19 @@ class DataNodeServer:
         if self._add_loop is not None and self._add_loop.running:
             self._add_loop.stop()
 
+    @defer.inlineCallbacks
     def _subtract(self):
+        """Leave the hub's list on a clean shutdown. A hub that stopped first (the whole
+        host stops) has nothing to subtract from: that is expected, not a warning."""
         session = self.session
-        if session is not None and session.is_attached():
-            return session.call(wamp.HUB_SUBTRACT, self.name, session._session_id)
-        return None
+        if session is None or not session.is_attached() or not self._added_once:
+            return
+        try:
+            yield session.call(wamp.HUB_SUBTRACT, self.name, session._session_id)
+        except ApplicationError as exc:
+            if exc.error != "wamp.error.no_such_procedure":
+                raise
+            self.log.info("the hub has stopped already; nothing to subtract")
 
     def run(self) -> int:
         """Connect, serve until SIGTERM, and return the exit code."""

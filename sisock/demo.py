@@ -8,19 +8,26 @@ Ctrl-C or SIGTERM stops them all, router last.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List
 
 from sisock.config import Config, load
-from sisock.router import certs, crossbar_config
+from sisock.files import private_dir, set_mode, write_private
+from sisock.router import certs
+from sisock.router.config_command import write_config
 
 BIN = Path(sys.executable).parent
 
@@ -75,18 +82,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _env_file(state: Path) -> Path:
-    """The demo's env file: a random secret, kept across runs, mode 0600."""
+    """The demo's env file: a random secret, kept across runs, mode 0600 (an old file's too)."""
     path = state / "sisock.env"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"WAMP_SECRET={secrets.token_urlsafe(24)}\n")
+    if path.exists():
+        set_mode(path, 0o600)
+    else:
+        write_private(path, f"WAMP_SECRET={secrets.token_urlsafe(24)}\n".encode(), 0o600)
     return path
 
 
 def environment(state: Path) -> Dict[str, str]:
     """The environment every demo process gets (the caller's settings win)."""
-    state.mkdir(parents=True, exist_ok=True)
+    private_dir(state, 0o700)
     certs.make_certs(state / "certs", ["127.0.0.1", "localhost"])
     env = dict(os.environ)
     env.setdefault("SISOCK_ENV_FILE", str(_env_file(state)))
@@ -97,14 +104,29 @@ def environment(state: Path) -> Dict[str, str]:
     return env
 
 
+#: crossbar prints an empty line after its banner, which its log shows as "[Controller N]" alone.
+_EMPTY_ROUTER_LINE = re.compile(rb"^\S+ \[Controller\s+\d+\]\s*$")
+
+
+def _forward_router_output(stream) -> None:
+    """Copy the router's output to ours, without its empty lines."""
+    for line in iter(stream.readline, b""):
+        if not _EMPTY_ROUTER_LINE.match(line):
+            sys.stdout.buffer.write(line)
+            sys.stdout.buffer.flush()
+
+
 def _name(proc: subprocess.Popen) -> str:
     return " ".join(Path(a).name for a in proc.args[:2])
 
 
 def _stop(processes: List[subprocess.Popen], grace: float = 15.0) -> None:
-    """SIGTERM the components all at once, then the router (the first process);
+    """SIGTERM the data node servers and sisock-http at once, then the hub, then the
+    router (the first process), so that each leaves a router and hub still there;
     SIGKILL, and name, whatever is still running after ``grace`` seconds."""
-    for group in (processes[1:], processes[:1]):
+    hub = [p for p in processes[1:] if p.args[1:2] == ["hub"]]
+    others = [p for p in processes[1:] if p not in hub]
+    for group in (others, hub, processes[:1]):
         running = [p for p in group if p.poll() is None]
         for proc in running:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -119,8 +141,6 @@ def _stop(processes: List[subprocess.Popen], grace: float = 15.0) -> None:
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> bool:
-    import socket
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -131,7 +151,68 @@ def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> 
     return False
 
 
-def _banner(config: Config, state: Path) -> str:
+#: The data node each part serves: the demo is up when sisock-http sees them all.
+NODES = {"weather": "apex_archive", "g3-reader": "g3_reader", "sensors": "sensors"}
+#: After this many seconds without everything joined, the demo says what it still waits for.
+JOIN_PATIENCE = 60.0
+
+
+def _attach_file(config: Config, state: Path) -> Path:
+    """``state/attach.env``: what a component of one's own needs to join this demo's router
+    (mode 0600: it holds the secret). Written at every start, with this run's ports."""
+    path = state / "attach.env"
+    lines = [
+        "# Written by `sisock demo` at every start: the settings a component of your own",
+        "# needs to join this demo's router. Any sisock command reads them with",
+        f"#   SISOCK_ENV_FILE={path} {BIN / 'sisock'} COMMAND",
+        "# (add that command's own settings, e.g. NAME, TARGET and FEED for data-feed).",
+        f"CROSSBAR_HOST={config.crossbar_host}",
+        f"CROSSBAR_TLS_PORT={config.crossbar_tls_port}",
+        f"CROSSBAR_OCS_PORT={config.crossbar_ocs_port}",
+        f"CROSSBAR_REALM={config.crossbar_realm}",
+        f"CROSSBAR_CA_CERT={config.crossbar_ca_cert.resolve() if config.crossbar_ca_cert else ''}",
+        f"WAMP_USER={config.wamp_user}",
+        f"WAMP_SECRET={config.wamp_secret}",
+    ]
+    write_private(path, ("\n".join(lines) + "\n").encode(), 0o600)
+    return path
+
+
+def _missing(config: Config, expected: List[str]) -> List[str]:
+    """What has not joined yet, as sisock-http sees it: itself (and the router), the hub, the data nodes."""
+    host = "127.0.0.1" if config.http_host in ("0.0.0.0", "::", "") else config.http_host
+    try:  # a request is a line in sisock-http's log: ask only once it listens
+        socket.create_connection((host, config.port), timeout=1).close()
+    except OSError:
+        return ["sisock http"] + expected
+    try:
+        with urllib.request.urlopen(f"http://{host}:{config.port}/", timeout=2) as answer:
+            nodes = json.loads(answer.read()).get("data_nodes", [])
+    except (OSError, ValueError):
+        return ["sisock http"] + expected
+    return [name for name in expected if name not in nodes]
+
+
+def _wait_until_joined(config: Config, processes: List[subprocess.Popen], stopping: list) -> bool:
+    """Wait until sisock-http answers and lists every demo data node (so the router, the hub,
+    sisock-http and the data node servers are all up); False if a process exited or we stop."""
+    expected = [NODES[p.command] for p in PARTS if p.command in NODES]
+    started, told = time.monotonic(), False
+    while not stopping:
+        if any(proc.poll() is not None for proc in processes):
+            return False
+        missing = _missing(config, expected)
+        if not missing:
+            return True
+        if not told and time.monotonic() - started > JOIN_PATIENCE:
+            print(f"sisock demo: still waiting for {', '.join(missing)} (see the output above)", file=sys.stderr,
+                  flush=True)
+            told = True
+        time.sleep(1.0)
+    return False
+
+
+def _banner(config: Config, state: Path, attach: Path) -> str:
     return "\n".join([
         "",
         "sisock demo is running (Ctrl-C stops everything):",
@@ -140,6 +221,7 @@ def _banner(config: Config, state: Path) -> str:
         f"  OCS agents    ws://127.0.0.1:{config.crossbar_ocs_port}/ws (anonymous, loopback only)",
         f"  components    {', '.join('sisock ' + p.command for p in PARTS)}",
         f"  Grafana       http://{config.http_host}:{config.port}  (SimpleJSON or JSON datasource URL)",
+        f"  your own      SISOCK_ENV_FILE={attach} {BIN / 'sisock'} COMMAND  joins this router",
         "",
     ])
 
@@ -149,18 +231,22 @@ def main(args, config: Config) -> int:
     state = args.state_dir.resolve()
     env = environment(state)
     config = load(env)
-    crossbar_config.write(config, state / "router")
+    write_config(config, state / "router")
+    attach = _attach_file(config, state)
     stopping = []
     # Set both explicitly: a shell that starts us in the background leaves SIGINT
     # ignored, and Python then never raises KeyboardInterrupt for Ctrl-C.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.append(True))
     processes: List[subprocess.Popen] = []
+    forwarder = None
     try:
         # crossbar reads ${WAMP_SECRET} from its own environment, not from the env file
         router = subprocess.Popen([str(BIN / "crossbar"), "start", "--cbdir", str(state / "router"),
                                    "--loglevel", "warn"], env=dict(env, WAMP_SECRET=config.wamp_secret),
-                                  start_new_session=True)
+                                  start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        forwarder = threading.Thread(target=_forward_router_output, args=(router.stdout,), daemon=True)
+        forwarder.start()
         processes.append(router)
         if not _wait_for_port(config.crossbar_tls_port, router):
             print("sisock demo: the router did not start (see its output above)", file=sys.stderr)
@@ -171,7 +257,11 @@ def main(args, config: Config) -> int:
             part_env = dict(env, **part.env(state))
             processes.append(subprocess.Popen([str(BIN / "sisock"), part.command], env=part_env,
                                               start_new_session=True))
-        print(_banner(config, state), flush=True)
+        joined = _wait_until_joined(config, processes, stopping)
+        if stopping:
+            return 0
+        if joined:
+            print(_banner(config, state, attach), flush=True)
         while not stopping:
             for proc in processes:
                 if proc.poll() is not None:
@@ -182,3 +272,5 @@ def main(args, config: Config) -> int:
     finally:
         print("sisock demo: stopping", file=sys.stderr, flush=True)
         _stop(processes)
+        if forwarder is not None:
+            forwarder.join(5)  # the router's last lines

@@ -1,6 +1,6 @@
 """``sisock hub``: the registry of live data node servers.
 
-Compatible with the original hub (DESIGN.md, "WAMP contract"), with two
+Compatible with the original hub (docs/design.md, "WAMP contract"), with two
 improvements: a name held by a session that has left is free at once (the hub
 asks the router whether the holder still lives), and the hub announces itself
 on every (re)join so that data node servers add themselves again: a restarted

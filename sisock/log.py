@@ -40,6 +40,33 @@ def one_line(text: str) -> str:
     return " | ".join(part for part in _ANSI.sub("", text).splitlines() if part.strip())
 
 
+#: Library lines that tell an operator nothing: shown at ``debug`` only. autobahn
+#: warns "trying transport 0 ..." on every normal connect and logs each step of
+#: giving up; a router certificate we do not trust is reported once, by sisock,
+#: as a configuration error; Twisted announces the end of its loop.
+QUIET_LINES = (
+    re.compile(r"^trying transport \d+ "),
+    re.compile(r"^connecting once using transport "),
+    re.compile(r"certificate verify failed"),
+    re.compile(r"^Connection failed: VerificationError"),
+    re.compile(r"^Error was fatal; failing transport$"),
+    re.compile(r"^Component failed: Exhausted all transport connect attempts$"),
+    re.compile(r"^Main loop terminated\.$"),
+)
+
+
+def relevel(observer):
+    """An observer that hands ``observer`` the QUIET_LINES at debug level."""
+    def observe(event: dict) -> None:
+        if event.get("log_level", LogLevel.info) > LogLevel.debug:
+            text = formatEvent(event) or ""
+            if any(pattern.search(text) for pattern in QUIET_LINES):
+                event = dict(event, log_level=LogLevel.debug)
+        observer(event)
+
+    return observe
+
+
 class LineObserver:
     """A Twisted log observer writing ``[time] component level: message``."""
 
@@ -71,7 +98,7 @@ def start(component: str, level: str = "info", stream: TextIO = None) -> None:
     with_time = "JOURNAL_STREAM" not in os.environ
     predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS.get(level, LogLevel.critical))
     observer = FilteringLogObserver(LineObserver(component, stream, with_time), [predicate])
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False, discardBuffer=True)
+    globalLogBeginner.beginLoggingTo([relevel(observer)], redirectStandardIO=False, discardBuffer=True)
 
 
 def logger() -> "txaio.interfaces.ILogger":

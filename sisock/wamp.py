@@ -11,6 +11,7 @@ from typing import Awaitable, Callable, List, Optional
 
 from autobahn.twisted.component import Component
 from autobahn.wamp.exception import ApplicationError
+from OpenSSL import SSL
 from OpenSSL.crypto import Error as OpenSSLError
 from twisted.internet import defer, reactor, ssl
 
@@ -19,7 +20,7 @@ from sisock.config import Config, ConfigError
 
 BASE_URI = "org.simonsobservatory"
 
-# The hub's contract (DESIGN.md, "WAMP contract").
+# The hub's contract (docs/design.md, "WAMP contract").
 HUB_ADD = f"{BASE_URI}.data_node.add"
 HUB_SUBTRACT = f"{BASE_URI}.data_node.subtract"
 HUB_LIST = f"{BASE_URI}.consumer.get_data_node"
@@ -64,8 +65,42 @@ def tls_options(config: Config):
     return ssl.optionsForClientTLS(config.crossbar_host, trustRoot=trust)
 
 
-def _is_fatal(error: Exception) -> bool:
-    return isinstance(error, ApplicationError) and error.error in FATAL_ERRORS
+#: Set when connecting showed a configuration error (the router's certificate is not
+#: trusted): the process stops, and :func:`run` raises it as a ConfigError (exit 2).
+config_problem: List[str] = []
+
+
+def tls_problem(config: Config, error: Exception) -> Optional[str]:
+    """The configuration error behind a failed TLS handshake, or None if it may pass by itself.
+
+    Retrying cannot help when the router's certificate is not signed by the CA we
+    trust, or does not name CROSSBAR_HOST: both are settings to fix.
+    """
+    where = f"{config.crossbar_host}:{config.crossbar_tls_port}"
+    if isinstance(error, SSL.Error):
+        reasons = [entry[2] for entry in (error.args[0] if error.args and isinstance(error.args[0], list) else [])
+                   if isinstance(entry, tuple) and len(entry) == 3]
+        if not any("certificate verify failed" in str(reason) for reason in reasons):
+            return None
+        if config.crossbar_ca_cert is None:
+            return (f"CROSSBAR_CA_CERT is not set and the system does not trust the router's certificate "
+                    f"({where}): set CROSSBAR_CA_CERT to the site CA's ca.pem")
+        return (f"CROSSBAR_CA_CERT={str(config.crossbar_ca_cert)!r}: the router's certificate ({where}) "
+                "is not signed by this CA")
+    if type(error).__name__ == "VerificationError":  # service_identity: the name is not in the certificate
+        return f"CROSSBAR_HOST={config.crossbar_host!r}: not a name in the router's certificate ({where})"
+    return None
+
+
+def _is_fatal(config: Config, error: Exception) -> bool:
+    if isinstance(error, ApplicationError) and error.error in FATAL_ERRORS:
+        return True
+    problem = tls_problem(config, error)
+    if problem is not None:
+        if not config_problem:
+            config_problem.append(problem)
+        return True
+    return False
 
 
 def make_component(config: Config, transport: str = "tls") -> Component:
@@ -95,7 +130,7 @@ def make_component(config: Config, transport: str = "tls") -> Component:
         ],
         realm=config.crossbar_realm,
         authentication=authentication,
-        is_fatal=_is_fatal,
+        is_fatal=lambda error: _is_fatal(config, error),
     )
 
 
@@ -122,6 +157,11 @@ def run(component_name: str, config: Config, components: List[Component], on_shu
     logger = log.logger()
 
     def failed(failure, comp):
+        if config_problem:  # reported by the command line as a configuration error
+            _exit_code[0] = 2
+            if reactor.running:
+                reactor.stop()
+            return
         fatal(f"stopping: {failure.getErrorMessage()}")
 
     @defer.inlineCallbacks
@@ -136,7 +176,8 @@ def run(component_name: str, config: Config, components: List[Component], on_shu
             d = defer.maybeDeferred(comp.stop)
             stops.append(d.addTimeout(SHUTDOWN_TIMEOUT, reactor))
         yield defer.DeferredList(stops, consumeErrors=True)
-        logger.info("stopped")
+        if not config_problem:
+            logger.info("stopped")
 
     def start():
         for comp in components:
@@ -147,4 +188,6 @@ def run(component_name: str, config: Config, components: List[Component], on_shu
     reactor.callWhenRunning(start)
     reactor.run()
     sys.stdout.flush()
+    if config_problem:
+        raise ConfigError(config_problem[0])
     return _exit_code[0]

@@ -103,7 +103,7 @@ class ThreadedSession:
 
     def _start(self) -> None:
         def failed(failure):
-            self.fatal_error = failure.getErrorMessage()
+            self.fatal_error = wamp.config_problem[0] if wamp.config_problem else failure.getErrorMessage()
             if self._on_fatal is not None:
                 self._on_fatal(self.fatal_error)
 

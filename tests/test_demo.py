@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.request
 import signal
 from pathlib import Path
@@ -47,10 +48,22 @@ def test_demo_starts_the_stack_and_ctrl_c_stops_everything(tmp_path):
     process = Process(["bash", "-c", command], env, "sisock demo")
     demo = process.proc
     try:
-        process.wait_for("Ctrl-C stops everything", timeout=120)
-        env_file = state / "sisock.env"
-        assert oct(env_file.stat().st_mode & 0o777) == oct(0o600)
-        config = load(dict(env, SISOCK_ENV_FILE=str(env_file), CROSSBAR_CA_CERT=str(state / "certs" / "ca.pem")))
+        banner = process.wait_for("Ctrl-C stops everything", timeout=120)
+        before = process.output.split(banner)[0]
+        # the banner comes once every component has joined
+        for joined in ("hub ready", "added data node apex_archive to the hub", "added data node g3_reader to the hub",
+                       "added data node sensors to the hub", "http info: serving Grafana datasources"):
+            assert joined in before, f"the banner came before {joined!r}:\n{before[-4000:]}"
+        modes = {path: oct(path.stat().st_mode & 0o777) for path in (
+            state, state / "certs", state / "router", state / "router" / "config.json", state / "sisock.env",
+            state / "attach.env", state / "certs" / "server.key")}
+        assert modes == {state: "0o700", state / "certs": "0o750", state / "router": "0o750",
+                         state / "router" / "config.json": "0o640", state / "sisock.env": "0o600",
+                         state / "attach.env": "0o600", state / "certs" / "server.key": "0o600"}
+        # what the banner says a component of one's own needs, and nothing else
+        attach = state / "attach.env"
+        assert f"SISOCK_ENV_FILE={attach}" in process.output
+        config = load(dict(base_environment(), SISOCK_ENV_FILE=str(attach)))
         session = ThreadedSession(config).start()
         assert session.wait_connected(30)
         try:
@@ -72,6 +85,9 @@ def test_demo_starts_the_stack_and_ctrl_c_stops_everything(tmp_path):
         os.killpg(demo.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
         assert demo.wait(60) == 0, process.output[-3000:]
         assert "did not stop" not in process.output
+        # an orderly stop warns of nothing, and the router's empty banner line is gone
+        assert "shutdown step failed" not in process.output
+        assert not any(re.match(r"^\S+ \[Controller\s+\d+\]\s*$", line) for line in process.lines)
         wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 10, "no orphan processes")
     finally:
         leftovers = descendants(demo.pid) if demo.poll() is None else []
@@ -82,3 +98,23 @@ def test_demo_starts_the_stack_and_ctrl_c_stops_everything(tmp_path):
                 pass
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
+
+
+def test_demo_makes_an_old_state_folder_private_again(tmp_path):
+    """A state folder from before (or made under umask 000) gets its modes back."""
+    from sisock import demo
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "sisock.env").write_text("WAMP_SECRET=kept-across-runs\n")
+    state.chmod(0o777)
+    (state / "sisock.env").chmod(0o644)
+    old = os.umask(0)
+    try:
+        demo.environment(state)
+    finally:
+        os.umask(old)
+    assert oct(state.stat().st_mode & 0o777) == "0o700"
+    assert oct((state / "sisock.env").stat().st_mode & 0o777) == "0o600"
+    assert (state / "sisock.env").read_text() == "WAMP_SECRET=kept-across-runs\n"
+    assert oct((state / "certs").stat().st_mode & 0o777) == "0o750"

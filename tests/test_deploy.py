@@ -131,7 +131,8 @@ def _check_secret(host: str, secret: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(BIN / "ansible-playbook"), "-i", str(ANSIBLE / "inventory/single"), str(ANSIBLE / "site.yml"),
          "--tags", "always", "--check", "--limit", "sisock-host", "-e", f"sisock_crossbar_host={host}",
-         "-e", f"sisock_wamp_secret={secret}", "-e", "ansible_connection=local",
+         "-e", f"sisock_wamp_secret={secret}", "-e", "mysql_scanner_password=scanner-secret",
+         "-e", "mysql_reader_password=reader-secret", "-e", "ansible_connection=local",
          "-e", f"ansible_python_interpreter={sys.executable}"],
         capture_output=True, text=True, env=_ansible_env())
 
@@ -145,3 +146,94 @@ def test_play_refuses_the_insecure_secret_off_loopback():
 def test_play_accepts_the_insecure_secret_on_loopback_and_a_real_one_anywhere():
     assert _check_secret("127.0.0.1", INSECURE_DEFAULT_SECRET).returncode == 0
     assert _check_secret("10.10.0.10", "a-site-secret-of-its-own").returncode == 0
+
+
+# -- the README's deploy section, run as written ---------------------------------------------
+
+README = REPO / "README.md"
+VAULT_PASSWORD = "readme-test-vault-password"
+
+
+def _readme_blocks(heading: str) -> list:
+    """The indented command lines under ``### heading`` of the README's deploy section."""
+    section = README.read_text().split("## Deploying to a site", 1)[1]
+    part = section.split(f"### {heading}\n", 1)[1].split("\n### ", 1)[0]
+    return [line[4:] for line in part.splitlines() if line.startswith("    ") and not line.startswith("     ")]
+
+
+def _in_terminal(script: str, env: dict, cwd: Path, timeout: float = 300) -> tuple:
+    """Run ``bash -c script`` on a terminal of its own (Ansible asks for the vault password
+    there), answering every password prompt; return (exit code, output)."""
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: never return into pytest
+        try:
+            os.chdir(cwd)
+            os.execvpe("bash", ["bash", "-e", "-c", script], env)
+        finally:
+            os._exit(127)
+    output, answered = b"", 0
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([fd], [], [], 1)[0]:
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the terminal closes when bash exits
+                break
+            if not chunk:
+                break
+            output += chunk
+            if re.search(rb"password: *$", output[answered:], re.I):
+                os.write(fd, VAULT_PASSWORD.encode() + b"\n")
+                answered = len(output)
+    finally:
+        os.close(fd)
+    if time.monotonic() >= deadline:
+        os.kill(pid, 9)
+    status = os.waitpid(pid, 0)[1]
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace").replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("inventory", ["single", "site"])
+def test_the_readme_deploy_commands_work_as_written(tmp_path, inventory):
+    """The README's inventory, secrets and playbook lines, verbatim from the checkout's top folder
+    with HOME elsewhere; the play runs in --check mode on this machine (its always-tagged checks,
+    which read the vaulted secrets), and must read deploy/ansible/ansible.cfg."""
+    setup = _readme_blocks("Inventory and secrets")
+    command = _readme_blocks("The command")
+    assert setup[0] == "cp -r deploy/ansible/inventory/single ~/site-inventory" and len(command) == 1
+    setup[0] = setup[0].replace("inventory/single", f"inventory/{inventory}")  # "the same lines with .../site"
+    editor = tmp_path / "editor"
+    # what a person does in $EDITOR: replace the example's placeholders
+    editor.write_text('#!/bin/sh\nsed -i -e "s/CHANGE-ME[A-Za-z-]*/readme-test-secret/" "$@"\n')
+    editor.chmod(0o755)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}  # nothing preset: the cfg must be found
+    env.update(HOME=str(home), EDITOR=str(editor), ANSIBLE_NOCOLOR="1")
+    if (REPO / ".venv/bin").resolve() != BIN.resolve():  # a checkout whose venv lives elsewhere (a git worktree)
+        env["PATH"] = f"{BIN}:{env['PATH']}"
+        setup = [line.replace(".venv/bin/", "") for line in setup]
+        command = [line.replace("../../.venv/bin/", "") for line in command]
+    dry_run = (f" --check --tags always -v -e ansible_connection=local"
+               f" -e ansible_python_interpreter={sys.executable}")
+    code, output = _in_terminal("\n".join(setup + [command[0] + dry_run]), env, REPO)
+    assert code == 0, output[-6000:]
+    assert f"Using {ANSIBLE / 'ansible.cfg'} as config file" in output, output[:3000]
+    vault = home / "site-inventory/group_vars/all/vault.yml"
+    assert vault.read_text().startswith("$ANSIBLE_VAULT;"), "the secrets were not encrypted"
+    assert "failed=0" in output and "unreachable=0" in output, output[-3000:]
+    # the checks that read the decrypted secrets ran
+    assert "Refuse the placeholder secret of vault.yml.example" in output
+    assert "Refuse empty or placeholder database passwords" in output
+
+
+def test_play_refuses_the_placeholder_secret_of_the_example():
+    result = _check_secret("10.10.0.10", "CHANGE-ME-long-random-secret")
+    assert result.returncode != 0
+    assert "still the CHANGE-ME placeholder" in result.stdout

@@ -96,3 +96,20 @@ def test_a_second_hub_exits_with_a_clear_line(procs):
     second = procs.start("hub")
     assert second.proc.wait(30) == 1
     assert "another hub is already running" in second.output
+
+
+def _loud(process):
+    """The lines an operator must look at: warn and above."""
+    return [line for line in process.lines if any(f" {level}:" in line for level in ("warn", "error", "critical"))]
+
+
+def test_a_normal_start_and_an_orderly_stop_log_no_warning(procs):
+    """Connecting is not worth a warning, and neither is a hub that stopped before a data node."""
+    hub = procs.start("hub")
+    hub.wait_for("hub ready")
+    server = procs.start("weather")
+    server.wait_for("added data node apex_archive")
+    assert hub.stop() == 0  # the whole host stops: the hub may well go first
+    assert server.stop() == 0
+    assert _loud(hub) == [] and _loud(server) == [], hub.output + "\n" + server.output
+    assert any(line.endswith("info: stopped") for line in server.lines)

@@ -41,6 +41,8 @@ COMPONENTS = {
     "g3-file-scanner": "sisock.g3.scanner",
     "g3-reader": "sisock.servers.g3_reader",
 }
+#: the database passwords the test's vault.yml sets
+SCANNER_PASSWORD, READER_PASSWORD = "provision-scanner", "provision-reader"
 #: where the example inventory puts the g3 archive (sisock_data_directory)
 G3_DIRECTORY = "data/g3"
 #: example weather files up to now (the shipped ones are too old for /search's window)
@@ -86,7 +88,13 @@ class Site:
         generate_weather(guest.root / WEATHER_DIRECTORY, end=time.time())
         self.inventory = work / "inventory"
         shutil.copytree(self.src / "deploy/ansible/inventory/single", self.inventory)
-        component_env = yaml.safe_load((self.inventory / "group_vars/all.yml").read_text())["sisock_component_env"]
+        component_env = yaml.safe_load((self.inventory / "group_vars/all/main.yml").read_text())["sisock_component_env"]
+        # the README's secrets step: vault.yml from its example (left unencrypted here)
+        vault = yaml.safe_load((self.inventory / "group_vars/all/vault.yml.example").read_text())
+        assert set(vault) == {"sisock_wamp_secret", "mysql_scanner_password", "mysql_reader_password"}
+        (self.inventory / "group_vars/all/vault.yml").write_text(yaml.safe_dump({
+            "sisock_wamp_secret": INSECURE_DEFAULT_SECRET,  # the router is on the guest's loopback
+            "mysql_scanner_password": SCANNER_PASSWORD, "mysql_reader_password": READER_PASSWORD}))
         component_env["weather"] = {"DATA_DIRECTORY": f"/{WEATHER_DIRECTORY}"}
         host = {"sisock-host": guest.inventory_host()}
         (self.inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {
@@ -247,11 +255,11 @@ def test_database_reader_only_reads_and_scanner_writes(site):
     def sql(user: str, password: str, statement: str):
         return site.guest.ssh(f"mariadb -h 127.0.0.1 -P {site.ports['mysql']} -u {user} -p{password} sisock "
                               f"-e '{statement}'", check=False)
-    assert sql("sisock_scanner", "change-me-scanner", "CREATE TABLE probe (i INT)").returncode == 0
-    assert sql("sisock_reader", "change-me-reader", "SELECT COUNT(*) FROM probe").returncode == 0
-    denied = sql("sisock_reader", "change-me-reader", "INSERT INTO probe VALUES (1)")
+    assert sql("sisock_scanner", SCANNER_PASSWORD, "CREATE TABLE probe (i INT)").returncode == 0
+    assert sql("sisock_reader", READER_PASSWORD, "SELECT COUNT(*) FROM probe").returncode == 0
+    denied = sql("sisock_reader", READER_PASSWORD, "INSERT INTO probe VALUES (1)")
     assert denied.returncode != 0 and "denied" in denied.stderr
-    assert sql("sisock_scanner", "change-me-scanner", "DROP TABLE probe").returncode == 0
+    assert sql("sisock_scanner", SCANNER_PASSWORD, "DROP TABLE probe").returncode == 0
 
 
 def test_upgrade_reinstalls_changed_source_and_restarts_the_components(site):

@@ -3,17 +3,28 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import shutil
 import stat
 import subprocess
+import tempfile
+from pathlib import Path
 
+import pytest
 from cryptography import x509
 
 from tests.support import BIN, base_environment
 
 
-def run(*args, env=None):
-    return subprocess.run([str(BIN / "sisock"), *args], env=env or base_environment(), capture_output=True,
-                          text=True, timeout=60)
+def run(*args, env=None, umask=None, user=None):
+    """``sisock ARGS``, under ``umask`` if given, as uid/gid ``user`` if given (needs root)."""
+    prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user is not None else []
+    return subprocess.run([*prefix, str(BIN / "sisock"), *args], env=env or base_environment(), capture_output=True,
+                          text=True, timeout=60, preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+
+
+def mode(path):
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def test_certs_have_the_names_and_private_keys(tmp_path):
@@ -39,6 +50,8 @@ def test_certs_are_kept_unless_forced(tmp_path):
 
 
 def test_crossbar_config_from_the_environment(tmp_path):
+    (tmp_path / "s.pem").write_text("certificate\n")
+    (tmp_path / "s.key").write_text("key\n")
     env = dict(base_environment(), CROSSBAR_TLS_PORT="9443", CROSSBAR_OCS_PORT="9001", CROSSBAR_REALM="site",
                CROSSBAR_TLS_CERT=str(tmp_path / "s.pem"), CROSSBAR_TLS_KEY=str(tmp_path / "s.key"),
                WAMP_SECRET="very-secret", WAMP_USER="sisock-site", CROSSBAR_HOST="router.site")
@@ -89,3 +102,65 @@ def test_a_server_certificate_near_expiry_is_reissued_from_the_same_ca(tmp_path,
     assert certs.make_certs(tmp_path, ["router.site"]) == ["server.pem", "server.key"]
     assert (tmp_path / "server.pem").read_bytes() != old and (tmp_path / "ca.pem").read_bytes() == ca
     assert certs.make_certs(tmp_path, ["router.site"]) == []
+
+
+def _router_env(tmp_path, **changes):
+    run("certs", "--dir", str(tmp_path / "certs"))
+    env = dict(base_environment(), CROSSBAR_TLS_CERT=str(tmp_path / "certs/server.pem"),
+               CROSSBAR_TLS_KEY=str(tmp_path / "certs/server.key"))
+    env.update(changes)
+    return env
+
+
+def test_modes_are_set_on_old_files_and_folders_whatever_the_umask(tmp_path):
+    """A key or a router config already there, readable by everyone, is made private again."""
+    certs, node = tmp_path / "certs", tmp_path / "node"
+    run("certs", "--dir", str(certs))
+    node.mkdir()
+    (node / "config.json").write_text("{}")
+    for path, loose in ((certs, 0o777), (certs / "server.key", 0o644), (certs / "ca.key", 0o666),
+                        (node, 0o777), (node / "config.json", 0o666)):
+        path.chmod(loose)
+    result = run("certs", "--dir", str(certs), umask=0)
+    assert result.returncode == 0, result.stderr
+    assert f"sisock certs: {certs / 'server.key'} had mode 0644; set it to 0600" in result.stderr
+    result = run("crossbar-config", "--dir", str(node), env=_router_env(tmp_path), umask=0)
+    assert result.returncode == 0, result.stderr
+    assert {p.name: oct(mode(p)) for p in (certs, certs / "server.key", certs / "ca.key", certs / "ca.pem",
+                                            node, node / "config.json")} == {
+        "certs": "0o750", "server.key": "0o600", "ca.key": "0o600", "ca.pem": "0o644",
+        "node": "0o750", "config.json": "0o640"}
+
+
+def test_new_folders_are_private_whatever_the_umask(tmp_path):
+    assert run("certs", "--dir", str(tmp_path / "certs"), umask=0).returncode == 0
+    assert run("crossbar-config", "--dir", str(tmp_path / "node"), env=_router_env(tmp_path), umask=0).returncode == 0
+    assert (oct(mode(tmp_path / "certs")), oct(mode(tmp_path / "node"))) == ("0o750", "0o750")
+    assert oct(mode(tmp_path / "node" / "config.json")) == "0o640"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_a_file_whose_mode_cannot_be_set_is_refused_in_one_line():
+    folder = Path(tempfile.mkdtemp(prefix="sisock-test-"))  # pytest's own folders are closed to other users
+    try:
+        run("certs", "--dir", str(folder))
+        (folder / "server.key").chmod(0o644)
+        folder.chmod(0o755)
+        result = run("certs", "--dir", str(folder), user=65534)  # not the owner: cannot chmod
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [
+            f"sisock certs: configuration error: {folder}: cannot give it mode 0750 (Operation not permitted); "
+            "chmod 0750 it or remove it"]
+        assert mode(folder / "server.key") == 0o644
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("variable", ["CROSSBAR_TLS_CERT", "CROSSBAR_TLS_KEY"])
+def test_crossbar_config_refuses_a_missing_certificate_file(tmp_path, variable):
+    missing = str(tmp_path / "nowhere.pem")
+    result = run("crossbar-config", "--dir", str(tmp_path / "node"), env=_router_env(tmp_path, **{variable: missing}))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"sisock crossbar-config: configuration error: {variable}={missing!r}: cannot read it (No such file or directory)"]
+    assert not (tmp_path / "node" / "config.json").exists()

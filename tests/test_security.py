@@ -107,3 +107,46 @@ def test_unreadable_ca_certificate_is_one_line(procs, tmp_path):
         assert hub.lines == [f"sisock hub: configuration error: CROSSBAR_CA_CERT={str(path)!r}: "
                              f"not a readable PEM certificate "
                              f"({'no certificate in it' if path == garbage else 'No such file or directory'})"]
+
+
+def test_an_untrusted_router_certificate_is_a_configuration_error(procs, tmp_path):
+    """Retrying cannot fix a CA that did not sign the router's certificate: stop at once, one line, exit 2."""
+    from sisock.router.certs import make_certs
+
+    make_certs(tmp_path / "other", ["127.0.0.1"])
+    other_ca = str(tmp_path / "other" / "ca.pem")
+    where = f"127.0.0.1:{procs.env['CROSSBAR_TLS_PORT']}"
+    expected = {
+        "": f"CROSSBAR_CA_CERT is not set and the system does not trust the router's certificate ({where}): "
+            "set CROSSBAR_CA_CERT to the site CA's ca.pem",
+        other_ca: f"CROSSBAR_CA_CERT={other_ca!r}: the router's certificate ({where}) is not signed by this CA",
+    }
+    for ca, reason in expected.items():
+        hub = procs.start("hub", env={"CROSSBAR_CA_CERT": ca})
+        assert hub.proc.wait(30) == 2, hub.output
+        assert hub.lines == [f"sisock hub: configuration error: {reason}"]
+
+
+def test_sisock_http_also_stops_on_an_untrusted_router_certificate(procs):
+    from tests.support import free_port
+
+    http = procs.start("http", env={"CROSSBAR_CA_CERT": "", "PORT": str(free_port())})
+    assert http.proc.wait(30) == 2, http.output
+    assert http.lines[-1].startswith("sisock http: configuration error: CROSSBAR_CA_CERT is not set")
+
+
+def test_a_router_certificate_without_crossbar_host_is_a_configuration_error(tmp_path):
+    from sisock.router.certs import make_certs
+    from tests.support import Processes, Router
+
+    make_certs(tmp_path / "certs", ["router.site"])  # Router keeps these: 127.0.0.1 is not in them
+    router = Router(tmp_path).start()
+    procs = Processes(router.env)
+    try:
+        hub = procs.start("hub")
+        assert hub.proc.wait(30) == 2, hub.output
+        assert hub.lines == [f"sisock hub: configuration error: CROSSBAR_HOST='127.0.0.1': not a name in the "
+                             f"router's certificate (127.0.0.1:{router.config.crossbar_tls_port})"]
+    finally:
+        procs.stop_all()
+        router.stop()

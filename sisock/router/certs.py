@@ -1,22 +1,24 @@
 """``sisock certs``: a site CA and a server certificate for the router.
 
 Writes ``ca.pem``, ``ca.key``, ``server.pem`` and ``server.key``; keys are
-mode 0600 and files that exist are kept unless ``force`` (so a re-run never
-invalidates the CA that every host already trusts).
+mode 0600 (kept keys too) and files that exist are kept unless ``force`` (so a
+re-run never invalidates the CA that every host already trusts).
 """
 from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import socket
+import stat
 from pathlib import Path
-from typing import Iterable, List, Sequence
+from typing import Iterable, List, Sequence, Tuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from sisock.files import private_dir, set_mode, write_private
 
 CA_DAYS = 3650
 SERVER_DAYS = 825
@@ -30,11 +32,27 @@ def default_names() -> List[str]:
     return ["localhost", "127.0.0.1", "::1", socket.gethostname()]
 
 
+#: The mode of each file, set on kept files too.
+MODES = {"ca.pem": 0o644, "ca.key": 0o600, "server.pem": 0o644, "server.key": 0o600}
+
+
 def _write(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, mode)
+    write_private(path, data, mode)
+
+
+def fix_modes(directory: Path) -> List[Tuple[str, int, int]]:
+    """Give the folder and the files already in it their modes; return (file, old, new)
+    for each file that had another (a key readable by others, say)."""
+    changed = []
+    private_dir(directory)
+    for name, mode in MODES.items():
+        path = directory / name
+        if path.exists():
+            old = stat.S_IMODE(path.stat().st_mode)
+            if old != mode:
+                set_mode(path, mode)
+                changed.append((name, old, mode))
+    return changed
 
 
 def _key_pem(key) -> bytes:
@@ -127,8 +145,9 @@ def missing_names(directory: Path, names: Sequence[str]) -> List[str]:
 
 def make_certs(directory: Path, names: Sequence[str] = (), force: bool = False) -> List[str]:
     """Make what is missing (or everything with ``force``), re-issue a server certificate
-    from the existing CA when it nears expiry; return the files written."""
-    directory.mkdir(parents=True, exist_ok=True)
+    from the existing CA when it nears expiry; return the files written. The folder
+    gets mode 0750, keys 0600 and certificates 0644, kept files included."""
+    fix_modes(directory)
     names = list(names) or default_names()
     written = []
     if force or not (directory / "ca.pem").exists() or not (directory / "ca.key").exists():

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sisock.router.certs import FILES, default_names, make_certs, missing_names
+from sisock.router.certs import FILES, default_names, fix_modes, make_certs, missing_names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args, config) -> int:
+    for name, old, new in fix_modes(args.dir):
+        print(f"sisock certs: {args.dir / name} had mode {old:04o}; set it to {new:04o}", file=sys.stderr)
     written = make_certs(args.dir, args.name, args.force)
     kept = [f for f in FILES if f not in written]
     print(f"sisock certs: wrote {', '.join(written) or 'nothing'}"

@@ -1,5 +1,5 @@
 """A Debian bookworm machine for the provisioning test: real systemd booted in
-a cached debootstrap root (DESIGN.md, "Machines and services for tests"),
+a cached debootstrap root (docs/design.md, "Machines for tests"),
 reached by SSH on a free loopback port like a site machine."""
 from __future__ import annotations
 
