@@ -68,6 +68,13 @@ def _non_negative_integer(name: str, raw: str) -> int:
     return value
 
 
+def _positive_integer(name: str, raw: str) -> int:
+    value = _integer(name, raw)
+    if value < 1:
+        raise ConfigError(f"{name}={raw!r}: must be 1 or more")
+    return value
+
+
 def _number(name: str, raw: str) -> float:
     try:
         return float(raw)
@@ -117,6 +124,21 @@ def _one_of(*choices: str) -> Callable[[str, str], str]:
     return parse
 
 
+def _names(name: str, raw: str) -> tuple:
+    """A comma-separated list of host names or origins (empty: none)."""
+    values = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if any(any(c.isspace() for c in value) for value in values):
+        raise ConfigError(f"{name}={raw!r}: a comma-separated list without spaces inside a name")
+    return values
+
+
+def _switch(name: str, raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("on", "off"):
+        raise ConfigError(f"{name}={raw!r}: not one of on, off")
+    return value == "on"
+
+
 def _host(name: str, raw: str) -> str:
     if not raw or any(c.isspace() for c in raw) or "/" in raw:
         raise ConfigError(f"{name}={raw!r}: not a host name or address")
@@ -140,12 +162,25 @@ class Config:
     #: Interface the router's TLS port binds; empty = loopback when
     #: CROSSBAR_HOST is loopback, every interface otherwise.
     crossbar_tls_interface: Optional[str] = None
+    #: Browser origins allowed to open a WebSocket on the OCS port (e.g. ocs-web); none by default.
+    crossbar_ocs_origins: tuple = ()
+    #: The OCS port's HTTP ``/call`` bridge (OCSClient and ocs-client-cli use it); off by default.
+    crossbar_ocs_call: bool = False
     # sisock-http
     http_host: str = "127.0.0.1"
     port: int = 5000
     http_timeout: float = 30.0
     #: sisock-http lists the fields each data node has had in this many recent seconds (0 = ever).
     http_fields_window: float = 0.0
+    #: Seconds a client has to send a request's line and headers, then its body.
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 30.0
+    #: Most targets one /query may name (distinct ones, after duplicates are merged).
+    http_max_targets: int = 200
+    #: Most points one /query answer may hold, all targets together.
+    http_max_points: int = 2_000_000
+    #: Host names sisock-http answers to besides loopback ones; empty: any Host.
+    http_public_names: tuple = ()
     loglevel: str = "info"
     # g3 index
     sql_host: Optional[str] = None
@@ -198,10 +233,17 @@ _PARSERS: Mapping[str, Callable[[str, str], object]] = {
     "crossbar_tls_cert": _optional_path,
     "crossbar_tls_key": _optional_path,
     "crossbar_tls_interface": _optional_text,
+    "crossbar_ocs_origins": _names,
+    "crossbar_ocs_call": _switch,
     "http_host": _host,
     "port": _port,
     "http_timeout": _positive_number,
     "http_fields_window": _non_negative_number,
+    "http_header_timeout": _positive_number,
+    "http_body_timeout": _positive_number,
+    "http_max_targets": _positive_integer,
+    "http_max_points": _positive_integer,
+    "http_public_names": _names,
     "loglevel": _log_level,
     "sql_host": _optional_text,
     "sql_port": _port,

@@ -31,9 +31,9 @@ def test_health_and_search(stack):
     assert status == 200 and "apex_archive" in body["data_nodes"]
     status, names, _ = stack.request("POST", "/search", {"target": "TEMP"})
     assert status == 200 and names == [WEATHER]
-    # curl's default Content-Type is a form: the body is still read as JSON
+    # "; charset=..." is still JSON
     assert stack.request("POST", "/search", raw=b'{"target": "temp"}',
-                         content_type="application/x-www-form-urlencoded")[1] == [WEATHER]
+                         content_type="application/json; charset=utf-8")[1] == [WEATHER]
     status, everything, _ = stack.request("POST", "/search", {"target": ""})
     assert f"apex_archive::{SPIKE_FIELD}" in everything and "apex_archive::apex_windspeed" in everything
 
