@@ -11,7 +11,7 @@ import os
 import stat
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Tuple
 
 from dotenv import dotenv_values
 
@@ -124,7 +124,7 @@ def _one_of(*choices: str) -> Callable[[str, str], str]:
     return parse
 
 
-def _names(name: str, raw: str) -> tuple:
+def _names(name: str, raw: str) -> Tuple[str, ...]:
     """A comma-separated list of host names or origins (empty: none)."""
     values = tuple(part.strip() for part in raw.split(",") if part.strip())
     if any(any(c.isspace() for c in value) for value in values):
@@ -163,7 +163,7 @@ class Config:
     #: CROSSBAR_HOST is loopback, every interface otherwise.
     crossbar_tls_interface: Optional[str] = None
     #: Browser origins allowed to open a WebSocket on the OCS port (e.g. ocs-web); none by default.
-    crossbar_ocs_origins: tuple = ()
+    crossbar_ocs_origins: Tuple[str, ...] = ()
     #: The OCS port's HTTP ``/call`` bridge (OCSClient and ocs-client-cli use it); off by default.
     crossbar_ocs_call: bool = False
     # sisock-http
@@ -180,7 +180,7 @@ class Config:
     #: Most points one /query answer may hold, all targets together.
     http_max_points: int = 2_000_000
     #: Host names sisock-http answers to besides loopback ones; empty: any Host.
-    http_public_names: tuple = ()
+    http_public_names: Tuple[str, ...] = ()
     loglevel: str = "info"
     # g3 index
     sql_host: Optional[str] = None
