@@ -75,9 +75,6 @@ class GuardedSocketIO(_pyio.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def fileno(self) -> int:
-        return self._sock.fileno()
-
     def allow(self, seconds: Optional[float]) -> None:
         """From now on, reads must complete within ``seconds`` (None: no deadline)."""
         self._deadline = None if seconds is None else time.monotonic() + seconds
@@ -131,7 +128,7 @@ class GuardedRequest(CPWSGIHTTPRequest):
         raw = self.conn.rfile.raw
         raw.release()
         body_left = self.chunked_read and not getattr(self.rfile, "closed", True)
-        if raw.expired or body_left or (b"Connection", b"close") in self.outheaders:
+        if raw.expired or body_left:
             self.close_connection = True
         super().send_headers()
 

@@ -1,8 +1,10 @@
 """``sisock http``: serve Grafana's SimpleJSON and JSON datasources on ``http://HTTP_HOST:PORT``.
 
-CherryPy answers in its own threads; one reconnecting WAMP session lives in
-the reactor thread (:class:`sisock.wamp_thread.ThreadedSession`). SIGTERM or
-Ctrl-C stops the HTTP server, then leaves the router.
+CherryPy answers in its own threads, through :class:`sisock.http.guard.GuardedServer`
+(request deadlines, a bounded share of slow clients); one reconnecting WAMP
+session, as user ``sisock-http`` (the router's read-only ``consumer`` role),
+lives in the reactor thread (:class:`sisock.wamp_thread.ThreadedSession`).
+SIGTERM or Ctrl-C stops the HTTP server, then leaves the router.
 """
 from __future__ import annotations
 
