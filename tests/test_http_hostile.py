@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 import pytest
 
 from sisock.http.guard import MAX_BODY
-from sisock.wamp_thread import ThreadedSession
+from sisock.wamp_thread import ThreadedSession, in_reactor
 from tests.http_support import SPIKE_FIELD, HttpStack, JsonHttp, query
 from tests.support import free_port, wait_until
 from tests.test_http import answer, serve_node
@@ -276,11 +276,14 @@ def test_listed_node_that_stops_is_a_502_naming_it(stack, router):
     node = ThreadedSession(router.config).start()
     assert node.wait_connected(30)
     t = [stack.now - 60, stack.now - 30]
-    serve_node(node, "doomed_node", lambda field, start, end, min_stride=None: answer(field[0], t, [1.0, 2.0]))
+    get_data = serve_node(node, "doomed_node", lambda field, start, end, min_stride=None: answer(field[0], t, [1.0, 2.0]))
     wait_until(lambda: "doomed_node::value" in stack.request("POST", "/search", {"target": "doomed"})[1], 15,
                "the node in /search")
     status, body, _ = stack.request("POST", "/query", query(stack.now - 3600, stack.now, "doomed_node::value"))
     assert status == 200 and len(body[0]["datapoints"]) == 2
+    in_reactor(get_data.unregister, timeout=10)  # still listed by the hub, but gone
+    status, body, _ = stack.request("POST", "/query", query(stack.now - 3600, stack.now, "doomed_node::value"))
+    assert status == 502 and "doomed_node" in body["error"] and "listed by the hub" in body["error"]
     node.stop()
     wait_until(lambda: "doomed_node::value" not in stack.request("POST", "/search", {"target": "doomed"})[1], 15,
                "the hub to drop the node")
