@@ -133,10 +133,11 @@ def _names(name: str, raw: str) -> Tuple[str, ...]:
 
 
 def _switch(name: str, raw: str) -> bool:
+    """``on``/``off`` (also true/false, yes/no, 1/0, as YAML and Ansible may write them)."""
     value = raw.lower()
-    if value not in ("on", "off"):
-        raise ConfigError(f"{name}={raw!r}: not one of on, off")
-    return value == "on"
+    if value not in ("on", "true", "yes", "1", "off", "false", "no", "0"):
+        raise ConfigError(f"{name}={raw!r}: not on or off")
+    return value in ("on", "true", "yes", "1")
 
 
 def _host(name: str, raw: str) -> str:
