@@ -6,6 +6,7 @@ did, and what a user must see instead. Figures (latency, memory) are printed
 """
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import threading
@@ -322,3 +323,18 @@ def test_host_is_checked_when_public_names_are_set(procs, router):
         assert status(host)[0] == 200, host
     code, body = status("evil.example:5000")
     assert code == 421 and "HTTP_PUBLIC_NAMES" in body["error"]
+
+
+def test_connections_are_still_reused_as_grafana_does(stack):
+    connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+    try:
+        for body in (query(stack.now - 3600, stack.now, WEATHER), {"target": "temp"}, {"target": ""}) * 2:
+            path = "/query" if "range" in body else "/search"
+            connection.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            assert response.status == 200 and json.loads(response.read())
+        first = connection.sock
+        connection.request("GET", "/")
+        assert connection.getresponse().read() and connection.sock is first  # one connection throughout
+    finally:
+        connection.close()
