@@ -176,9 +176,9 @@ class Config:
     #: Seconds a client has to send a request's line and headers, then its body.
     http_header_timeout: float = 10.0
     http_body_timeout: float = 30.0
-    #: Most targets one /query may name (distinct ones, after duplicates are merged).
+    #: Most targets one /query may name (repeats included; identical ones are fetched once).
     http_max_targets: int = 200
-    #: Most points one /query answer may hold, all targets together.
+    #: Most points one /query answer may hold, all targets (repeats included) together.
     http_max_points: int = 2_000_000
     #: Host names sisock-http answers to besides loopback ones; empty: any Host.
     http_public_names: Tuple[str, ...] = ()

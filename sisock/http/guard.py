@@ -75,9 +75,9 @@ class GuardedSocketIO(_pyio.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def allow(self, seconds: Optional[float]) -> None:
-        """From now on, reads must complete within ``seconds`` (None: no deadline)."""
-        self._deadline = None if seconds is None else time.monotonic() + seconds
+    def allow(self, seconds: float) -> None:
+        """From now on, reads must complete within ``seconds``."""
+        self._deadline = time.monotonic() + seconds
 
     def release(self) -> None:
         """The request has been read: give back its slow slot, if it held one."""
@@ -132,16 +132,15 @@ class GuardedRequest(CPWSGIHTTPRequest):
             self.close_connection = True
         super().send_headers()
 
-    def simple_response(self, status, msg: str = "") -> None:
+    def simple_response(self, status, msg="") -> None:
+        """cheroot's own error answer (``msg``: str or bytes) as JSON; the connection then closes,
+        since nothing after a malformed or refused request can be trusted."""
         status = str(status)
         reason = _EXPLAIN.get(status[:3]) or (msg.decode("latin-1") if isinstance(msg, bytes) else msg) or status
-        self.conn.rfile.raw.expired = True  # nothing after a malformed request can be trusted
-        self._json_response(status, f"{status}: {reason}")
-
-    def _json_response(self, status: str, error: str) -> None:
-        body = json.dumps({"error": error}).encode()
+        body = json.dumps({"error": f"{status}: {reason}"}).encode()
         head = (f"{self.server.protocol} {status}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+        self.conn.rfile.raw.expired = True
         self.close_connection = True
         try:
             self.conn.wfile.write(head.encode("latin-1") + body)
@@ -155,6 +154,7 @@ class GuardedConnection(HTTPConnection):
     RequestHandlerClass = GuardedRequest
 
     def __init__(self, server, sock, makefile=None) -> None:
+        """``makefile`` (cheroot's, for TLS sockets) is not used: sisock-http serves plain HTTP."""
         super().__init__(server, sock)
         self.rfile = GuardedReader(GuardedSocketIO(sock, server.slow_slots), self.rbufsize)
 
