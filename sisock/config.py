@@ -68,6 +68,13 @@ def _non_negative_integer(name: str, raw: str) -> int:
     return value
 
 
+def _positive_integer(name: str, raw: str) -> int:
+    value = _integer(name, raw)
+    if value < 1:
+        raise ConfigError(f"{name}={raw!r}: must be 1 or more")
+    return value
+
+
 def _number(name: str, raw: str) -> float:
     try:
         return float(raw)
@@ -117,6 +124,22 @@ def _one_of(*choices: str) -> Callable[[str, str], str]:
     return parse
 
 
+def _names(name: str, raw: str) -> Tuple[str, ...]:
+    """A comma-separated list of host names or origins (empty: none)."""
+    values = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if any(any(c.isspace() for c in value) for value in values):
+        raise ConfigError(f"{name}={raw!r}: a comma-separated list without spaces inside a name")
+    return values
+
+
+def _switch(name: str, raw: str) -> bool:
+    """``on``/``off`` (also true/false, yes/no, 1/0, as YAML and Ansible may write them)."""
+    value = raw.lower()
+    if value not in ("on", "true", "yes", "1", "off", "false", "no", "0"):
+        raise ConfigError(f"{name}={raw!r}: not on or off")
+    return value in ("on", "true", "yes", "1")
+
+
 def _host(name: str, raw: str) -> str:
     if not raw or any(c.isspace() for c in raw) or "/" in raw:
         raise ConfigError(f"{name}={raw!r}: not a host name or address")
@@ -152,6 +175,10 @@ class Config:
     #: CROSSBAR_HOST is loopback, every interface otherwise.
     crossbar_tls_interface: Optional[str] = _setting(None, "address the router's TLS port binds (unset: loopback "
                                                      "when CROSSBAR_HOST is, else every interface)")
+    crossbar_ocs_origins: Tuple[str, ...] = _setting((), "browser origins allowed to open a WebSocket on the OCS "
+                                                     "port, comma-separated (e.g. ocs-web's; none by default)")
+    crossbar_ocs_call: bool = _setting(False, "on: the OCS port's HTTP /call bridge (OCSClient, ocs-client-cli); "
+                                       "off by default")
     # sisock-http
     http_host: str = _setting("127.0.0.1", "address sisock-http listens on")
     port: int = _setting(5000, "sisock-http's port")
@@ -159,6 +186,13 @@ class Config:
     #: sisock-http lists the fields each data node has had in this many recent seconds (0 = ever).
     http_fields_window: float = _setting(0.0, "the metric list shows fields with data in this many recent "
                                          "seconds (0: ever)")
+    http_header_timeout: float = _setting(10.0, "seconds a client has to send a request's line and headers")
+    http_body_timeout: float = _setting(30.0, "seconds a client then has to send the request's body")
+    http_max_targets: int = _setting(200, "most targets one /query may name (repeats included; identical ones "
+                                     "are fetched once)")
+    http_max_points: int = _setting(2_000_000, "most points one /query answer may hold, all targets together")
+    http_public_names: Tuple[str, ...] = _setting((), "host names sisock-http answers to besides loopback ones, "
+                                                  "comma-separated (empty: any Host)")
     loglevel: str = _setting("info", f"log level: {', '.join(LOG_LEVELS)}")
     # g3 index
     sql_host: Optional[str] = _setting(None, "MySQL/MariaDB host of the g3 index (unset: the SQLite file)")
@@ -211,10 +245,17 @@ _PARSERS: Mapping[str, Callable[[str, str], object]] = {
     "crossbar_tls_cert": _optional_path,
     "crossbar_tls_key": _optional_path,
     "crossbar_tls_interface": _optional_text,
+    "crossbar_ocs_origins": _names,
+    "crossbar_ocs_call": _switch,
     "http_host": _host,
     "port": _port,
     "http_timeout": _positive_number,
     "http_fields_window": _non_negative_number,
+    "http_header_timeout": _positive_number,
+    "http_body_timeout": _positive_number,
+    "http_max_targets": _positive_integer,
+    "http_max_points": _positive_integer,
+    "http_public_names": _names,
     "loglevel": _log_level,
     "sql_host": _optional_text,
     "sql_port": _port,
@@ -245,9 +286,11 @@ _WAMP = ("WAMP_USER", "WAMP_SECRET", "CROSSBAR_HOST", "CROSSBAR_TLS_PORT", "CROS
          "CROSSBAR_TLS_INTERFACE") + _LOG
 _NODE = _WAMP + ("MAX_POINTS", "HTTP_TIMEOUT")
 _INDEX = ("SQL_HOST", "SQL_PORT", "SQL_USER", "SQL_PASSWD", "SQL_DB", "SQLITE_PATH")
-_HTTP = ("HTTP_HOST", "PORT", "HTTP_TIMEOUT", "HTTP_FIELDS_WINDOW")
+_HTTP = ("HTTP_HOST", "PORT", "HTTP_TIMEOUT", "HTTP_FIELDS_WINDOW", "HTTP_HEADER_TIMEOUT", "HTTP_BODY_TIMEOUT",
+         "HTTP_MAX_TARGETS", "HTTP_MAX_POINTS", "HTTP_PUBLIC_NAMES")
 _ROUTER = ("WAMP_USER", "WAMP_SECRET", "CROSSBAR_HOST", "CROSSBAR_TLS_PORT", "CROSSBAR_OCS_PORT", "CROSSBAR_REALM",
-           "CROSSBAR_TLS_CERT", "CROSSBAR_TLS_KEY", "CROSSBAR_TLS_INTERFACE")
+           "CROSSBAR_TLS_CERT", "CROSSBAR_TLS_KEY", "CROSSBAR_TLS_INTERFACE", "CROSSBAR_OCS_ORIGINS",
+           "CROSSBAR_OCS_CALL")
 
 #: command -> the variables it reads.
 READS: Dict[str, Tuple[str, ...]] = {
@@ -270,8 +313,10 @@ READS: Dict[str, Tuple[str, ...]] = {
 
 def _shown_default(f) -> str:
     value = f.default if f.default is not MISSING else None
-    if value is None or value == "":
+    if value is None or value == "" or value == ():
         return "(unset)"
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if f.name == "wamp_secret":
         return "(the development secret)"
     if isinstance(value, float) and value.is_integer():

@@ -123,3 +123,12 @@ class Throttle:
             return -1
         self._last[kind] = now
         return self._held.pop(kind, 0)
+
+    def warn(self, logger, kind: str, text: str, quiet: str = "debug", **fields) -> None:
+        """``text`` as a warning on ``logger``, or at level ``quiet`` if one of this ``kind`` was
+        logged within ``interval``; the warning says how many it held back."""
+        held = self.allow(kind)
+        if held < 0:
+            getattr(logger, quiet)(text, **fields)
+        else:
+            logger.warn(text + (" ({held} similar held back)" if held else ""), held=held, **fields)

@@ -5,7 +5,7 @@ import http.client
 import json
 import time
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -47,7 +47,8 @@ class JsonHttp:
 class HttpStack(JsonHttp):
     """hub + weather (generated data ending now, and a 1 Hz field with one spike) + sisock http."""
 
-    def __init__(self, router: Router, directory: Path, timeout: float = 2.0) -> None:
+    def __init__(self, router: Router, directory: Path, timeout: float = 2.0,
+                 env: Optional[Dict[str, str]] = None) -> None:
         self.now = float(int(time.time()))
         self.spike_time = self.now - 40000.0
         data = directory / "weather"
@@ -58,14 +59,15 @@ class HttpStack(JsonHttp):
         write_field(data, SPIKE_FIELD, t, values)
         self.data = data
         self.timeout = timeout
-        super().__init__(free_port())
+        self.env = dict(env or {}, PORT=str(free_port()), HTTP_TIMEOUT=str(timeout))
+        super().__init__(int(self.env["PORT"]))
         self.procs = Processes(router.env)
 
     def start(self) -> "HttpStack":
         """Start hub, weather and http; return once /search lists the weather fields."""
         self.procs.start("hub").wait_for("hub ready")
         self.procs.start("weather", env={"DATA_DIRECTORY": str(self.data)}).wait_for("added data node")
-        self.http = self.procs.start("http", env={"PORT": str(self.port), "HTTP_TIMEOUT": str(self.timeout)})
+        self.http = self.procs.start("http", env=self.env)
         self.http.wait_for("serving Grafana datasources")
         wait_until(lambda: f"apex_archive::{SPIKE_FIELD}" in self.request("POST", "/search", {})[1], 30,
                    "the weather fields in /search")

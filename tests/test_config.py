@@ -31,6 +31,10 @@ def test_defaults_match_the_design():
     ("MAX_POINTS", "-1", "MAX_POINTS='-1': must be 0 or more"),
     ("CROSSBAR_HOST", "two words", "CROSSBAR_HOST='two words': not a host name or address"),
     ("DATA_FEED_TRANSPORT", "carrier-pigeon", "DATA_FEED_TRANSPORT='carrier-pigeon': not one of tls, ocs"),
+    ("HTTP_MAX_TARGETS", "0", "HTTP_MAX_TARGETS='0': must be 1 or more"),
+    ("HTTP_BODY_TIMEOUT", "0", "HTTP_BODY_TIMEOUT='0': must be more than 0"),
+    ("CROSSBAR_OCS_CALL", "maybe", "CROSSBAR_OCS_CALL='maybe': not on or off"),
+    ("HTTP_PUBLIC_NAMES", "a b,c", "HTTP_PUBLIC_NAMES='a b,c': a comma-separated list"),
 ])
 def test_bad_values_name_the_variable(variable, value, words):
     with pytest.raises(ConfigError) as caught:

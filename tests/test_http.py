@@ -15,11 +15,12 @@ WEATHER = "apex_archive::apex_temperature"
 
 
 def serve_node(client, name, get_data, fields=("value",)):
-    """Register a data node from the test's own session and add it to the hub."""
+    """Register a data node from the test's own session and add it to the hub; return its get_data registration."""
     info = {f: {"description": f, "timeline": "tl", "type": "number", "units": "V"} for f in fields}
     client.register(wamp.get_fields_uri(name), lambda start, end: [info, {"tl": {"interval": 1.0, "field": list(fields)}}])
-    client.register(wamp.get_data_uri(name), get_data)
+    registration = client.register(wamp.get_data_uri(name), get_data)
     assert client.call(wamp.HUB_ADD, name, f"test node {name}", client.session._session_id) is True
+    return registration
 
 
 def answer(field, t, values):
@@ -31,9 +32,9 @@ def test_health_and_search(stack):
     assert status == 200 and "apex_archive" in body["data_nodes"]
     status, names, _ = stack.request("POST", "/search", {"target": "TEMP"})
     assert status == 200 and names == [WEATHER]
-    # curl's default Content-Type is a form: the body is still read as JSON
+    # "; charset=..." is still JSON
     assert stack.request("POST", "/search", raw=b'{"target": "temp"}',
-                         content_type="application/x-www-form-urlencoded")[1] == [WEATHER]
+                         content_type="application/json; charset=utf-8")[1] == [WEATHER]
     status, everything, _ = stack.request("POST", "/search", {"target": ""})
     assert f"apex_archive::{SPIKE_FIELD}" in everything and "apex_archive::apex_windspeed" in everything
 

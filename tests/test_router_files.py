@@ -67,10 +67,17 @@ def test_crossbar_config_from_the_environment(tmp_path):
     assert worker["realms"][0]["name"] == "site"
     tls, ocs = worker["transports"]
     assert tls["endpoint"]["port"] == 9443 and tls["endpoint"]["tls"]["key"].endswith("s.key")
-    assert tls["paths"]["ws"]["auth"]["wampcra"]["users"] == {"sisock-site": {"secret": "${WAMP_SECRET}",
-                                                                              "role": "sisock"}}
+    assert tls["paths"]["ws"]["auth"]["wampcra"]["users"] == {
+        "sisock-site": {"secret": "${WAMP_SECRET}", "role": "sisock"},
+        "sisock-http": {"secret": "${WAMP_SECRET}", "role": "consumer"}}
     assert ocs["endpoint"] == {"type": "tcp", "interface": "127.0.0.1", "port": 9001}
+    assert "call" not in ocs["paths"]  # the HTTP bridge serves any browser origin: only on request
+    assert tls["paths"]["ws"]["options"]["allowed_origins"] == ocs["paths"]["ws"]["options"]["allowed_origins"] == []
+    env.update(CROSSBAR_OCS_CALL="on", CROSSBAR_OCS_ORIGINS="https://ocs-web.site:443,http://localhost:*")
+    assert run("crossbar-config", "--dir", str(tmp_path / "node"), env=env).returncode == 0
+    ocs = json.loads(path.read_text())["workers"][0]["transports"][1]
     assert ocs["paths"]["call"]["type"] == "caller"
+    assert ocs["paths"]["ws"]["options"]["allowed_origins"] == ["https://ocs-web.site:443", "http://localhost:*"]
 
 
 def test_crossbar_config_refuses_the_default_secret_off_loopback(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from sisock import wamp
+from sisock.router.crossbar_config import CONSUMER_USER
 from sisock.wamp_thread import ThreadedSession
 from tests.support import wait_until
 
@@ -150,3 +151,58 @@ def test_a_router_certificate_without_crossbar_host_is_a_configuration_error(tmp
     finally:
         procs.stop_all()
         router.stop()
+
+
+# Issue 12: a browser page from elsewhere cannot reach the router; sisock-http has a read-only role.
+
+def _handshake(port: int, origin: str = None) -> bytes:
+    """The answer to a WebSocket opening handshake on the OCS port, with or without an Origin."""
+    request = ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+               "Sec-WebSocket-Protocol: wamp.2.json\r\n" + (f"Origin: {origin}\r\n" if origin else "") + "\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(request.encode())
+        return s.recv(4096)
+
+
+def test_ocs_port_refuses_browser_pages_from_elsewhere(router):
+    port = router.config.crossbar_ocs_port
+    assert b"101 Switching Protocols" in _handshake(port)  # OCS agents send no Origin
+    for origin in ("http://evil.example", "null", f"http://127.0.0.1:{port + 1}"):
+        assert b"101 Switching Protocols" not in _handshake(port, origin), origin
+
+
+def test_ocs_port_has_no_http_call_bridge_by_default(router):
+    body = json.dumps({"procedure": "observatory.agent1.ops"}).encode()
+    request = (f"POST /call HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", router.config.crossbar_ocs_port), timeout=5) as s:
+        s.sendall(request.encode() + body)
+        answer = s.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 404") and b"access-control-allow-origin" not in answer.lower()
+
+
+@pytest.fixture
+def consumer(router):
+    session = ThreadedSession(router.config.with_values(wamp_user=CONSUMER_USER)).start()
+    assert session.wait_connected(30)
+    yield session
+    session.stop()
+
+
+def test_sisock_http_role_reads_and_nothing_else(consumer, client):
+    client.register(wamp.get_data_uri("role_node"), lambda *a: {"data": {}, "timeline": {}})
+    assert consumer.call(wamp.get_data_uri("role_node"), ["x"], 1, 2) == {"data": {}, "timeline": {}}
+    with pytest.raises(ApplicationError) as caught:  # allowed, though no hub runs here
+        consumer.call(wamp.HUB_LIST)
+    assert caught.value.error == "wamp.error.no_such_procedure"
+    consumer.subscribe(wamp.TOPIC_ADDED, lambda *a: None)
+    for attempt_ in (lambda: consumer.register(wamp.get_data_uri("impostor"), lambda *a: None),
+                     lambda: consumer.register(f"{wamp.BASE_URI}.anything", lambda *a: None),
+                     lambda: consumer.publish(wamp.TOPIC_ADDED, {"name": "fake", "description": ""}),
+                     lambda: consumer.call(wamp.HUB_ADD, "fake", "", 1),
+                     lambda: consumer.subscribe("observatory.agent1.feeds.x", lambda *a: None),
+                     lambda: consumer.call("wamp.session.get", 1)):
+        with pytest.raises(ApplicationError) as caught:
+            attempt_()
+        assert caught.value.error == "wamp.error.not_authorized"

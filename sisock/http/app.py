@@ -1,9 +1,12 @@
 """The CherryPy application: SimpleJSON and JSON datasource endpoints, one JSON answer each.
 
 Every endpoint answers JSON, errors included (``{"error": "..."}`` with 400,
-404, 405, 502, 503 or 500), and logs one line per request. Request threads
-reach the WAMP session only through :mod:`sisock.http.fanout` and the
-catalogue, both bounded by ``HTTP_TIMEOUT``.
+404, 405, 408, 413, 415, 421, 502, 503 or 500; Grafana shows that text on the
+panel), and logs one line per request: info, or for a server-side failure
+(5xx) a warning at most once a minute per kind, or an error with the traceback
+for a fault of sisock-http itself (500). Request threads reach the WAMP
+session only through :mod:`sisock.http.fanout` and the catalogue, both
+bounded by ``HTTP_TIMEOUT``.
 """
 from __future__ import annotations
 
@@ -13,17 +16,21 @@ import time
 from typing import Callable, Dict
 
 import cherrypy
+from twisted.logger import LogLevel
 
 from sisock import log
 from sisock.config import Config
 from sisock.http import fanout
 from sisock.http.catalogue import Catalogue
 from sisock.http.errors import NotConnected, NotFound, RequestError, describe
+from sisock.http.intake import check_content_type, check_host, read_body
 from sisock.http.request import parse_json, parse_query, text_filter
 from sisock.http.shape import shape
 from sisock.wamp_thread import ThreadedSession, in_reactor
 
 _log = log.logger()
+#: Repeated warnings (a data node down, the hub away) are logged at most once a minute per kind.
+_throttle = log.Throttle()
 
 
 def encode(body: object) -> bytes:
@@ -64,10 +71,14 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
                 data = _answer(status, {"error": f"internal error: cannot encode the answer: {exc}"})
             timing = dict(request.sisock_timing, encode=time.perf_counter() - encode_began)
             cherrypy.response.headers["Server-Timing"] = ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timing.items())
-            emit = _log.warn if status >= 500 else _log.info
-            emit("{method} {path} {status}: {note}{ms:.1f} ms ({details})", method=request.method,
-                      path=request.path_info, status=status, note=note, ms=(time.perf_counter() - began) * 1000,
-                      details=", ".join(f"{k} {v * 1000:.1f}" for k, v in timing.items()))
+            line = "{method} {path} {status}: {note}{ms:.1f} ms ({details})"
+            fields = dict(method=request.method, path=request.path_info, status=status, note=note,
+                          ms=(time.perf_counter() - began) * 1000,
+                          details=", ".join(f"{k} {v * 1000:.1f}" for k, v in timing.items()))
+            if status >= 500:
+                _throttle.warn(_log, f"{status} {request.path_info}", line, quiet="info", **fields)
+            else:
+                _log.info(line, **fields)
             return data
         return serve
     return wrap
@@ -83,13 +94,15 @@ class Datasource:
 
     def _run(self, handler: Callable, request) -> tuple:
         try:
-            body = parse_json(request.rfile.read()) if request.method == "POST" else {}
-            payload, note = handler(self, body)
+            check_host(request.headers, self.config.http_public_names)
+            raw = read_body(request.rfile, self.config.http_body_timeout)
+            check_content_type(request.headers, raw)
+            payload, note = handler(self, parse_json(raw) if request.method == "POST" else {})
             return 200, payload, note
         except RequestError as exc:
             return exc.status, {"error": str(exc)}, f"{exc}; "
         except Exception as exc:  # a bug must cost one request, never the server
-            _log.failure("{path}: unexpected error", path=request.path_info)
+            _log.failure("{path}: unexpected error", path=request.path_info, level=LogLevel.error)
             return 500, {"error": f"internal error: {describe(exc)}"}, "internal error; "
 
     def _fresh_catalogue(self) -> Catalogue:
@@ -98,7 +111,7 @@ class Datasource:
             try:
                 in_reactor(self.catalogue.refresh, timeout=self.config.http_timeout)
             except Exception as exc:
-                _log.warn("catalogue refresh failed: {error}", error=describe(exc))
+                _throttle.warn(_log, "catalogue", "catalogue refresh failed: {error}", error=describe(exc))
         return self.catalogue
 
     @endpoint(methods=("GET", "HEAD", "POST"))
@@ -155,13 +168,13 @@ class Datasource:
     @endpoint()
     def query(self, body: dict):
         """Time series and tables for ``node::field`` targets, fetched from all nodes in parallel."""
-        query = parse_query(body)
+        query = parse_query(body, self.config.http_max_targets)
         timing = cherrypy.request.sisock_timing
         began = time.perf_counter()
         answers = fanout.fetch(self.session, query.by_node(), query.start, query.end, query.node_stride(),
-                               self.config.http_timeout)
+                               self.config.http_timeout, self.catalogue.absence)
         timing["wamp"] = time.perf_counter() - began
-        result, points = shape(query, answers, timing)
+        result, points = shape(query, answers, timing, self.config.http_max_points)
         return result, f"{len(query.targets)} targets, {points} points, "
 
 
@@ -180,6 +193,6 @@ def error_page(status: str, message: str, traceback: str, version: str) -> bytes
     return encode({"error": f"{status}: {message}"})
 
 
-#: Bodies are read raw and parsed as JSON whatever their Content-Type (curl's default is a form).
+#: Bodies are read raw (:mod:`sisock.http.intake`), not by CherryPy.
 APP_CONFIG: Dict[str, dict] = {"/": {"error_page.default": error_page, "request.show_tracebacks": False,
                                      "tools.encode.on": False, "request.process_request_body": False}}

@@ -5,6 +5,10 @@ Filled on every (re)join from the hub's node list and each node's
 the hub's ``data_node_added``/``data_node_subtracted`` topics, a periodic
 refresh, and a refresh on demand when a search finds it stale. Its WAMP work
 runs in the reactor thread; request threads only read snapshots.
+
+A node that was listed and is listed no more is remembered (until it comes
+back or sisock-http restarts), so that a panel asking for it shows the
+operator that it stopped instead of an empty series.
 """
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ from twisted.internet import defer, reactor, task
 
 from sisock import log, wamp
 from sisock.http.errors import describe
+
+#: Repeated warnings (the hub away, a node that does not answer) at most once a minute per kind.
+_throttle = log.Throttle()
 
 #: Seconds between full refreshes while joined.
 REFRESH_EVERY = 60.0
@@ -33,6 +40,7 @@ class Catalogue:
         self._lock = threading.Lock()
         self._nodes: Dict[str, str] = {}
         self._fields: Dict[str, Dict[str, dict]] = {}
+        self._departed: Dict[str, float] = {}
         self._session = None
         self._refreshed = 0.0
         self._loop: Optional[task.LoopingCall] = None
@@ -54,6 +62,16 @@ class Catalogue:
         """Every ``node::field`` containing ``contains`` (case-insensitive)."""
         needle = contains.lower()
         return [name for name, _ in self.entries() if needle in name.lower()]
+
+    def absence(self, node: str) -> Optional[str]:
+        """Why a node that sisock-http has known does not answer, or None for a node never listed."""
+        with self._lock:
+            if node in self._nodes:
+                return "listed by the hub, but its procedures are gone (stopped or restarting?)"
+            gone = self._departed.get(node)
+        if gone is None:
+            return None
+        return f"not running since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(gone))} (it was listed before)"
 
     @property
     def stale(self) -> bool:
@@ -88,10 +106,13 @@ class Catalogue:
         try:
             listed = yield session.call(wamp.HUB_LIST).addTimeout(self.timeout, reactor)
         except Exception as exc:
-            self.log.warn("cannot list data nodes from the hub: {error}", error=describe(exc))
+            _throttle.warn(self.log, "hub", "cannot list data nodes from the hub: {error}", error=describe(exc))
             return
         nodes = {n["name"]: n.get("description", "") for n in listed if isinstance(n, dict) and "name" in n}
         with self._lock:
+            self._depart(set(self._nodes) - set(nodes))
+            for name in nodes:
+                self._departed.pop(name, None)
             self._nodes = nodes
             self._fields = {name: fields for name, fields in self._fields.items() if name in nodes}
         yield defer.DeferredList([self._load_fields(session, name) for name in nodes], consumeErrors=True)
@@ -104,7 +125,8 @@ class Catalogue:
             answer = yield session.call(wamp.get_fields_uri(node), start, 0).addTimeout(self.timeout, reactor)
             fields = answer[0] if isinstance(answer, (list, tuple)) and answer and isinstance(answer[0], dict) else {}
         except Exception as exc:
-            self.log.warn("cannot get the fields of data node {node}: {error}", node=node, error=describe(exc))
+            _throttle.warn(self.log, f"fields {node}", "cannot get the fields of data node {node}: {error}",
+                           node=node, error=describe(exc))
             return
         with self._lock:
             if node in self._nodes:
@@ -115,11 +137,18 @@ class Catalogue:
             return None
         with self._lock:
             self._nodes[info["name"]] = str(info.get("description", ""))
+            self._departed.pop(info["name"], None)
         return self._load_fields(self._session, info["name"])
 
     def _subtracted(self, info, *args, **kwargs):
         if isinstance(info, dict) and isinstance(info.get("name"), str):
             with self._lock:
+                self._depart({info["name"]} & set(self._nodes))
                 self._nodes.pop(info["name"], None)
                 self._fields.pop(info["name"], None)
+
+    def _depart(self, names) -> None:
+        """Remember when these listed nodes went (call with the lock held)."""
+        now = time.time()
+        self._departed.update({name: now for name in names})
 

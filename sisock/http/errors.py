@@ -23,6 +23,30 @@ class NotFound(RequestError):
     status = 404
 
 
+class TimedOut(RequestError):
+    """The client did not send its whole request in time."""
+
+    status = 408
+
+
+class TooLarge(RequestError):
+    """The request, or the answer it asks for, is over a limit; the message names it and how to raise it."""
+
+    status = 413
+
+
+class UnsupportedType(RequestError):
+    """The body is not declared ``application/json``."""
+
+    status = 415
+
+
+class WrongHost(RequestError):
+    """The ``Host`` header names none of ``HTTP_PUBLIC_NAMES``."""
+
+    status = 421
+
+
 class NodeFailed(RequestError):
     """A data node timed out or failed; the message names it."""
 

@@ -2,13 +2,15 @@
 
 A request thread hands the whole set of calls to the reactor and waits once,
 so a panel over several nodes takes as long as the slowest node, not the sum.
-An unknown node yields nothing (its targets come back empty); a node that
-fails or does not answer within ``HTTP_TIMEOUT`` makes the request fail with
-:class:`NodeFailed` naming it.
+A node never listed yields nothing (its targets come back empty); a node that
+fails, does not answer within ``HTTP_TIMEOUT``, or was listed but has no
+procedures any more makes the request fail with :class:`NodeFailed` naming it
+(a 502, whose text Grafana shows on the panel: both plugins fail a whole
+panel on an error status and have no per-target notice).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, reactor
@@ -22,8 +24,10 @@ UNKNOWN_NODE = ("wamp.error.no_such_procedure",)
 
 
 def fetch(session: ThreadedSession, wanted: Dict[str, List[str]], start: float, end: float,
-          min_stride: Optional[float], timeout: float) -> Dict[str, dict]:
-    """``get_data`` answers per node (unknown nodes left out), all fetched in parallel."""
+          min_stride: Optional[float], timeout: float,
+          absence: Callable[[str], Optional[str]]) -> Dict[str, dict]:
+    """``get_data`` answers per node, all fetched in parallel; nodes without procedures are left out
+    unless ``absence(node)`` says why a known node is missing."""
     if not wanted:
         return {}
 
@@ -46,7 +50,10 @@ def fetch(session: ThreadedSession, wanted: Dict[str, List[str]], start: float, 
             continue
         error = value.value
         if isinstance(error, ApplicationError) and error.error in UNKNOWN_NODE:
-            continue
+            missing = absence(node)
+            if missing is None:
+                continue
+            raise NodeFailed(f"data node {node}: {missing}")
         reason = f"no answer within {timeout:g} s" if isinstance(error, defer.TimeoutError) else describe(error)
         raise NodeFailed(f"data node {node}: {reason}")
     return answers

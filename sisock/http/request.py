@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from sisock.decimate import choose_step
-from sisock.http.errors import BadRequest
+from sisock.http.errors import BadRequest, TooLarge
 from sisock.http.times import parse_time
 
 #: A data node name becomes part of a WAMP URI: dot-separated parts without spaces or '#'.
-NODE_NAME = re.compile(r"^([^\s.#]+\.)*[^\s.#]+$")
+NODE_NAME = re.compile(r"([^\s.#]+\.)*[^\s.#]+")
 
 
 @dataclass(frozen=True)
@@ -71,24 +71,34 @@ def split_target(text: str) -> Target:
     node, sep, field = text.partition("::")
     if not sep or not node or not field:
         raise BadRequest(f"target {text!r} is not of the form <data node>::<field>")
-    if not NODE_NAME.match(node):
+    if not NODE_NAME.fullmatch(node):
         raise BadRequest(f"target {text!r}: {node!r} is not a valid data node name")
     return Target(text, node, field, False)
 
 
+#: Largest ``intervalMs`` or ``maxDataPoints`` taken as given (about 3 years in ms); larger ones are this.
+LARGEST_NUMBER = 1e11
+
+
 def _number(body: dict, key: str, minimum: float) -> Optional[float]:
+    """``body[key]`` as a float of at least ``minimum`` (None if absent), at most LARGEST_NUMBER."""
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
-        raise BadRequest(f"{key} must be a number of at least {minimum}, got {value!r}")
-    return float(value)
+    valid = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= minimum
+    if not valid or (isinstance(value, float) and math.isnan(value)):
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:40]}..."
+        raise BadRequest(f"{key} must be a number of at least {minimum:g}, got {shown}")
+    return float(min(value, LARGEST_NUMBER))
 
 
-def _targets(body: dict) -> List[Target]:
+def _targets(body: dict, max_targets: int) -> List[Target]:
     raw = body.get("targets")
     if not isinstance(raw, list):
         raise BadRequest("targets is missing or is not a list")
+    if len(raw) > max_targets:
+        raise TooLarge(f"{len(raw)} targets in one query; at most {max_targets} are allowed "
+                       f"(HTTP_MAX_TARGETS: split the panel, or raise the setting)")
     targets = []
     for i, item in enumerate(raw):
         if not isinstance(item, dict) or not isinstance(item.get("target"), str):
@@ -100,8 +110,8 @@ def _targets(body: dict) -> List[Target]:
     return targets
 
 
-def parse_query(body: dict) -> Query:
-    """Validate a ``/query`` body (SimpleJSON or JSON datasource)."""
+def parse_query(body: dict, max_targets: int) -> Query:
+    """Validate a ``/query`` body (SimpleJSON or JSON datasource) of at most ``max_targets`` targets."""
     window = body.get("range")
     if not isinstance(window, dict):
         raise BadRequest("range is missing or is not an object with 'from' and 'to'")
@@ -114,7 +124,7 @@ def parse_query(body: dict) -> Query:
     interval_ms = _number(body, "intervalMs", 0)
     max_points = _number(body, "maxDataPoints", 1)
     return Query(start, end, interval_ms / 1000.0 if interval_ms else None,
-                 int(max_points) if max_points is not None else None, _targets(body))
+                 int(max_points) if max_points is not None else None, _targets(body, max_targets))
 
 
 def text_filter(body: dict, *keys: str) -> str:

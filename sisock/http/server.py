@@ -1,8 +1,10 @@
 """``sisock http``: serve Grafana's SimpleJSON and JSON datasources on ``http://HTTP_HOST:PORT``.
 
-CherryPy answers in its own threads; one reconnecting WAMP session lives in
-the reactor thread (:class:`sisock.wamp_thread.ThreadedSession`). SIGTERM or
-Ctrl-C stops the HTTP server, then leaves the router.
+CherryPy answers in its own threads, through :class:`sisock.http.guard.GuardedServer`
+(request deadlines, a bounded share of slow clients); one reconnecting WAMP
+session, as user ``sisock-http`` (the router's read-only ``consumer`` role),
+lives in the reactor thread (:class:`sisock.wamp_thread.ThreadedSession`).
+SIGTERM or Ctrl-C stops the HTTP server, then leaves the router.
 """
 from __future__ import annotations
 
@@ -15,12 +17,12 @@ from sisock import log
 from sisock.config import Config
 from sisock.http.app import APP_CONFIG, Datasource
 from sisock.http.catalogue import Catalogue
+from sisock.http.guard import MAX_BODY, GuardedServer
+from sisock.router.crossbar_config import CONSUMER_USER
 from sisock.wamp_thread import ThreadedSession
 
-#: CherryPy worker threads: concurrent requests being answered.
-THREADS = 16
-#: Largest request body accepted (a Grafana query is a few kB); larger ones get 413.
-MAX_BODY = 1_000_000
+#: CherryPy worker threads: concurrent requests being answered (at most half of them reading slow requests).
+THREADS = 32
 
 
 def _forward_cherrypy_log(message: str, level: int = 20, traceback: bool = False) -> None:
@@ -60,7 +62,7 @@ def main(args, config: Config) -> int:
         if cherrypy.engine.state == cherrypy.engine.states.STARTED:
             cherrypy.engine.exit()
 
-    session = ThreadedSession(config, on_join=catalogue.joined, on_leave=catalogue.left, on_fatal=give_up).start()
+    session = ThreadedSession(config.with_values(wamp_user=CONSUMER_USER), on_join=catalogue.joined, on_leave=catalogue.left, on_fatal=give_up).start()
     cherrypy.config.update({
         "environment": "production",
         "server.socket_host": config.http_host,
@@ -73,6 +75,7 @@ def main(args, config: Config) -> int:
         "engine.autoreload.on": False,
         "checker.on": False,
     })
+    cherrypy.server.httpserver = GuardedServer(cherrypy.server, config.http_header_timeout, config.http_body_timeout)
     cherrypy.tree.mount(Datasource(config, session, catalogue), "/", APP_CONFIG)
     cherrypy.engine.subscribe("log", _forward_cherrypy_log)
     for sig in (signal.SIGTERM, signal.SIGINT):

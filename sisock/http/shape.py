@@ -13,7 +13,7 @@ import numpy as np
 
 from sisock.datanode import plain_list as json_values
 from sisock.decimate import decimate_columns
-from sisock.http.errors import NodeFailed
+from sisock.http.errors import NodeFailed, TooLarge
 from sisock.http.request import Query, Target
 
 Series = Tuple[np.ndarray, np.ndarray]
@@ -49,20 +49,28 @@ def reduce_answer(node: str, answer: dict, max_points: Optional[int]) -> Dict[st
     return out
 
 
-def shape(query: Query, answers: Dict[str, dict], timing: Dict[str, float]) -> Tuple[List[dict], int]:
-    """The ``/query`` response body and the number of points in it.
+def shape(query: Query, answers: Dict[str, dict], timing: Dict[str, float],
+          max_points: int) -> Tuple[List[dict], int]:
+    """The ``/query`` response body and the number of points in it, at most ``max_points``.
 
-    Adds to ``timing`` the seconds spent decimating and building the body.
+    Identical targets share one entry, built once. Adds to ``timing`` the
+    seconds spent decimating and building the body.
     """
     began = time.perf_counter()
     by_node = {node: reduce_answer(node, answer, query.max_points) for node, answer in answers.items()}
+    series = [by_node.get(target.node, {}).get(target.field, EMPTY) for target in query.targets]
     timing["decimate"] = time.perf_counter() - began
+    points = sum(len(t) for t, _ in series)
+    if points > max_points:
+        raise TooLarge(f"the answer would hold {points} points, more than HTTP_MAX_POINTS={max_points}: "
+                       f"set the panel's Max data points, shorten the range, or raise HTTP_MAX_POINTS")
     began = time.perf_counter()
-    body, points = [], 0
-    for target in query.targets:
-        t, values = by_node.get(target.node, {}).get(target.field, EMPTY)
-        body.append(_table(target, t, values) if target.table else _timeseries(target, t, values))
-        points += len(t)
+    built: Dict[Target, dict] = {}
+    body = []
+    for target, (t, values) in zip(query.targets, series):
+        if target not in built:
+            built[target] = _table(target, t, values) if target.table else _timeseries(target, t, values)
+        body.append(built[target])
     timing["shape"] = time.perf_counter() - began
     return body, points
 

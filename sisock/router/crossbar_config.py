@@ -1,12 +1,20 @@
 """``sisock crossbar-config``: the router's config.json, written from the environment.
 
 Two transports on one realm:
-- TLS websocket on ``CROSSBAR_TLS_PORT`` with WAMP-CRA, role ``sisock``. The
+- TLS websocket on ``CROSSBAR_TLS_PORT`` with WAMP-CRA: user ``WAMP_USER``
+  gets role ``sisock`` (hub and data node servers), user ``sisock-http`` role
+  ``consumer`` (read only: call ``consumer.*``, follow the hub's topics). The
   secret stays out of the file: crossbar reads ``${WAMP_SECRET}`` from its own
   environment (the unit shares ``/etc/sisock/sisock.env``).
-- an anonymous websocket (plus the HTTP ``/call`` bridge) for OCS agents on
-  ``CROSSBAR_OCS_PORT``, bound to 127.0.0.1 only, whose role reaches
-  ``observatory.*`` and nothing under ``org.simonsobservatory``.
+- an anonymous websocket for OCS agents on ``CROSSBAR_OCS_PORT``, bound to
+  127.0.0.1 only, whose role reaches ``observatory.*`` and nothing under
+  ``org.simonsobservatory``; plus, only with ``CROSSBAR_OCS_CALL=on``, the HTTP
+  ``/call`` bridge (crossbar answers it to any browser origin and cannot be
+  told otherwise, so it stays off unless OCS clients need it).
+
+No WebSocket accepts a browser page from elsewhere: the TLS port allows no
+``Origin`` at all (components send none), the OCS port only
+``CROSSBAR_OCS_ORIGINS``.
 """
 from __future__ import annotations
 
@@ -19,7 +27,10 @@ from sisock.config import Config, ConfigError
 from sisock.wamp import BASE_URI
 
 SISOCK_ROLE = "sisock"
+CONSUMER_ROLE = "consumer"
 OCS_ROLE = "ocs"
+#: The WAMP-CRA user of sisock-http (role ``consumer``); it shares ``WAMP_SECRET``.
+CONSUMER_USER = "sisock-http"
 OCS_PREFIX = "observatory."
 
 
@@ -35,12 +46,12 @@ def _permission(uri: str, match: str = "prefix", call=False, register=False, pub
 
 
 def roles() -> List[Dict]:
-    """The two roles: sisock components, and anonymous OCS clients on loopback."""
+    """The three roles: sisock components, sisock-http, and anonymous OCS clients on loopback."""
     return [
         {
             "name": SISOCK_ROLE,
             "permissions": [
-                # hub, data node servers and sisock-http talk under the base URI
+                # the hub and data node servers talk under the base URI
                 _permission(f"{BASE_URI}.", call=True, register=True, publish=True, subscribe=True,
                             disclose_caller=True),
                 # data-feed listens to OCS feeds
@@ -48,6 +59,13 @@ def roles() -> List[Dict]:
                 # the hub follows sessions to free the names of those that left
                 _permission("wamp.session.on_leave", match="exact", subscribe=True),
                 _permission("wamp.session.get", match="exact", call=True),
+            ],
+        },
+        {
+            "name": CONSUMER_ROLE,
+            "permissions": [
+                # data nodes' get_fields/get_data, the hub's list, the hub's added/subtracted topics
+                _permission(f"{BASE_URI}.consumer.", call=True, subscribe=True),
             ],
         },
         {
@@ -59,9 +77,17 @@ def roles() -> List[Dict]:
     ]
 
 
+def _origins(allowed) -> Dict:
+    """WebSocket options: browser pages of these origins only (``scheme://host:port``, ``*`` wildcards);
+    clients that send no ``Origin`` (every non-browser one) are not affected."""
+    return {"allowed_origins": list(allowed), "allow_null_origin": False}
+
+
 def _tls_transport(config: Config) -> Dict:
     if not (config.crossbar_tls_cert and config.crossbar_tls_key):
         raise ConfigError("CROSSBAR_TLS_CERT and CROSSBAR_TLS_KEY must name the router's certificate and key")
+    if config.wamp_user == CONSUMER_USER:
+        raise ConfigError(f"WAMP_USER={config.wamp_user!r} is the name kept for sisock-http; choose another")
     tls = {"certificate": str(config.crossbar_tls_cert.resolve()), "key": str(config.crossbar_tls_key.resolve())}
     return {
         "type": "web",
@@ -72,23 +98,27 @@ def _tls_transport(config: Config) -> Dict:
                 "auth": {
                     "wampcra": {
                         "type": "static",
-                        "users": {config.wamp_user: {"secret": "${WAMP_SECRET}", "role": SISOCK_ROLE}},
+                        "users": {config.wamp_user: {"secret": "${WAMP_SECRET}", "role": SISOCK_ROLE},
+                                  CONSUMER_USER: {"secret": "${WAMP_SECRET}", "role": CONSUMER_ROLE}},
                     }
                 },
-                "options": {"auto_ping_interval": 10000, "auto_ping_timeout": 20000},
+                "options": {"auto_ping_interval": 10000, "auto_ping_timeout": 20000, **_origins(())},
             },
         },
     }
 
 
 def _ocs_transport(config: Config) -> Dict:
+    paths: Dict[str, Dict] = {
+        "ws": {"type": "websocket", "auth": {"anonymous": {"type": "static", "role": OCS_ROLE}},
+               "options": _origins(config.crossbar_ocs_origins)},
+    }
+    if config.crossbar_ocs_call:
+        paths["call"] = {"type": "caller", "realm": config.crossbar_realm, "role": OCS_ROLE}
     return {
         "type": "web",
         "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": config.crossbar_ocs_port},
-        "paths": {
-            "ws": {"type": "websocket", "auth": {"anonymous": {"type": "static", "role": OCS_ROLE}}},
-            "call": {"type": "caller", "realm": config.crossbar_realm, "role": OCS_ROLE},
-        },
+        "paths": paths,
     }
 
 
