@@ -31,6 +31,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/http.py
 	$(PY) bench/g3.py
+	$(PY) bench/g3_spans.py --year
 	$(PY) bench/data_nodes.py
 
 clean:

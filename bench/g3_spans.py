@@ -11,7 +11,7 @@ writing it to a few minutes). Then prints:
       for each span: cold (a new reader, empty frame cache; the OS page cache
       stays warm) and warm, median of ``--repeat``; beside it the naive row,
       today's full-resolution path (every overlapping frame decoded, then
-      decimated), run once;
+      decimated), run once; and ``get_fields`` over the span;
   (c) ``/query`` through sisock-http (real router, hub, g3-reader, http): p50
       of ``--repeat`` requests per span, with summaries and the naive way;
   (d) ``--clients`` concurrent Grafana-like clients for ``--load-seconds``
@@ -36,12 +36,8 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from typing import Callable, Dict, List  # noqa: E402
 
-from bench.g3 import providers, scale_for  # noqa: E402
-from sisock.config import load  # noqa: E402
-from sisock.g3 import summaries  # noqa: E402
-from sisock.g3.index import open_index  # noqa: E402
+from bench.g3 import providers, scale_for, scan  # noqa: E402
 from sisock.g3.reader import Reader  # noqa: E402
-from sisock.g3.scanner import Scanner  # noqa: E402
 from sisock.g3.writer import Archive  # noqa: E402
 from tests.http_support import JsonHttp, query  # noqa: E402
 from tests.support import Processes, Router, free_port, wait_until  # noqa: E402
@@ -68,24 +64,6 @@ def median_time(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
-def scan(directory: Path, index_path: Path, summarise: bool):
-    """A first scan; with ``summarise`` off the aggregation is switched off (what the scanner cost before)."""
-    index = open_index(load({"SQLITE_PATH": str(index_path)}))
-    index.ensure_schema()
-    saved = summaries.FrameAggregator.add_block
-    if not summarise:
-        summaries.FrameAggregator.add_block = lambda self, prov_id, block: None
-    try:
-        began = time.perf_counter()
-        stats = Scanner(index, directory).scan_once()
-        seconds = time.perf_counter() - began
-    finally:
-        summaries.FrameAggregator.add_block = saved
-    if not summarise:
-        index.run(lambda cur: cur.execute("UPDATE files SET summarized = 0"))  # the reader then reads frames
-    return index, stats, seconds
-
-
 def summary_bytes(index) -> int:
     def work(cur):
         return sum(len(r[0]) for table in ("summaries_file", "summaries")
@@ -95,7 +73,8 @@ def summary_bytes(index) -> int:
 
 def bench_reader(index, naive_index, names: List[str], spans: Dict[str, float], repeat: int) -> None:
     print(f"\n(b) Reader.data of {len(names)} fields at maxDataPoints={POINTS} (median of {repeat}; naive: once)")
-    print(f"  {'span':>5} | {'cold ms':>9} | {'warm ms':>9} | {'naive ms':>10} | {'naive/cold':>10} | {'points':>7}")
+    print(f"  {'span':>5} | {'cold ms':>9} | {'warm ms':>9} | {'naive ms':>10} | {'naive/cold':>10} | {'points':>7} | "
+          f"{'get_fields ms':>13}")
     for label, span in spans.items():
         t0 = NOW - span
         cold = median_time(lambda: Reader(index, 256).data(names, t0, NOW, max_points=POINTS), repeat)
@@ -104,8 +83,9 @@ def bench_reader(index, naive_index, names: List[str], spans: Dict[str, float], 
         warm = median_time(lambda: warm_reader.data(names, t0, NOW, max_points=POINTS), repeat)
         naive = median_time(lambda: Reader(naive_index, 256).data(names, t0, NOW, max_points=POINTS), 1)
         points = sum(len(t) for t, _ in answer.values())
+        fields = median_time(lambda: warm_reader.fields(t0, NOW), repeat)
         print(f"  {label:>5} | {cold * 1000:9.1f} | {warm * 1000:9.1f} | {naive * 1000:10.0f} | "
-              f"{naive / cold:9.0f}x | {points:7d}", flush=True)
+              f"{naive / cold:9.0f}x | {points:7d} | {fields * 1000:13.1f}", flush=True)
 
 
 class Stack:

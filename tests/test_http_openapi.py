@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import jsonschema
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -30,7 +30,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from sisock.decimate import GRID, Slots, merge, segment_extremes, slot_bounds
+from sisock.decimate import GRID, Slots, coarsen, merge, segment_extremes, slot_bounds
 from sisock.g3 import format as fmt
 
 #: Bucket widths (s) of the tiers; each divides the next (they are the decimation grid's).
@@ -127,16 +127,19 @@ def store(cur, feeds: Dict[int, Tuple[int, str]], found: Dict[Key, Slots]) -> No
     existing = {(r[0], r[1]): r[2] for r in cur.all(
         f"SELECT feed_id, field, data FROM summaries_file WHERE feed_id IN ({', '.join('?' * len(ids))})", ids)}
     inserts, updates = [], []
-    coarse: Dict[Tuple[str, float], Dict[str, Slots]] = {}
+    blocks: Dict[Tuple[str, int], List[Tuple[str, Slots]]] = {}
     for (feed_id, description), key, slots in todo:
         old = existing.get((feed_id, key))
         whole = merge([decode(old, FINE), slots], FINE) if old else slots
         (updates if old else inserts).append(
             (encode(whole, FINE), float(whole.start[0]), float(whole.start[-1] + FINE), feed_id, key))
-        level = slots
-        for width in TIERS[1:]:  # each tier from the one below: fewer rows to merge
-            level = merge([level], width)
-            coarse.setdefault((description, width), {})[key] = level
+        blocks.setdefault((description, id(slots.start)), []).append((key, slots))  # a block's fields share it
+    coarse: Dict[Tuple[str, float], Dict[str, Slots]] = {}
+    for (description, _), members in blocks.items():
+        keys, level = [k for k, _ in members], [s for _, s in members]
+        for width in TIERS[1:]:  # each tier from the one below, a whole block at a time
+            level = coarsen(level, width)
+            coarse.setdefault((description, width), {}).update(zip(keys, level))
     cur.executemany("INSERT INTO summaries_file (data, t_start, t_end, feed_id, field) VALUES (?, ?, ?, ?, ?)",
                     inserts)
     cur.executemany("UPDATE summaries_file SET data = ?, t_start = ?, t_end = ? WHERE feed_id = ? AND field = ?",
