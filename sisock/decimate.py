@@ -237,21 +237,6 @@ def _merge_ordered(a: Slots, step: float) -> Slots:
                  a.min_t[lo], a.min_v[lo], a.max_t[hi], a.max_v[hi], a.last_t[last], a.last_v[last])
 
 
-def coarsen(fields: Sequence[Slots], step: float) -> List[Slots]:
-    """:func:`merge` of each of several aggregates onto the coarser grid of ``step``, all at once:
-    they are one block's fields (the same slots, sample counts, first and last times), each in
-    time order with one row per slot."""
-    a = fields[0]
-    key = _floor(a.start, step)
-    starts = np.flatnonzero(_changes(key))
-    last = np.append(starts[1:], len(key)) - 1
-    both = segment_extremes(np.stack([f.min_v for f in fields] + [f.max_v for f in fields]), starts)
-    lo, hi = both[0][:len(fields)], both[1][len(fields):]
-    count, first_t, last_t = np.add.reduceat(a.count, starts), a.first_t[starts], a.last_t[last]
-    return [Slots(key[starts], count, first_t, f.first_v[starts], f.min_t[lo[i]], f.min_v[lo[i]], f.max_t[hi[i]],
-                  f.max_v[hi[i]], last_t, f.last_v[last]) for i, f in enumerate(fields)]
-
-
 def _changes(key: np.ndarray) -> np.ndarray:
     """True where a run of equal keys begins."""
     change = np.empty(len(key), dtype=bool)

@@ -221,3 +221,34 @@ def test_the_index_query_of_a_window_uses_each_feed_s_time_range(scanned):
     start = END - 3 * DAY
     frames = scanned.frames_in([A], start + 3600, start + 3700)
     assert frames and all(t_start < start + 3700 and t_end >= start + 3600 for *_, t_start, t_end in frames)
+
+
+def test_coarse_tiers_waiting_for_their_refresh_are_answered_from_the_60_s_rows(env, monkeypatch):
+    long_archive().write(archive_dir(env))
+    index = make_index(env)
+    monkeypatch.setattr(index, "refresh_summaries", lambda: 0)  # a scanner stopped before its refresh
+    Scanner(index, archive_dir(env)).scan_once()
+    assert index.run(lambda cur: cur.one("SELECT COUNT(*) FROM summaries"))[0] == 0
+    assert index.run(lambda cur: cur.one("SELECT COUNT(*) FROM summaries_dirty"))[0] > 0
+    assert_all_same(index, WINDOWS)
+    monkeypatch.undo()
+    stretches = []
+    real = summaries._refresh_stretch
+
+    def stopped_after_two(cur, *args):  # a refresh killed part way: each stretch is its own transaction
+        if len(stretches) == 2:
+            raise KeyboardInterrupt
+        stretches.append(args)
+        real(cur, *args)
+    monkeypatch.setattr(summaries, "_refresh_stretch", stopped_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        summaries.refresh(index, days=1)
+    assert_all_same(index, WINDOWS)  # part refreshed, part still answered from the 60 s rows
+    monkeypatch.undo()
+    assert index.refresh_summaries() > 0
+    assert index.run(lambda cur: cur.one("SELECT COUNT(*) FROM summaries_dirty"))[0] == 0
+    assert_all_same(index, WINDOWS)
+    reader = Reader(index, 0)
+    counter = FrameCount(reader)
+    reader.data(NAMES, END - 3 * DAY + 17.5, END - 3.25, max_points=1000)
+    assert counter.count <= 3 * 2 * 2

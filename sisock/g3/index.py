@@ -330,6 +330,10 @@ class Index:
                "ORDER BY f.path, fr.byte_offset")
         return self.run(lambda cur: cur.all(sql, (*descriptions, end, start, end, start)))
 
+    def refresh_summaries(self) -> int:
+        """Rebuild the coarse summary tiers where files changed since the last time; how many stretches."""
+        return summaries.refresh(self)
+
     def unsummarized(self, descriptions: Sequence[str], start: float, end: float) -> set:
         """Those of ``descriptions`` with a file overlapping ``[start, end)`` whose summaries are
         not complete yet (read before version 4, or still being read for the first time)."""

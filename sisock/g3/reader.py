@@ -218,12 +218,12 @@ class Reader:
             summarized = set(descriptions) - self.index.unsummarized(descriptions, start, end)
         parts: Dict[Tuple[str, str], List[Slots]] = {}
         if summarized:
-            plan = summaries.cover(lo, hi, tier)
-
             def read(cur) -> None:
+                stale = summaries.stale(cur, sorted(summarized), start, end)
                 for description in sorted(summarized):
                     keys = sorted({f.key for f in wanted.values() if f.description == description})
-                    for k, a, b in plan:
+                    # coarse tiers waiting for the scanner's refresh: the 60 s rows answer meanwhile
+                    for k, a, b in summaries.cover(lo, hi, 0 if description in stale else tier):
                         if k == 0:
                             got = summaries.fine_buckets(cur, description, keys, a, b)
                         else:

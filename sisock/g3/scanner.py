@@ -34,6 +34,8 @@ from sisock.g3.index import FieldEntry, FileRow, FileScan, FrameEntry, Index, In
 
 #: Seconds between progress lines during a long pass.
 PROGRESS_EVERY = 10.0
+#: Seconds between refreshes of the coarse summary tiers during a long pass (and one at its end).
+REFRESH_EVERY = 60.0
 #: Seconds before trying again after a failed pass (database away), at most SCAN_INTERVAL.
 RETRY_AFTER = 30.0
 #: A file whose last frame is cut off counts as still being written until it has not changed for
@@ -170,7 +172,7 @@ class Scanner:
     def scan_once(self) -> PassStats:
         """One pass over the tree."""
         stats = PassStats()
-        began = last_report = time.monotonic()
+        began = last_report = last_refresh = time.monotonic()
         known = self.index.files()
         unlisted: List[str] = []
         entries = []
@@ -197,6 +199,9 @@ class Scanner:
             if time.monotonic() - last_report >= self.progress_every:
                 last_report = time.monotonic()
                 self._progress(stats, len(entries), last_report - began)
+            if time.monotonic() - last_refresh >= REFRESH_EVERY:  # a long first pass serves coarse tiers early
+                self.index.refresh_summaries()
+                last_refresh = time.monotonic()
         if known and _empty_folder(self.directory):
             self.log.warn("{directory} is empty (not mounted?); keeping the index as it is",
                           directory=str(self.directory))
@@ -207,6 +212,7 @@ class Scanner:
                 self.index.remove_file(row)
                 stats.removed += 1
                 self.log.info("removed {path} from the index: the file is gone", path=row.path)
+        self.index.refresh_summaries()
         stats.seconds = time.monotonic() - began
         return stats
 

@@ -108,6 +108,8 @@ _V4_TABLES = {
     "summaries": """CREATE TABLE IF NOT EXISTS summaries (
         description VARCHAR(255) NOT NULL, field VARCHAR(255) NOT NULL, tier INTEGER NOT NULL,
         chunk BIGINT NOT NULL, data {blob} NOT NULL)""",
+    "summaries_dirty": """CREATE TABLE IF NOT EXISTS summaries_dirty (
+        id {id}, description VARCHAR(255) NOT NULL, t_start DOUBLE NOT NULL, t_end DOUBLE NOT NULL)""",
 }
 
 
@@ -183,7 +185,9 @@ STEPS: List[Tuple[int, Sequence[Action]]] = [
          _create("summaries_file", _V4_TABLES),
          _index("summaries_file", "summaries_file_key", "(feed_id, field)", unique=True),
          _create("summaries", _V4_TABLES),
-         _index("summaries", "summaries_key", "(description, field, tier, chunk)", unique=True)]),
+         _index("summaries", "summaries_key", "(description, field, tier, chunk)", unique=True),
+         _create("summaries_dirty", _V4_TABLES),
+         _index("summaries_dirty", "summaries_dirty_key", "(description, t_start)")]),
 ]
 assert STEPS[-1][0] == CURRENT
 

@@ -11,10 +11,12 @@ Storage, in the index database and in the same per-file transaction as the frame
 - ``summaries_file``: one row per (file and provider, field): the file's 60 s
   buckets. They go with the file's ``feeds`` row.
 - ``summaries``: one row per (provider, field, tier, chunk of :data:`CHUNK`
-  buckets) for the coarser tiers, across files. New frames are merged in
-  (aggregates of disjoint samples merge exactly); when a file's frames go
-  (deleted, or read again from the start), the coarse buckets they touched are
-  recomputed from the 60 s rows of the files that remain.
+  buckets) for the coarser tiers, across files. They are derived from the 60 s
+  rows: a file's transaction logs the span its rows changed (added or gone) in
+  ``summaries_dirty``, and :func:`refresh` (the scanner's, after each pass and
+  during a long one) rebuilds the coarse buckets of logged spans from the 60 s
+  rows, a few days per transaction. Until then the reader answers those spans
+  from the 60 s rows: the incremental refresh of continuous aggregates.
 
 A row holds a :class:`~sisock.decimate.Slots` in a compact blob: bucket index,
 count, the four sample times as seconds past the bucket's start (a difference
@@ -30,7 +32,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from sisock.decimate import GRID, Slots, coarsen, merge, segment_extremes, slot_bounds
+from sisock.decimate import GRID, Slots, merge, segment_extremes, slot_bounds
 from sisock.g3 import format as fmt
 
 #: Bucket widths (s) of the tiers; each divides the next (they are the decimation grid's).
@@ -38,6 +40,8 @@ TIERS: Tuple[float, ...] = tuple(w for w in GRID if w >= 60.0)
 FINE = TIERS[0]
 #: Buckets in one row of a coarse tier.
 CHUNK = 256
+#: Days of coarse buckets one refresh transaction rebuilds (bounds its memory: a few tens of MB).
+REFRESH_DAYS = 8
 _HEADER = struct.Struct("<BI")  # format version, bucket count
 _FORMAT = 1
 
@@ -87,21 +91,22 @@ class FrameAggregator:
 
     def add_block(self, prov_id: int, block) -> None:
         """Keep one ``G3TimesampleMap``'s times and numeric columns."""
-        columns = {k: block[k] for k in block.keys()}
-        names = tuple(columns)
+        names = tuple(block.keys())
         keys = self._numeric.get(names)
         if keys is None:  # the same block layout recurs frame after frame: type it once
-            keys = self._numeric[names] = tuple(k for k in names if fmt.value_type(columns[k]) == "number")
+            keys = self._numeric[names] = tuple(k for k in names if fmt.value_type(block[k]) == "number")
         if keys:
             self._blocks.setdefault((prov_id, keys), []).append(
-                (fmt.ticks(block), [np.asarray(columns[k], dtype=np.float64) for k in keys]))
+                (fmt.ticks(block), [np.asarray(block[k], dtype=np.float64) for k in keys]))
 
     def result(self) -> Dict[Key, Slots]:
         """The 60 s aggregates of each numeric field over every block added."""
         out: Dict[Key, Slots] = {}
         for (prov_id, keys), pieces in self._blocks.items():
             t = np.concatenate([ticks for ticks, _ in pieces]).astype(np.float64) / fmt.TICKS
-            values = np.stack([np.concatenate([columns[i] for _, columns in pieces]) for i in range(len(keys))])
+            values = np.empty((len(keys), len(t)))
+            for i in range(len(keys)):  # one copy of each column, straight into its row
+                np.concatenate([columns[i] for _, columns in pieces], out=values[i])
             if np.any(t[1:] < t[:-1]):
                 order = np.argsort(t, kind="stable")
                 t, values = t[order], values[:, order]
@@ -117,8 +122,8 @@ class FrameAggregator:
 
 # -- the database side ------------------------------------------------------------------
 def store(cur, feeds: Dict[int, Tuple[int, str]], found: Dict[Key, Slots]) -> None:
-    """Add a scan's aggregates (``feeds``: prov_id -> (feed id, description)) to both tables,
-    with one read and one batch of writes per table and tier."""
+    """Add a scan's 60 s aggregates (``feeds``: prov_id -> (feed id, description)) to its files'
+    rows, and log their span for the coarse tiers' :func:`refresh`."""
     todo = [(feeds[prov_id], key, slots) for (prov_id, key), slots in sorted(found.items())
             if prov_id in feeds and len(slots)]
     if not todo:
@@ -127,51 +132,98 @@ def store(cur, feeds: Dict[int, Tuple[int, str]], found: Dict[Key, Slots]) -> No
     existing = {(r[0], r[1]): r[2] for r in cur.all(
         f"SELECT feed_id, field, data FROM summaries_file WHERE feed_id IN ({', '.join('?' * len(ids))})", ids)}
     inserts, updates = [], []
-    blocks: Dict[Tuple[str, int], List[Tuple[str, Slots]]] = {}
+    spans: Dict[str, Tuple[float, float]] = {}
     for (feed_id, description), key, slots in todo:
         old = existing.get((feed_id, key))
         whole = merge([decode(old, FINE), slots], FINE) if old else slots
         (updates if old else inserts).append(
             (encode(whole, FINE), float(whole.start[0]), float(whole.start[-1] + FINE), feed_id, key))
-        blocks.setdefault((description, id(slots.start)), []).append((key, slots))  # a block's fields share it
-    coarse: Dict[Tuple[str, float], Dict[str, Slots]] = {}
-    for (description, _), members in blocks.items():
-        keys, level = [k for k, _ in members], [s for _, s in members]
-        for width in TIERS[1:]:  # each tier from the one below, a whole block at a time
-            level = coarsen(level, width)
-            coarse.setdefault((description, width), {}).update(zip(keys, level))
+        lo, hi = spans.get(description, (math.inf, -math.inf))
+        spans[description] = (min(lo, float(slots.start[0])), max(hi, float(slots.start[-1] + FINE)))
     cur.executemany("INSERT INTO summaries_file (data, t_start, t_end, feed_id, field) VALUES (?, ?, ?, ?, ?)",
                     inserts)
     cur.executemany("UPDATE summaries_file SET data = ?, t_start = ?, t_end = ? WHERE feed_id = ? AND field = ?",
                     updates)
-    for (description, width), by_key in coarse.items():
-        _merge_into_chunks(cur, description, width, by_key)
+    for description, (lo, hi) in spans.items():
+        _invalidate(cur, description, lo, hi)
 
 
 def remove_file(cur, file_id: int) -> None:
-    """Take a file's aggregates out: its 60 s rows go, and every coarse bucket they touched is
-    recomputed from the 60 s rows of the other files."""
-    rows = cur.all("SELECT fe.description, sf.field, sf.t_start, sf.t_end FROM summaries_file sf "
-                   "JOIN feeds fe ON fe.id = sf.feed_id WHERE fe.file_id = ?", (file_id,))
+    """Take a file's aggregates out: its 60 s rows go, and their span is logged for :func:`refresh`."""
+    for description, lo, hi in cur.all(
+            "SELECT fe.description, MIN(sf.t_start), MAX(sf.t_end) FROM summaries_file sf "
+            "JOIN feeds fe ON fe.id = sf.feed_id WHERE fe.file_id = ? GROUP BY fe.description", (file_id,)):
+        _invalidate(cur, description, lo, hi)
     cur.execute("DELETE FROM summaries_file WHERE feed_id IN (SELECT id FROM feeds WHERE file_id = ?)", (file_id,))
-    for description, key, t_start, t_end in rows:
-        widest = TIERS[-1]
-        lo, hi = math.floor(t_start / widest) * widest, math.ceil(t_end / widest) * widest
-        remaining = fine_buckets(cur, description, [key], lo, hi).get(key, Slots.empty())
-        for width in TIERS[1:]:
-            a, b = math.floor(t_start / width) * width, math.ceil(t_end / width) * width
-            inside = (remaining.start >= a) & (remaining.start < b)
-            _replace_range(cur, description, key, width, a, b, merge([remaining.take(inside)], width))
 
 
-def fine_buckets(cur, description: str, keys: Sequence[str], lo: float, hi: float) -> Dict[str, Slots]:
-    """The 60 s buckets in ``[lo, hi)`` of ``keys`` of one provider, across its files, merged."""
-    if not keys:
+def _invalidate(cur, description: str, lo: float, hi: float) -> None:
+    cur.execute("INSERT INTO summaries_dirty (description, t_start, t_end) VALUES (?, ?, ?)", (description, lo, hi))
+
+
+def stale(cur, descriptions: Sequence[str], start: float, end: float) -> set:
+    """Those of ``descriptions`` whose coarse tiers wait for a :func:`refresh` somewhere in ``[start, end)``."""
+    if not descriptions:
+        return set()
+    marks = ", ".join("?" * len(descriptions))
+    widest = TIERS[-1]
+    lo, hi = math.floor(start / widest) * widest, math.ceil(end / widest) * widest
+    return {r[0] for r in cur.all(f"SELECT DISTINCT description FROM summaries_dirty WHERE description IN ({marks}) "
+                                  "AND t_start < ? AND t_end > ?", (*descriptions, hi, lo))}
+
+
+def refresh(index, days: float = REFRESH_DAYS) -> int:
+    """Recompute the coarse tiers wherever 60 s rows came or went since the last refresh (the
+    log in ``summaries_dirty``, as continuous aggregates keep an invalidation log), from the
+    60 s rows, ``days`` (whole UTC days) per transaction so memory stays bounded. Returns how
+    many stretches were done. A stretch's log entries go in the same transaction as its rows,
+    so a refresh stopped anywhere is finished by the next one."""
+    widest = TIERS[-1]
+    done = 0
+    while True:
+        row = index.run(lambda cur: cur.one("SELECT description, MIN(t_start) FROM summaries_dirty "
+                                            "GROUP BY description ORDER BY description LIMIT 1"))
+        if row is None:
+            return done
+        description, first = row
+        lo = math.floor(first / widest) * widest
+        index.run(lambda cur: _refresh_stretch(cur, description, lo, lo + days * widest))
+        done += 1
+
+
+def _refresh_stretch(cur, description: str, lo: float, hi: float) -> None:
+    """Rebuild every coarse bucket of ``description`` in ``[lo, hi)`` (whole days) and take the
+    stretch out of the log."""
+    fine = fine_buckets(cur, description, None, lo, hi)
+    for width in TIERS[1:]:
+        first, last = _chunk(lo, width), _chunk(hi - width, width)
+        old = _read_chunks(cur, description, width, None, first, last)
+        rows: Dict[Tuple[str, int], Slots] = {}
+        for key in set(fine) | {k for k, _ in old}:
+            new = merge([fine[key]], width) if key in fine else Slots.empty()
+            for chunk in range(first, last + 1):
+                stored = old.get((key, chunk))
+                kept = [] if stored is None else [stored.take((stored.start < lo) | (stored.start >= hi))]
+                inside = new.take(np.floor(new.start / (width * CHUNK)) == chunk)
+                if stored is not None or len(inside):
+                    rows[(key, chunk)] = merge(kept + [inside], width)
+        _write_chunks(cur, description, width, rows, set(old))
+    for row_id, t_start, t_end in cur.all("SELECT id, t_start, t_end FROM summaries_dirty WHERE description = ? "
+                                          "AND t_start < ? AND t_end > ?", (description, hi, lo)):
+        cur.execute("DELETE FROM summaries_dirty WHERE id = ?", (row_id,))
+        for a, b in ((t_start, lo), (hi, t_end)):  # what of the entry lies outside this stretch stays logged
+            if b > a:
+                _invalidate(cur, description, a, b)
+
+
+def fine_buckets(cur, description: str, keys: Optional[Sequence[str]], lo: float, hi: float) -> Dict[str, Slots]:
+    """The 60 s buckets in ``[lo, hi)`` of ``keys`` (None: every field) of one provider, across its files."""
+    if keys is not None and not keys:
         return {}
-    marks = ", ".join("?" * len(keys))
+    which = "" if keys is None else f"AND sf.field IN ({', '.join('?' * len(keys))}) "
     rows = cur.all("SELECT sf.field, sf.data FROM summaries_file sf JOIN feeds fe ON fe.id = sf.feed_id "
-                   f"WHERE fe.description = ? AND sf.field IN ({marks}) AND sf.t_start < ? AND sf.t_end > ?",
-                   (description, *keys, hi, lo))
+                   f"WHERE fe.description = ? {which}AND sf.t_start < ? AND sf.t_end > ?",
+                   (description, *(keys or ()), hi, lo))
     return _gather(rows, FINE, lo, hi)
 
 
@@ -199,20 +251,12 @@ def _chunk(start: float, width: float) -> int:
     return int(math.floor(start / (width * CHUNK)))
 
 
-def _chunks(slots: Slots, width: float):
-    """``(chunk, slots of that chunk)`` for aggregates sorted by start."""
-    chunk = np.floor(slots.start / (width * CHUNK)).astype(np.int64)
-    bounds = np.flatnonzero(np.r_[True, chunk[1:] != chunk[:-1], True])
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        yield int(chunk[a]), slots.take(slice(a, b))
-
-
-def _read_chunks(cur, description: str, width: float, keys: Sequence[str], first: int,
+def _read_chunks(cur, description: str, width: float, keys: Optional[Sequence[str]], first: int,
                  last: int) -> Dict[Tuple[str, int], Slots]:
-    """The stored rows of one tier for ``keys`` and chunks ``first``..``last``."""
-    marks = ", ".join("?" * len(keys))
-    rows = cur.all(f"SELECT field, chunk, data FROM summaries WHERE description = ? AND tier = ? "
-                   f"AND field IN ({marks}) AND chunk BETWEEN ? AND ?", (description, int(width), *keys, first, last))
+    """The stored rows of one tier for ``keys`` (None: every field) and chunks ``first``..``last``."""
+    which = "" if keys is None else f"AND field IN ({', '.join('?' * len(keys))}) "
+    rows = cur.all(f"SELECT field, chunk, data FROM summaries WHERE description = ? AND tier = ? {which}"
+                   "AND chunk BETWEEN ? AND ?", (description, int(width), *(keys or ()), first, last))
     return {(key, chunk): decode(blob, width) for key, chunk, blob in rows}
 
 
@@ -231,27 +275,6 @@ def _write_chunks(cur, description: str, width: float, rows: Dict[Tuple[str, int
     cur.executemany("UPDATE summaries SET data = ? WHERE description = ? AND field = ? AND tier = ? AND chunk = ?",
                     updates)
     cur.executemany("DELETE FROM summaries WHERE description = ? AND field = ? AND tier = ? AND chunk = ?", deletes)
-
-
-def _merge_into_chunks(cur, description: str, width: float, by_key: Dict[str, Slots]) -> None:
-    """Merge new buckets of one tier (several fields of one provider) into their rows."""
-    parts = {(key, chunk): part for key, slots in by_key.items() for chunk, part in _chunks(slots, width)}
-    chunks = [chunk for _, chunk in parts]
-    old = _read_chunks(cur, description, width, sorted(by_key), min(chunks), max(chunks))
-    merged = {k: merge([old[k], part], width) if k in old else part for k, part in parts.items()}
-    _write_chunks(cur, description, width, merged, set(old))
-
-
-def _replace_range(cur, description: str, key: str, width: float, lo: float, hi: float, slots: Slots) -> None:
-    """Set the buckets of ``[lo, hi)`` of one tier to ``slots`` (which lie inside it)."""
-    first, last = _chunk(lo, width), _chunk(hi - width, width)
-    old = _read_chunks(cur, description, width, [key], first, last)
-    rows = {}
-    for chunk in range(first, last + 1):
-        stored = old.get((key, chunk))
-        kept = [] if stored is None else [stored.take((stored.start < lo) | (stored.start >= hi))]
-        rows[(key, chunk)] = merge(kept + [slots.take(np.floor(slots.start / (width * CHUNK)) == chunk)], width)
-    _write_chunks(cur, description, width, rows, set(old))
 
 
 # -- the reader's side: which buckets tile a range ---------------------------------------
