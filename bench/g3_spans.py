@@ -8,8 +8,9 @@ writing it to a few minutes). Then prints:
       its aggregation switched off), and the summaries' size as a share of
       the archive;
   (b) ``Reader.data`` of 10 fields (2 per provider) at ``maxDataPoints=1000``
-      for each span: cold (a new reader, empty frame cache; the OS page cache
-      stays warm) and warm, median of ``--repeat``; beside it the naive row,
+      for each span: cold (empty frame cache; the reader has its name table, as a
+      running server does; the OS page cache stays warm) and warm, median of
+      ``--repeat``; beside it the naive row,
       today's full-resolution path (every overlapping frame decoded, then
       decimated), run once; and ``get_fields`` over the span;
   (c) ``/query`` through sisock-http (real router, hub, g3-reader, http): p50
@@ -37,7 +38,9 @@ import time  # noqa: E402
 from typing import Callable, Dict, List  # noqa: E402
 
 from bench.g3 import providers, scale_for, scan  # noqa: E402
-from sisock.g3.reader import Reader  # noqa: E402
+from sisock.config import load  # noqa: E402
+from sisock.g3.index import open_index  # noqa: E402
+from sisock.g3.reader import FrameCache, Reader  # noqa: E402
 from sisock.g3.writer import Archive  # noqa: E402
 from tests.http_support import JsonHttp, query  # noqa: E402
 from tests.support import Processes, Router, free_port, wait_until  # noqa: E402
@@ -71,17 +74,26 @@ def summary_bytes(index) -> int:
     return index.run(work)
 
 
-def bench_reader(index, naive_index, names: List[str], spans: Dict[str, float], repeat: int) -> None:
+def bench_reader(index, naive_index, names: List[str], spans: Dict[str, float], repeat: int,
+                 naive_too: bool = True) -> None:
     print(f"\n(b) Reader.data of {len(names)} fields at maxDataPoints={POINTS} (median of {repeat}; naive: once)")
     print(f"  {'span':>5} | {'cold ms':>9} | {'warm ms':>9} | {'naive ms':>10} | {'naive/cold':>10} | {'points':>7} | "
           f"{'get_fields ms':>13}")
+    cold_reader = Reader(index, 256)
+    cold_reader.resolve(names)  # a running server has its name table; cold means an empty frame cache
+
+    def cold_read(t0: float):
+        cold_reader.cache = FrameCache(cold_reader.cache.capacity)
+        return cold_reader.data(names, t0, NOW, max_points=POINTS)
+
     for label, span in spans.items():
         t0 = NOW - span
-        cold = median_time(lambda: Reader(index, 256).data(names, t0, NOW, max_points=POINTS), repeat)
+        cold = median_time(lambda: cold_read(t0), repeat)
         warm_reader = Reader(index, 256)
         answer = warm_reader.data(names, t0, NOW, max_points=POINTS)
         warm = median_time(lambda: warm_reader.data(names, t0, NOW, max_points=POINTS), repeat)
-        naive = median_time(lambda: Reader(naive_index, 256).data(names, t0, NOW, max_points=POINTS), 1)
+        naive = median_time(lambda: Reader(naive_index, 256).data(names, t0, NOW, max_points=POINTS), 1) \
+            if naive_too else float("nan")
         points = sum(len(t) for t, _ in answer.values())
         fields = median_time(lambda: warm_reader.fields(t0, NOW), repeat)
         print(f"  {label:>5} | {cold * 1000:9.1f} | {warm * 1000:9.1f} | {naive * 1000:10.0f} | "
@@ -192,19 +204,29 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients of (d) (0 = skip)")
     parser.add_argument("--load-seconds", type=float, default=60, help="length of (d) (default 60)")
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one, removed after)")
+    parser.add_argument("--reader-only", action="store_true", help="only (b), without its naive row")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --dir: read the archive and indexes an earlier run left there, skip (a)")
     args = parser.parse_args()
     directory = args.dir or Path(tempfile.mkdtemp(prefix="sisock-bench-spans-"))
     try:
         data = directory / "archive"
         factor = scale_for(args.mb_per_day / 1000)
         archive = Archive(providers(factor), END - args.days * DAY, END, file_seconds=HOUR, frame_seconds=60.0)
+        spans = {k: v for k, v in SPANS.items() if v <= args.days * DAY or (args.year and k == "1 y")}
+        if args.reuse:
+            index, naive_index = (open_index(load({"SQLITE_PATH": str(directory / name)}))
+                                  for name in ("index.sqlite", "naive.sqlite"))
+            for i in (index, naive_index):
+                i.ensure_schema()
+            print(f"reusing the archive and indexes in {directory}")
+            return measure(args, directory, data, archive, index, naive_index, spans)
         began = time.perf_counter()
         paths = archive.write(data)
         size = sum(p.stat().st_size for p in paths)
         print(f"long archive: {args.days:g} days, 5 providers x 10 fields at {factor:.3f} x (1, 2, 5, 10) Hz, "
               f"hourly files, 60 s frames: {len(paths)} files, {size / 1e6:.0f} MB, written in "
               f"{time.perf_counter() - began:.0f} s")
-        spans = {k: v for k, v in SPANS.items() if v <= args.days * DAY}
         if args.year:
             year = Archive(providers(0.02), END - args.days * DAY - 365 * DAY, END - args.days * DAY,
                            file_seconds=HOUR, frame_seconds=600.0)
@@ -214,25 +236,31 @@ def main() -> int:
             print(f"a year before it: 0.02 x the rates, 10-minute frames: {len(year_paths)} files, "
                   f"{year_size / 1e6:.0f} MB, written in {time.perf_counter() - began:.0f} s")
             size += year_size
-            spans["1 y"] = SPANS["1 y"]
         naive_index, before, before_s = scan(data, directory / "naive.sqlite", summarise=False)
         index, after, after_s = scan(data, directory / "index.sqlite", summarise=True)
         share = summary_bytes(index) / size
         print(f"\n(a) first scan: {after.bytes / 1e6 / after_s:.0f} MB/s with summaries, "
               f"{before.bytes / 1e6 / before_s:.0f} MB/s without ({after_s / before_s:.2f}x the time); "
               f"summaries: {summary_bytes(index) / 1e6:.1f} MB, {share:.2%} of the archive")
-        names = panel(archive)
-        bench_reader(index, naive_index, names, spans, args.repeat)
-        stack = Stack(directory, data)
-        try:
-            bench_http(stack, directory / "index.sqlite", directory / "naive.sqlite", names, spans, args.repeat)
-            if args.clients:
-                bench_load(stack, archive, args.clients, args.load_seconds)
-        finally:
-            stack.stop()
+        return measure(args, directory, data, archive, index, naive_index, spans)
     finally:
         if args.dir is None:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def measure(args, directory: Path, data: Path, archive: Archive, index, naive_index, spans: Dict[str, float]) -> int:
+    """Parts (b) to (d) on scanned indexes."""
+    names = panel(archive)
+    bench_reader(index, naive_index, names, spans, args.repeat, naive_too=not args.reader_only)
+    if args.reader_only:
+        return 0
+    stack = Stack(directory, data)
+    try:
+        bench_http(stack, directory / "index.sqlite", directory / "naive.sqlite", names, spans, args.repeat)
+        if args.clients:
+            bench_load(stack, archive, args.clients, args.load_seconds)
+    finally:
+        stack.stop()
     return 0
 
 

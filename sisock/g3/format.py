@@ -1,4 +1,4 @@
-"""The housekeeping frame layout of DESIGN.md, read with plain ``spt3g``.
+"""The housekeeping frame layout (docs/design.md, "The g3 housekeeping format"), read with plain ``spt3g``.
 
 Every frame is ``G3FrameType.Housekeeping`` with ``hkagg_type`` 0 (session),
 1 (status: the providers) or 2 (data: one provider's blocks of samples).
@@ -49,7 +49,7 @@ def times(block: core.G3TimesampleMap) -> np.ndarray:
 
 
 def value_type(vector) -> str:
-    """The DESIGN.md field type of a G3 vector: ``number``, ``string`` or ``bool``."""
+    """The field type (docs/design.md) of a G3 vector: ``number``, ``string`` or ``bool``."""
     if isinstance(vector, core.G3VectorString):
         return "string"
     if isinstance(vector, core.G3VectorBool):

@@ -303,13 +303,14 @@ class Index:
     # -- the reader's side -------------------------------------------------------
     def fields_in(self, start: float, end: float) -> List[Tuple[str, str, str, str]]:
         """``(description, field, block, type)`` of every field with a data frame in ``[start, end)``."""
-        sql = ("SELECT DISTINCT fe.description, fi.field, fi.block, fi.type FROM fields fi "
-               "JOIN feeds fe ON fe.id = fi.feed_id "
-               "WHERE fi.`start` < ? AND fi.`end` >= ? AND ((fi.`start` >= ? AND fi.`end` < ?) OR EXISTS "
+        sql = ("SELECT DISTINCT fe.description, fi.field, fi.block, fi.type FROM feeds fe "
+               "JOIN fields fi ON fi.feed_id = fe.id "
+               f"WHERE {_FEED_OVERLAPS} AND fi.`start` < ? AND fi.`end` >= ? "
+               "AND ((fe.t_start >= ? AND fe.t_end < ?) OR EXISTS "
                "(SELECT 1 FROM frames fr WHERE fr.feed_id = fe.id AND fr.t_start < ? AND fr.t_end >= ?)) "
                "ORDER BY fe.description, fi.field")
         s, e = sql_time(start), sql_time(end)
-        return self.run(lambda cur: cur.all(sql, (e, s, s, e, end, start)))
+        return self.run(lambda cur: cur.all(sql, (end, start, e, s, start, end, end, start)))
 
     def known_fields(self) -> List[Tuple[str, str, str, str]]:
         """``(description, field, block, type)`` of every field ever indexed (to resolve names)."""
@@ -340,14 +341,15 @@ class Index:
         if not descriptions:
             return set()
         marks = ", ".join("?" * len(descriptions))
-        sql = ("SELECT DISTINCT fe.description FROM feeds fe JOIN files f ON f.id = fe.file_id "
-               f"WHERE fe.description IN ({marks}) AND f.summarized = 0 AND {_FEED_OVERLAPS}")
+        # from the files not summarised (an index, usually none), not from the window's feeds
+        sql = ("SELECT DISTINCT fe.description FROM files f JOIN feeds fe ON fe.file_id = f.id "
+               f"WHERE f.summarized = 0 AND fe.description IN ({marks}) AND {_FEED_OVERLAPS}")
         return {r[0] for r in self.run(lambda cur: cur.all(sql, (*descriptions, end, start)))}
 
 
-#: A feed's time range overlaps ``[?, ?)`` given as (end, start); feeds from before version 4
-#: have none until their file is read again, and count as overlapping.
-_FEED_OVERLAPS = "(fe.t_start IS NULL OR (fe.t_start < ? AND fe.t_end >= ?))"
+#: A feed's time range overlaps ``[?, ?)`` given as (end, start): the ``feeds_span`` index
+#: finds a window's feeds without searching every frame of a long archive.
+_FEED_OVERLAPS = "fe.t_start < ? AND fe.t_end >= ?"
 
 
 class Cursor:

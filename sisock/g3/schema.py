@@ -155,6 +155,12 @@ def _rename_frames(cur, dialect):
         cur.execute("ALTER TABLE frames_unique RENAME TO frames")
 
 
+def _fill_feed_spans(cur, dialect):
+    """Each feed's time range from its frames (feeds indexed before version 4 have none)."""
+    cur.execute("UPDATE feeds SET t_start = (SELECT MIN(t_start) FROM frames WHERE frames.feed_id = feeds.id), "
+                "t_end = (SELECT MAX(t_end) FROM frames WHERE frames.feed_id = feeds.id) WHERE t_start IS NULL")
+
+
 def _forget_files_with_duplicate_feeds(cur, dialect):
     """Files whose provider has two feeds rows (never made by this sisock, but possible in an index
     written by anything else) lose their rows and are scanned again, so the unique key can be made."""
@@ -181,7 +187,9 @@ STEPS: List[Tuple[int, Sequence[Action]]] = [
     # each feed keeps the time range it covers (so long archives are not searched frame by frame)
     (4, [_add_column("files", "summarized", "INTEGER NOT NULL DEFAULT 0"),
          _add_column("feeds", "t_start", "DOUBLE"), _add_column("feeds", "t_end", "DOUBLE"),
-         _index("feeds", "feeds_span", "(description, t_end)"),
+         _fill_feed_spans,
+         _index("feeds", "feeds_span", "(description, t_end)"), _index("feeds", "feeds_end", "(t_end)"),
+         _index("files", "files_summarized", "(summarized)"),
          _create("summaries_file", _V4_TABLES),
          _index("summaries_file", "summaries_file_key", "(feed_id, field)", unique=True),
          _create("summaries", _V4_TABLES),
