@@ -176,3 +176,38 @@ def test_g3_reader_data_node_over_the_router(g3_env, procs, client):
     answer = client.call(wamp.get_data_uri("g3_reader"), "observatory.LS240_1.ch0", END - 1300, END - 1200, 10)
     t = answer["timeline"]["observatory.LS240_1.ch0"]["t"]
     assert most_per_slot(t, 10) <= 4 and max(answer["data"]["observatory.LS240_1.ch0"]) == SPIKE
+
+
+def test_get_fields_follows_fields_that_come_and_go_with_files(g3_env):
+    """The field catalogue: a field added in a later file is listed from that file on, and a
+    field whose only file is deleted leaves the list (the catalogue is made again from the rest)."""
+    old = Provider(LS1, (Block("fast", ("ch0",), 2.0),))
+    new = Provider(LS1, (Block("fast", ("ch0",), 2.0), Block("extra", ("heater2",), 1.0)))
+    folder = archive_dir(g3_env)
+    Archive([old], END - 1800, END - 600, file_seconds=600).write(folder)
+    later = Archive([new], END - 600, END, file_seconds=600).write(folder)
+    index = make_index(g3_env)
+    Scanner(index, folder).scan_once()
+    reader = Reader(index, 16)
+    assert set(reader.fields(END - 1800, END - 900)[0]) == {f"{LS1}.ch0"}
+    assert set(reader.fields(END - 1800, END)[0]) == {f"{LS1}.ch0", f"{LS1}.heater2"}
+    assert set(reader.fields(END - 300, END)[0]) == {f"{LS1}.ch0", f"{LS1}.heater2"}
+    for path in later:
+        path.unlink()
+    Scanner(index, folder).scan_once()
+    assert set(reader.fields(END - 1800, END)[0]) == {f"{LS1}.ch0"}
+    assert reader.fields(END - 300, END) == ({}, {})
+
+
+def test_get_fields_of_an_upgraded_version_4_index_are_those_it_had(scanned):
+    """Upgrading to version 5 fills the catalogue from the fields already indexed."""
+    _, index = scanned
+    window = (END - 1800, END)
+    before = Reader(index, 16).fields(*window)
+
+    def back_to_version_4(cur):
+        cur.execute("DROP TABLE catalogue")
+        cur.execute("UPDATE schema_version SET version = 4")
+    index.run(back_to_version_4)
+    assert "upgraded schema version 4" in index.ensure_schema()
+    assert Reader(index, 16).fields(*window) == before and before[0]

@@ -105,18 +105,48 @@ def test_answer_from_summaries_equals_decimating_every_sample(scanned, offset, s
     counter = FrameCount(reader)
     assert_same(reader, name, t0, t1, max_points)
     step = choose_step(t0, t1, None, max_points)
-    if summaries.tier_for(step) is not None and t1 - t0 > 2 * step:
+    tier = summaries.tier_for(step)
+    if tier is not None and summaries.TIERS[tier] >= finest(scanned, name) and t1 - t0 > 2 * step:
         # summaries answer the inside: only frames at the window's edges are decoded
         # (6 of the 5-minute frames at each edge at most, A's or B's)
         assert counter.count <= 12, f"{counter.count} frames read for a step of {step} s"
 
 
+def finest(index, name: str) -> float:
+    """The widest file row of a field: the finest step its summaries answer everywhere."""
+    description, key = name.rsplit(".", 1)
+    return index.run(lambda cur: cur.one(
+        "SELECT MAX(sf.width) FROM summaries_file sf JOIN feeds fe ON fe.id = sf.feed_id "
+        "WHERE fe.description = ? AND sf.field = ?", (description, key)))[0]
+
+
 def test_every_span_reads_a_bounded_number_of_frames(scanned):
+    # 400 points: steps of 1200 s and more, which A's 600 s and B's 60 s buckets both tile
     for span in (DAY, 2 * DAY, 3 * DAY):
         reader = Reader(scanned, 0)
         counter = FrameCount(reader)
-        reader.data(NAMES, END - span + 17.5, END - 3.25, max_points=1000)
+        reader.data(NAMES, END - span + 17.5, END - 3.25, max_points=400)
         assert counter.count <= 3 * 2 * 2, f"span {span}: {counter.count} frames"
+
+
+def test_each_field_starts_at_the_tier_its_rate_fills(scanned):
+    """A 0.2 Hz field would put 12 samples in a 60 s bucket, a 1 Hz field 60: the slow one's
+    finest tier is 10 minutes, so no bucket stores nearly as much as the samples it stands for."""
+    assert finest(scanned, f"{A}.x") == 600 and finest(scanned, f"{B}.z") == 60
+    rows = scanned.run(lambda cur: cur.all("SELECT sf.field, sf.data FROM summaries_file sf"))
+    for key, blob in rows:
+        width, slots = summaries.decode_buckets(blob)
+        inner = slots.count[1:-1]  # a file's first and last buckets may be cut by its edges
+        assert not len(inner) or inner.mean() >= summaries.MIN_PER_BUCKET, (key, width, inner.mean())
+
+
+def test_a_step_finer_than_a_field_s_tier_reads_its_frames_exactly(scanned):
+    reader = Reader(scanned, 0)
+    counter = FrameCount(reader)
+    t0, t1 = END - DAY + 17.5, END - 3.25
+    assert summaries.TIERS[summaries.tier_for(choose_step(t0, t1, None, 1000))] < finest(scanned, f"{A}.x")
+    assert_same(reader, f"{A}.x", t0, t1, 1000)
+    assert counter.count > 12  # the day's frames: A has no 60 s buckets
 
 
 def assert_all_same(index, windows, max_points=500):

@@ -193,8 +193,16 @@ class Index:
         return dict(rows)
 
     def remove_file(self, row: FileRow) -> None:
-        """Forget a file that is gone, in one transaction."""
-        self.run(lambda cur: self._remove(cur, row.id, keep_file_row=False))
+        """Forget a file that is gone, in one transaction; its providers' catalogue rows are made
+        again from the files that are left."""
+        def work(cur: "Cursor") -> None:
+            descriptions = [r[0] for r in cur.all("SELECT DISTINCT description FROM feeds WHERE file_id = ?",
+                                                  (row.id,))]
+            self._remove(cur, row.id, keep_file_row=False)
+            for description in descriptions:
+                cur.execute("DELETE FROM catalogue WHERE description = ?", (description,))
+                cur.execute(schema.FILL_CATALOGUE.format(where=" AND fe.description = ?"), (description,))
+        self.run(work)
 
     def _remove(self, cur: "Cursor", file_id: int, keep_file_row: bool) -> None:
         summaries.remove_file(cur, file_id)
@@ -245,6 +253,7 @@ class Index:
                          for f in scan.frames if f.prov_id in feeds])
         self._spans(cur, feeds, scan.frames)
         self._fields(cur, feeds, scan.fields)
+        self._catalogue(cur, scan.providers, scan.fields)
         summaries.store(cur, {p: (feeds[p], scan.providers[p]) for p in feeds}, scan.summaries)
         cur.execute("UPDATE files SET summarized = ? WHERE id = ?", (complete, file_id))
 
@@ -300,23 +309,54 @@ class Index:
         cur.executemany("INSERT INTO fields (feed_id, field, `start`, `end`, block, type) VALUES (?, ?, ?, ?, ?, ?)",
                         inserts)
 
+    @staticmethod
+    def _catalogue(cur: "Cursor", providers: Dict[int, str], found: Dict[Tuple[int, str], FieldEntry]) -> None:
+        """Widen the catalogue rows of the fields a scan found (new ones are added)."""
+        by_description: Dict[Tuple[str, str], FieldEntry] = {}
+        for (prov_id, name), entry in found.items():
+            if prov_id in providers:
+                by_description[(providers[prov_id], name)] = entry
+        descriptions = sorted({d for d, _ in by_description})
+        if not descriptions:
+            return
+        marks = ", ".join("?" * len(descriptions))
+        old = {(r[0], r[1]): (r[2], r[3]) for r in cur.all(
+            f"SELECT description, field, t_start, t_end FROM catalogue WHERE description IN ({marks})", descriptions)}
+        inserts, updates = [], []
+        for (description, name), entry in sorted(by_description.items()):
+            if (description, name) not in old:
+                inserts.append((description, name, entry.block, entry.type, entry.start, entry.end))
+                continue
+            lo, hi = old[(description, name)]
+            if entry.start < lo or entry.end > hi:
+                updates.append((min(lo, entry.start), max(hi, entry.end), entry.block, entry.type, description, name))
+        cur.executemany("INSERT INTO catalogue (description, field, block, type, t_start, t_end) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", inserts)
+        cur.executemany("UPDATE catalogue SET t_start = ?, t_end = ?, block = ?, type = ? "
+                        "WHERE description = ? AND field = ?", updates)
+
     # -- the reader's side -------------------------------------------------------
     def fields_in(self, start: float, end: float) -> List[Tuple[str, str, str, str]]:
-        """``(description, field, block, type)`` of every field with a data frame in ``[start, end)``."""
-        sql = ("SELECT DISTINCT fe.description, fi.field, fi.block, fi.type FROM feeds fe "
-               "JOIN fields fi ON fi.feed_id = fe.id "
-               f"WHERE {_FEED_OVERLAPS} AND fi.`start` < ? AND fi.`end` >= ? "
-               "AND ((fe.t_start >= ? AND fe.t_end < ?) OR EXISTS "
-               "(SELECT 1 FROM frames fr WHERE fr.feed_id = fe.id AND fr.t_start < ? AND fr.t_end >= ?)) "
-               "ORDER BY fe.description, fi.field")
-        s, e = sql_time(start), sql_time(end)
-        return self.run(lambda cur: cur.all(sql, (end, start, e, s, start, end, end, start)))
+        """``(description, field, block, type)`` of the fields whose provider has a data frame in
+        ``[start, end)`` and whose own range (first to last file that has it) meets the window.
+
+        The catalogue gives the candidates; one indexed probe per provider checks that it has
+        samples in the window (a window in a gap has none), so a year-long window costs what an
+        hour does."""
+        def work(cur: "Cursor") -> List[Tuple[str, str, str, str]]:
+            rows = cur.all("SELECT description, field, block, type FROM catalogue WHERE t_start < ? AND t_end >= ? "
+                           "ORDER BY description, field", (end, start))
+            live = {d for d in sorted({r[0] for r in rows}) if cur.one(
+                f"SELECT 1 FROM feeds fe WHERE fe.description = ? AND {_FEED_OVERLAPS} "
+                "AND ((fe.t_start >= ? AND fe.t_end < ?) OR EXISTS "
+                "(SELECT 1 FROM frames fr WHERE fr.feed_id = fe.id AND fr.t_start < ? AND fr.t_end >= ?)) LIMIT 1",
+                (d, end, start, start, end, end, start))}
+            return [r for r in rows if r[0] in live]
+        return self.run(work)
 
     def known_fields(self) -> List[Tuple[str, str, str, str]]:
         """``(description, field, block, type)`` of every field ever indexed (to resolve names)."""
-        return self.run(lambda cur: cur.all(
-            "SELECT DISTINCT fe.description, fi.field, fi.block, fi.type FROM fields fi "
-            "JOIN feeds fe ON fe.id = fi.feed_id"))
+        return self.run(lambda cur: cur.all("SELECT description, field, block, type FROM catalogue"))
 
     def frames_in(self, descriptions: Sequence[str], start: float, end: float) -> List[tuple]:
         """``(path, size, mtime_ns, byte_offset, nbytes, description, t_start, t_end)`` of the data

@@ -211,30 +211,43 @@ class Reader:
         if not wanted:
             return {}
         tier = summaries.tier_for(step)
-        lo, hi = math.ceil(start / summaries.FINE) * summaries.FINE, math.floor(end / summaries.FINE) * summaries.FINE
         descriptions = sorted({f.description for f in wanted.values()})
         summarized = set()
-        if tier is not None and lo < hi:
+        if tier is not None and end - start >= summaries.FINE:
             summarized = set(descriptions) - self.index.unsummarized(descriptions, start, end)
         parts: Dict[Tuple[str, str], List[Slots]] = {}
+        inner: Dict[Tuple[str, str], Tuple[float, float]] = {}  # what summaries answer, per field
         if summarized:
             def read(cur) -> None:
                 stale = summaries.stale(cur, sorted(summarized), start, end)
                 for description in sorted(summarized):
                     keys = sorted({f.key for f in wanted.values() if f.description == description})
-                    # coarse tiers waiting for the scanner's refresh: the 60 s rows answer meanwhile
-                    for k, a, b in summaries.cover(lo, hi, 0 if description in stale else tier):
-                        if k == 0:
-                            got = summaries.fine_buckets(cur, description, keys, a, b)
-                        else:
-                            got = summaries.coarse_buckets(cur, description, keys, summaries.TIERS[k], a, b)
-                        for key, slots in got.items():
-                            parts.setdefault((description, key), []).append(slots)
+                    by_width: Dict[float, List[str]] = {}
+                    for key, width in summaries.widths(cur, description, keys, start, end).items():
+                        if width <= summaries.TIERS[tier]:  # else the field is read from its frames
+                            by_width.setdefault(width, []).append(key)
+                    for width, group in by_width.items():
+                        lo, hi = math.ceil(start / width) * width, math.floor(end / width) * width
+                        if lo >= hi:
+                            continue
+                        inner.update({(description, key): (lo, hi) for key in group})
+                        finest = summaries.TIERS.index(width)
+                        # coarse tiers waiting for the scanner's refresh: the file rows answer meanwhile
+                        for k, a, b in summaries.cover(lo, hi, finest if description in stale else tier):
+                            if k == finest and (k == 0 or description in stale):
+                                got = {key: merge([x.slots for x in found], summaries.TIERS[k]) for key, found in
+                                       summaries.file_buckets(cur, description, group, a, b).items()}
+                            else:
+                                got = summaries.coarse_buckets(cur, description, group, summaries.TIERS[k], a, b)
+                            for key, slots in got.items():
+                                parts.setdefault((description, key), []).append(slots)
             self.index.run(read)
-        edges = {n: f for n, f in wanted.items() if f.description in summarized}
-        rest = {n: f for n, f in wanted.items() if f.description not in summarized}
-        for group, windows in ((edges, [(start, lo), (hi, end)]), (rest, [(start, end)])):
-            for t, columns in self._samples(group, windows, step).values():
+        # the rest from the samples: the window's edges outside whole buckets, or all of it
+        groups: Dict[Tuple[float, float], Dict[str, Field]] = {}
+        for name, f in wanted.items():
+            groups.setdefault(inner.get((f.description, f.key), (end, end)), {})[name] = f
+        for (lo, hi), group in groups.items():
+            for t, columns in self._samples(group, [(start, lo), (hi, end)], step).values():
                 done = set()
                 for name, values in columns.items():
                     key = (group[name].description, group[name].key)

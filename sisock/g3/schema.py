@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Callable, List, Optional, Sequence, Set, Tuple
 
 #: The version this sisock writes; version 1 is the seed's (feeds, fields, description only).
-CURRENT = 4
+CURRENT = 5
 
 _DIALECTS = {
     "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "path": "TEXT", "blob": "BLOB"},
@@ -113,6 +113,25 @@ _V4_TABLES = {
 }
 
 
+#: Tables version 5 adds: one row per field of a provider, so a window's fields are found
+#: without joining every file's fields (a year of hourly files holds half a million).
+_V5_TABLES = {
+    "catalogue": """CREATE TABLE IF NOT EXISTS catalogue (
+        description VARCHAR(255) NOT NULL, field VARCHAR(255) NOT NULL, block VARCHAR(255), type VARCHAR(16),
+        t_start DOUBLE NOT NULL, t_end DOUBLE NOT NULL)""",
+}
+#: The catalogue of what the index already holds (a field's range: its provider's files that have it).
+FILL_CATALOGUE = ("INSERT INTO catalogue (description, field, block, type, t_start, t_end) "
+                  "SELECT fe.description, fi.field, MAX(fi.block), MAX(fi.type), MIN(fe.t_start), MAX(fe.t_end) "
+                  "FROM feeds fe JOIN fields fi ON fi.feed_id = fe.id WHERE fe.t_start IS NOT NULL{where} "
+                  "GROUP BY fe.description, fi.field")
+
+
+def _fill_catalogue(cur, dialect):
+    if cur.one("SELECT COUNT(*) FROM catalogue")[0] == 0:
+        cur.execute(FILL_CATALOGUE.format(where=""))
+
+
 def _index(table: str, name: str, columns: str, unique: bool = False) -> Action:
     def act(cur, dialect):
         if table in tables(cur, dialect) and name not in _indexes(cur, dialect, table):
@@ -196,6 +215,13 @@ STEPS: List[Tuple[int, Sequence[Action]]] = [
          _index("summaries", "summaries_key", "(description, field, tier, chunk)", unique=True),
          _create("summaries_dirty", _V4_TABLES),
          _index("summaries_dirty", "summaries_dirty_key", "(description, t_start)")]),
+    # per-field finest tiers (a slow field's rows are coarser than 60 s; version 4's are all 60 s),
+    # and the field catalogue
+    (5, [_add_column("summaries_file", "width", "DOUBLE NOT NULL DEFAULT 60"),
+         _add_column("feeds", "summary_width", "DOUBLE"),
+         _create("catalogue", _V5_TABLES),
+         _index("catalogue", "catalogue_key", "(description, field)", unique=True),
+         _fill_catalogue]),
 ]
 assert STEPS[-1][0] == CURRENT
 

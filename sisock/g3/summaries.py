@@ -1,24 +1,27 @@
 """Summary tiers of the archive: M4 aggregates of every numeric field, written once by the scanner.
 
 While the scanner reads a data frame it aggregates each numeric field on the
-60 s grid (:data:`TIERS` [0], about a frame); the reader answers a request
+finest grid of :data:`TIERS` (60 s, about a frame) whose buckets hold at least
+:data:`MIN_PER_BUCKET` of its samples on average (a slow field starts at a
+coarser tier: finer buckets would be as large as its samples); the reader answers a request
 whose step is a multiple of a tier's width from those aggregates instead of
 decoding every frame, and the answer is exactly the one the samples give
 (:mod:`sisock.decimate`: first, minimum, maximum and last per slot).
 
 Storage, in the index database and in the same per-file transaction as the frames:
 
-- ``summaries_file``: one row per (file and provider, field): the file's 60 s
-  buckets. They go with the file's ``feeds`` row.
+- ``summaries_file``: one row per (file and provider, field): the file's
+  buckets at the field's finest width there (``width``). They go with the
+  file's ``feeds`` row, whose ``summary_width`` is the widest of its rows.
 - ``summaries``: one row per (provider, field, tier, chunk of :data:`CHUNK`
   buckets) for the coarser tiers, across files. They are derived from the 60 s
-  rows: a file's transaction logs the span its rows changed (added or gone) in
+  rows (those at most as wide as the tier): a file's transaction logs the span its rows changed (added or gone) in
   ``summaries_dirty``, and :func:`refresh` (the scanner's, after each pass and
   during a long one) rebuilds the coarse buckets of logged spans from the 60 s
   rows, a few days per transaction. Until then the reader answers those spans
   from the 60 s rows: the incremental refresh of continuous aggregates.
 
-A row holds a :class:`~sisock.decimate.Slots` in a compact blob: bucket index,
+A row holds a :class:`~sisock.decimate.Slots` in a compact blob: its width, bucket index,
 count, the four sample times as seconds past the bucket's start (a difference
 of nearby doubles, so exact both ways), and the four values, each column
 byte-shuffled and the whole zlib-compressed.
@@ -28,7 +31,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -40,12 +43,32 @@ TIERS: Tuple[float, ...] = tuple(w for w in GRID if w >= 60.0)
 FINE = TIERS[0]
 #: Buckets in one row of a coarse tier.
 CHUNK = 256
+#: A field gets a tier only where its buckets average this many samples: below it a bucket
+#: keeps more than a quarter of its samples (M4 keeps four), nearly as large as the samples.
+MIN_PER_BUCKET = 16
 #: Days of coarse buckets one refresh transaction rebuilds (bounds its memory: a few tens of MB).
 REFRESH_DAYS = 8
 _HEADER = struct.Struct("<BI")  # format version, bucket count
-_FORMAT = 1
+_WIDTH = struct.Struct("<d")  # format 2: the bucket width follows the header
+_FORMAT = 2
 
 Key = Tuple[int, str]  # (prov_id, field key)
+
+
+class Buckets(NamedTuple):
+    """Aggregates of one field on the grid of ``width`` seconds."""
+
+    width: float
+    slots: Slots
+
+
+def width_for(count: int, span: float) -> float:
+    """The finest tier width whose buckets would hold :data:`MIN_PER_BUCKET` of ``count``
+    samples spread over ``span`` seconds (regular sampling assumed); the finest for fewer than two."""
+    if count < 2 or span <= 0:
+        return FINE
+    rate = (count - 1) / span
+    return next((w for w in TIERS if rate * w >= MIN_PER_BUCKET), TIERS[-1])
 
 
 # -- the blob ----------------------------------------------------------------------------
@@ -59,27 +82,38 @@ def encode(slots: Slots, width: float) -> bytes:
         columns.append(getattr(slots, name).astype(np.float64).view(np.int64))
     table = np.stack(columns) if len(slots) else np.empty((10, 0), dtype=np.int64)
     shuffled = table.view(np.uint8).reshape(10, len(slots), 8).transpose(0, 2, 1).tobytes()
-    return _HEADER.pack(_FORMAT, len(slots)) + zlib.compress(shuffled, 6)
+    return _HEADER.pack(_FORMAT, len(slots)) + _WIDTH.pack(width) + zlib.compress(shuffled, 6)
 
 
-def decode(blob: bytes, width: float) -> Slots:
-    """Aggregates from :func:`encode`'s blob, bit for bit."""
+def decode(blob: bytes, width: Optional[float] = None) -> Slots:
+    """Aggregates from :func:`encode`'s blob, bit for bit (``width``: for format 1, which lacks it)."""
+    return decode_buckets(blob, width).slots
+
+
+def decode_buckets(blob: bytes, width: Optional[float] = None) -> Buckets:
+    """:func:`decode` with the blob's width (format 1, of schema 4, held 60 s rows or a known tier)."""
     version, n = _HEADER.unpack_from(blob)
-    if version != _FORMAT:
+    at = _HEADER.size
+    if version == 2:
+        (width,) = _WIDTH.unpack_from(blob, at)
+        at += _WIDTH.size
+    elif version != 1:
         raise ValueError(f"summary format {version} is unknown")
-    raw = np.frombuffer(zlib.decompress(blob[_HEADER.size:]), dtype=np.uint8)
+    width = FINE if width is None else width
+    raw = np.frombuffer(zlib.decompress(blob[at:]), dtype=np.uint8)
     table = raw.reshape(10, 8, n).transpose(0, 2, 1).copy().view(np.int64).reshape(10, n)
     index = np.cumsum(table[0])
     start = index.astype(np.float64) * width
     times = [start + table[2 + i].view(np.float64) for i in range(4)]
     values = [table[6 + i].view(np.float64) for i in range(4)]
-    return Slots(start, table[1].copy(), times[0], values[0], times[1], values[1], times[2], values[2],
-                 times[3], values[3])
+    return Buckets(width, Slots(start, table[1].copy(), times[0], values[0], times[1], values[1], times[2],
+                                values[2], times[3], values[3]))
 
 
 # -- the scanner's side: aggregating frames --------------------------------------------
 class FrameAggregator:
-    """Collects the data frames of one scan and gives the 60 s aggregates of every numeric field.
+    """Collects the data frames of one scan and gives the aggregates of every numeric field, each
+    block at the finest tier its sampling rate fills (:func:`width_for`).
 
     Blocks are kept (numpy views of the decoded vectors, no copy) and reduced once per file,
     a whole block's fields at a time, so the cost per frame is a few appends, not numpy calls.
@@ -99,9 +133,9 @@ class FrameAggregator:
             self._blocks.setdefault((prov_id, keys), []).append(
                 (fmt.ticks(block), [np.asarray(block[k], dtype=np.float64) for k in keys]))
 
-    def result(self) -> Dict[Key, Slots]:
-        """The 60 s aggregates of each numeric field over every block added."""
-        out: Dict[Key, Slots] = {}
+    def result(self) -> Dict[Key, Buckets]:
+        """The aggregates of each numeric field over every block added."""
+        out: Dict[Key, Buckets] = {}
         for (prov_id, keys), pieces in self._blocks.items():
             t = np.concatenate([ticks for ticks, _ in pieces]).astype(np.float64) / fmt.TICKS
             values = np.empty((len(keys), len(t)))
@@ -110,22 +144,24 @@ class FrameAggregator:
             if np.any(t[1:] < t[:-1]):
                 order = np.argsort(t, kind="stable")
                 t, values = t[order], values[:, order]
-            starts, ends = slot_bounds(t, FINE)
+            width = width_for(len(t), float(t[-1] - t[0]))
+            starts, ends = slot_bounds(t, width)
             imin, imax = segment_extremes(values, starts)
-            bucket, count, last = np.floor(t[starts] / FINE) * FINE, ends - starts, ends - 1
+            bucket, count, last = np.floor(t[starts] / width) * width, ends - starts, ends - 1
             for row, key in enumerate(keys):
                 v = values[row]
-                out[(prov_id, key)] = Slots(bucket, count, t[starts], v[starts], t[imin[row]], v[imin[row]],
-                                            t[imax[row]], v[imax[row]], t[last], v[last])
+                out[(prov_id, key)] = Buckets(width, Slots(bucket, count, t[starts], v[starts], t[imin[row]],
+                                                           v[imin[row]], t[imax[row]], v[imax[row]], t[last], v[last]))
         return out
 
 
 # -- the database side ------------------------------------------------------------------
-def store(cur, feeds: Dict[int, Tuple[int, str]], found: Dict[Key, Slots]) -> None:
-    """Add a scan's 60 s aggregates (``feeds``: prov_id -> (feed id, description)) to its files'
-    rows, and log their span for the coarse tiers' :func:`refresh`."""
-    todo = [(feeds[prov_id], key, slots) for (prov_id, key), slots in sorted(found.items())
-            if prov_id in feeds and len(slots)]
+def store(cur, feeds: Dict[int, Tuple[int, str]], found: Dict[Key, Buckets]) -> None:
+    """Add a scan's aggregates (``feeds``: prov_id -> (feed id, description)) to its files' rows,
+    and log their span for the coarse tiers' :func:`refresh`. A grown file's row is coarsened
+    when its samples so far fill only a coarser tier (never made finer: that cannot be exact)."""
+    todo = [(feeds[prov_id], key, buckets) for (prov_id, key), buckets in sorted(found.items())
+            if prov_id in feeds and len(buckets.slots)]
     if not todo:
         return
     ids = sorted({feed_id for (feed_id, _), _, _ in todo})
@@ -133,17 +169,29 @@ def store(cur, feeds: Dict[int, Tuple[int, str]], found: Dict[Key, Slots]) -> No
         f"SELECT feed_id, field, data FROM summaries_file WHERE feed_id IN ({', '.join('?' * len(ids))})", ids)}
     inserts, updates = [], []
     spans: Dict[str, Tuple[float, float]] = {}
-    for (feed_id, description), key, slots in todo:
+    widest: Dict[int, float] = {}
+    for (feed_id, description), key, new in todo:
         old = existing.get((feed_id, key))
-        whole = merge([decode(old, FINE), slots], FINE) if old else slots
+        whole = new
+        if old:
+            before = decode_buckets(old)
+            count = int(before.slots.count.sum() + new.slots.count.sum())
+            span = max(float(new.slots.last_t[-1]), float(before.slots.last_t[-1])) - \
+                min(float(new.slots.first_t[0]), float(before.slots.first_t[0]))
+            width = max(before.width, new.width, width_for(count, span))
+            whole = Buckets(width, merge([before.slots, new.slots], width))
+        slots, width = whole.slots, whole.width
         (updates if old else inserts).append(
-            (encode(whole, FINE), float(whole.start[0]), float(whole.start[-1] + FINE), feed_id, key))
+            (encode(slots, width), float(slots.start[0]), float(slots.start[-1] + width), width, feed_id, key))
+        widest[feed_id] = max(widest.get(feed_id, FINE), width)
         lo, hi = spans.get(description, (math.inf, -math.inf))
-        spans[description] = (min(lo, float(slots.start[0])), max(hi, float(slots.start[-1] + FINE)))
-    cur.executemany("INSERT INTO summaries_file (data, t_start, t_end, feed_id, field) VALUES (?, ?, ?, ?, ?)",
-                    inserts)
-    cur.executemany("UPDATE summaries_file SET data = ?, t_start = ?, t_end = ? WHERE feed_id = ? AND field = ?",
-                    updates)
+        spans[description] = (min(lo, float(slots.start[0])), max(hi, float(slots.start[-1] + width)))
+    cur.executemany("INSERT INTO summaries_file (data, t_start, t_end, width, feed_id, field) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", inserts)
+    cur.executemany("UPDATE summaries_file SET data = ?, t_start = ?, t_end = ?, width = ? "
+                    "WHERE feed_id = ? AND field = ?", updates)
+    cur.executemany("UPDATE feeds SET summary_width = CASE WHEN summary_width IS NULL OR summary_width < ? THEN ? "
+                    "ELSE summary_width END WHERE id = ?", [(w, w, f) for f, w in sorted(widest.items())])
     for description, (lo, hi) in spans.items():
         _invalidate(cur, description, lo, hi)
 
@@ -193,21 +241,22 @@ def refresh(index, days: float = REFRESH_DAYS) -> int:
 
 def _refresh_stretch(cur, description: str, lo: float, hi: float) -> None:
     """Rebuild every coarse bucket of ``description`` in ``[lo, hi)`` (whole days) and take the
-    stretch out of the log."""
-    fine = fine_buckets(cur, description, None, lo, hi)
+    stretch out of the log. A tier is made of the file rows at most as wide as its buckets."""
+    rows = file_buckets(cur, description, None, lo, hi)
     for width in TIERS[1:]:
         first, last = _chunk(lo, width), _chunk(hi - width, width)
         old = _read_chunks(cur, description, width, None, first, last)
-        rows: Dict[Tuple[str, int], Slots] = {}
-        for key in set(fine) | {k for k, _ in old}:
-            new = merge([fine[key]], width) if key in fine else Slots.empty()
+        fits = {key: [b.slots for b in found if b.width <= width] for key, found in rows.items()}
+        out: Dict[Tuple[str, int], Slots] = {}
+        for key in set(fits) | {k for k, _ in old}:
+            new = merge(fits.get(key, []), width)
             for chunk in range(first, last + 1):
                 stored = old.get((key, chunk))
                 kept = [] if stored is None else [stored.take((stored.start < lo) | (stored.start >= hi))]
                 inside = new.take(np.floor(new.start / (width * CHUNK)) == chunk)
                 if stored is not None or len(inside):
-                    rows[(key, chunk)] = merge(kept + [inside], width)
-        _write_chunks(cur, description, width, rows, set(old))
+                    out[(key, chunk)] = merge(kept + [inside], width)
+        _write_chunks(cur, description, width, out, set(old))
     for row_id, t_start, t_end in cur.all("SELECT id, t_start, t_end FROM summaries_dirty WHERE description = ? "
                                           "AND t_start < ? AND t_end > ?", (description, hi, lo)):
         cur.execute("DELETE FROM summaries_dirty WHERE id = ?", (row_id,))
@@ -216,17 +265,40 @@ def _refresh_stretch(cur, description: str, lo: float, hi: float) -> None:
                 _invalidate(cur, description, a, b)
 
 
-def fine_buckets(cur, description: str, keys: Optional[Sequence[str]], lo: float, hi: float) -> Dict[str, Slots]:
-    """The 60 s buckets in ``[lo, hi)`` of ``keys`` (None: every field) of one provider, across its files."""
+def file_buckets(cur, description: str, keys: Optional[Sequence[str]], lo: float,
+                 hi: float) -> Dict[str, List[Buckets]]:
+    """The file rows' buckets in ``[lo, hi)`` (multiples of every row's width) of ``keys`` (None:
+    every field) of one provider, across its files, each at its own width."""
     if keys is not None and not keys:
         return {}
     which = "" if keys is None else f"AND sf.field IN ({', '.join('?' * len(keys))}) "
-    # the feed's span (indexed) finds the files; a file's buckets lie within a minute of it
+    # the feed's span (indexed) finds the files: a bucket starts at or before its last sample
     rows = cur.all("SELECT sf.field, sf.data FROM feeds fe JOIN summaries_file sf ON sf.feed_id = fe.id "
                    "WHERE fe.description = ? AND fe.t_end >= ? AND fe.t_start < ? "
                    f"{which}AND sf.t_start < ? AND sf.t_end > ?",
-                   (description, lo - FINE, hi, *(keys or ()), hi, lo))
-    return _gather(rows, FINE, lo, hi)
+                   (description, lo, hi, *(keys or ()), hi, lo))
+    found: Dict[str, List[Buckets]] = {}
+    for key, blob in rows:
+        width, slots = decode_buckets(blob)
+        found.setdefault(key, []).append(Buckets(width, slots.take((slots.start >= lo) & (slots.start < hi))))
+    return found
+
+
+def widths(cur, description: str, keys: Sequence[str], lo: float, hi: float) -> Dict[str, float]:
+    """The widest file row of each of ``keys`` overlapping ``[lo, hi)``: the finest tier the
+    whole window has for it (keys with no row are left out). One indexed look at the feeds
+    first: on an archive whose fields all fill 60 s buckets, that is all it costs."""
+    if not keys:
+        return {}
+    (widest,) = cur.one("SELECT MAX(summary_width) FROM feeds WHERE description = ? AND t_end >= ? AND t_start < ?",
+                        (description, lo, hi))
+    if widest is None or widest <= FINE:
+        return {key: FINE for key in keys}
+    marks = ", ".join("?" * len(keys))
+    return {key: float(w) for key, w in cur.all(
+        "SELECT sf.field, MAX(sf.width) FROM feeds fe JOIN summaries_file sf ON sf.feed_id = fe.id "
+        f"WHERE fe.description = ? AND fe.t_end >= ? AND fe.t_start < ? AND sf.field IN ({marks}) "
+        "GROUP BY sf.field", (description, lo, hi, *keys))}
 
 
 def coarse_buckets(cur, description: str, keys: Sequence[str], width: float, lo: float,
@@ -244,7 +316,7 @@ def coarse_buckets(cur, description: str, keys: Sequence[str], width: float, lo:
 def _gather(rows: Iterable[tuple], width: float, lo: float, hi: float) -> Dict[str, Slots]:
     parts: Dict[str, List[Slots]] = {}
     for key, blob in rows:
-        slots = decode(blob, width)
+        slots = decode_buckets(blob, width).slots
         parts.setdefault(key, []).append(slots.take((slots.start >= lo) & (slots.start < hi)))
     return {key: merge(p, width) if len(p) > 1 else p[0] for key, p in parts.items()}
 
