@@ -36,7 +36,6 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from sisock.config import load  # noqa: E402
 from sisock.g3 import format as fmt  # noqa: E402
-from sisock.g3 import summaries  # noqa: E402
 from sisock.g3.index import open_index  # noqa: E402
 from sisock.g3.reader import FrameCache, Reader, _assemble, _collect, _Timeline  # noqa: E402
 from sisock.g3.scanner import Scanner  # noqa: E402
@@ -67,15 +66,9 @@ def scan(directory: Path, index_path: Path, summarise: bool = True):
     marked unsummarised, so a reader of that index reads frames: today's full-resolution path."""
     index = open_index(load({"SQLITE_PATH": str(index_path)}))
     index.ensure_schema()
-    saved = summaries.FrameAggregator.add_block
-    if not summarise:
-        summaries.FrameAggregator.add_block = lambda self, prov_id, block: None
-    try:
-        began = time.perf_counter()
-        stats = Scanner(index, directory).scan_once()
-        seconds = time.perf_counter() - began
-    finally:
-        summaries.FrameAggregator.add_block = saved
+    began = time.perf_counter()
+    stats = Scanner(index, directory, summarise=summarise).scan_once()
+    seconds = time.perf_counter() - began
     if not summarise:
         index.run(lambda cur: cur.execute("UPDATE files SET summarized = 0"))
     return index, stats, seconds

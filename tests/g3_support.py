@@ -70,6 +70,7 @@ def dump(index: Index) -> dict:
                 "SELECT f.path, fe.prov_id, sf.field, sf.t_start, sf.t_end, sf.data FROM summaries_file sf "
                 "JOIN feeds fe ON fe.id = sf.feed_id JOIN files f ON f.id = fe.file_id")),
             "summaries": sorted(cur.all("SELECT description, field, tier, chunk, data FROM summaries")),
+            "catalogue": sorted(cur.all("SELECT description, field, block, type, t_start, t_end FROM catalogue")),
         }
     return index.run(work)
 

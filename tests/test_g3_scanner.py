@@ -11,7 +11,7 @@ import time
 import pymysql
 
 from sisock.config import load
-from sisock.g3 import schema
+from sisock.g3 import parallel, schema
 from sisock.g3.index import open_index
 from sisock.g3.scanner import Scanner
 from sisock.g3.writer import Archive
@@ -125,12 +125,28 @@ class Lines:
     warn = info
 
 
+def test_a_pass_with_much_to_read_uses_every_core_and_writes_what_one_process_does(g3_env, tmp_path, monkeypatch):
+    archive = small_archive()
+    archive.write(archive_dir(g3_env))
+    serial = make_index({"SQLITE_PATH": str(tmp_path / "serial.sqlite")})
+    Scanner(serial, archive_dir(g3_env)).scan_once()
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 0)
+    started = []
+    real = parallel.ProcessPoolExecutor
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", lambda *a, **k: started.append(a) or real(*a, **k))
+    index = make_index(g3_env)
+    stats = Scanner(index, archive_dir(g3_env)).scan_once()
+    assert started and started[0][0] == parallel.cores() >= 2  # the machines here have two cores or more
+    assert stats.read == 3 and dump(index) == dump(serial)
+    assert_reads_back(index, archive, archive.start, archive.end)
+
+
 def test_a_long_pass_reports_progress(g3_env):
     small_archive().write(archive_dir(g3_env))
     scanner = Scanner(make_index(g3_env), archive_dir(g3_env), progress_every=0)
     scanner.log = Lines()
     scanner.scan_once()
-    assert scanner.log.lines[-1].startswith("scanning: 3/3 files, ")
+    assert scanner.log.lines[-1].startswith("scanning: 3/3 files read, ")
     assert "MB/s" in scanner.log.lines[-1] and "frames/s" in scanner.log.lines[-1]
 
 

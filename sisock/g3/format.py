@@ -48,6 +48,20 @@ def times(block: core.G3TimesampleMap) -> np.ndarray:
     return ticks(block) / TICKS
 
 
+_LAYOUTS: Dict[Tuple[str, ...], Tuple[Tuple[str, ...], Tuple[str, ...]]] = {}
+
+
+def layout(block: core.G3TimesampleMap) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """``(keys, types)`` of a block; the same layout recurs frame after frame, so each is typed once."""
+    keys = tuple(block.keys())
+    found = _LAYOUTS.get(keys)
+    if found is None:
+        if len(_LAYOUTS) > 10_000:  # a damaged archive's odd layouts: keep the cache bounded
+            _LAYOUTS.clear()
+        found = _LAYOUTS[keys] = (keys, tuple(value_type(block[k]) for k in keys))
+    return found
+
+
 def value_type(vector) -> str:
     """The field type (docs/design.md) of a G3 vector: ``number``, ``string`` or ``bool``."""
     if isinstance(vector, core.G3VectorString):

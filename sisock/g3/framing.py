@@ -43,51 +43,65 @@ class Damaged(Exception):
     """The bytes at this offset are not a frame, or spt3g could not decode it (its CRC, ...)."""
 
 
-class _Window:
-    """The bytes of one frame from ``offset`` on, read as the walk needs them, never past ``limit``."""
+class FileBytes:
+    """The bytes of one open file, read in pieces of at least ``ahead`` bytes and never past
+    ``file_size``: a scan reading frame after frame asks for large pieces, the reader seeking
+    to one frame for small ones. Holds one piece at a time, so memory stays bounded."""
 
-    def __init__(self, handle: BinaryIO, offset: int, limit: int) -> None:
-        handle.seek(offset)
-        self.handle = handle
-        self.available = limit - offset
-        self.data = bytearray()
+    def __init__(self, handle: BinaryIO, file_size: int, ahead: int = 1 << 16) -> None:
+        self.handle, self.size, self.ahead = handle, file_size, ahead
+        self.base, self.length = 0, 0
+        self.buffer = bytearray()  # reused: a new piece costs no fresh allocation (nor page faults)
+        self.data = memoryview(self.buffer)
 
-    def need(self, end: int) -> None:
-        if end > self.available:
-            raise Truncated(f"needs {end} bytes, {self.available} remain in the file")
-        while len(self.data) < end:
-            want = min(max(end - len(self.data), 65536), self.available - len(self.data))
-            chunk = self.handle.read(want)
-            if not chunk:  # the file shrank under us
-                raise Truncated(f"needs {end} bytes, the file ended after {len(self.data)}")
-            self.data += chunk
+    def need(self, start: int, end: int, frame: int) -> None:
+        """Have bytes ``[start, end)`` at hand (``frame``: where the frame being walked starts)."""
+        if end > self.size:
+            raise Truncated(f"needs {end - frame} bytes, {self.size - frame} remain in the file")
+        if start >= self.base and end <= self.base + self.length:
+            return
+        want = min(max(end - start, self.ahead), self.size - start)
+        if want > len(self.buffer):
+            self.data.release()
+            self.buffer = bytearray(want)
+            self.data = memoryview(self.buffer)
+        self.handle.seek(start)
+        got = self.handle.readinto(self.data[:want])
+        if got < end - start:  # the file shrank under us
+            raise Truncated(f"needs {end - frame} bytes, the file ended after {start + got - frame}")
+        self.base, self.length = start, got
 
-    def unpack(self, fmt: struct.Struct, at: int) -> tuple:
-        self.need(at + fmt.size)
-        return fmt.unpack_from(self.data, at)
+    def unpack(self, fmt: struct.Struct, at: int, frame: int) -> tuple:
+        self.need(at, at + fmt.size, frame)
+        return fmt.unpack_from(self.data, at - self.base)
+
+    def take(self, start: int, end: int) -> bytes:
+        """The bytes ``[start, end)`` (a copy: spt3g decodes from its own bytes)."""
+        self.need(start, end, start)
+        return bytes(self.data[start - self.base:end - self.base])
 
 
-def frame_length(handle: BinaryIO, offset: int, file_size: int) -> Tuple[int, bytes]:
-    """``(length, bytes)`` of the frame at ``offset``, its layout checked; Truncated or Damaged otherwise."""
-    window = _Window(handle, offset, file_size)
-    endian, _version, entries, _type = window.unpack(_HEADER, 0)
+def frame_length(source: FileBytes, offset: int) -> int:
+    """The length of the frame at ``offset``, its layout checked; Truncated or Damaged otherwise."""
+    endian, _version, entries, _type = source.unpack(_HEADER, offset, offset)
     if endian != 1:
         raise Damaged(f"not the start of a frame (endianness byte {endian})")
-    at = _HEADER.size
-    if entries * 2 * _LENGTH.size > window.available - at:
-        raise Truncated(f"declares {entries} entries, more than the {window.available - at} bytes left hold")
+    at = offset + _HEADER.size
+    if entries * 2 * _LENGTH.size > source.size - at:
+        raise Truncated(f"declares {entries} entries, more than the {source.size - at} bytes left hold")
     for _ in range(entries):
-        (name_length,) = window.unpack(_LENGTH, at)
+        (name_length,) = source.unpack(_LENGTH, at, offset)
         if name_length > MAX_NAME:
             raise Damaged(f"an entry name of {name_length} bytes")
         at += _LENGTH.size + name_length
-        (blob_length,) = window.unpack(_LENGTH, at)
+        (blob_length,) = source.unpack(_LENGTH, at, offset)
         at += _LENGTH.size + blob_length
-        if at > window.available:
+        if at > source.size:
             raise Truncated(f"an entry of {blob_length} bytes runs past the end of the file")
     at += _CRC_BYTES
-    window.need(at)
-    return at, bytes(window.data[:at])
+    if at > source.size:
+        raise Truncated(f"needs {at - offset} bytes, {source.size - offset} remain in the file")
+    return at - offset
 
 
 def decode(data: bytes) -> core.G3Frame:
@@ -100,14 +114,15 @@ def decode(data: bytes) -> core.G3Frame:
     return frame
 
 
-def frame_at(handle: BinaryIO, offset: int, file_size: int) -> Tuple[core.G3Frame, int]:
+def frame_at(source: FileBytes, offset: int) -> Tuple[core.G3Frame, int]:
     """The decoded frame at ``offset`` and its length in bytes; Truncated or Damaged otherwise."""
-    length, data = frame_length(handle, offset, file_size)
-    return decode(data), length
+    length = frame_length(source, offset)
+    return decode(source.take(offset, offset + length)), length
 
 
-def next_frame(handle: BinaryIO, offset: int, file_size: int) -> Optional[int]:
+def next_frame(source: FileBytes, offset: int) -> Optional[int]:
     """The offset of the first frame at or after ``offset`` that decodes, or None."""
+    handle, file_size = source.handle, source.size
     position = offset
     while position < file_size:
         handle.seek(position)
@@ -117,7 +132,7 @@ def next_frame(handle: BinaryIO, offset: int, file_size: int) -> Optional[int]:
         for match in _START.finditer(chunk):
             candidate = position + match.start()
             try:
-                frame_at(handle, candidate, file_size)
+                frame_at(FileBytes(handle, file_size), candidate)
             except (Truncated, Damaged):
                 continue
             return candidate

@@ -298,7 +298,7 @@ class Reader:
     def _read(self, handle, path: str, size: int, offset: int, nbytes: int) -> Optional[core.G3Frame]:
         """The frame the index puts at ``offset``, or None (logged) if the file no longer has it there."""
         try:
-            frame, length = framing.frame_at(handle, offset, size)
+            frame, length = framing.frame_at(framing.FileBytes(handle, size, nbytes), offset)
         except (framing.Truncated, framing.Damaged) as exc:
             self._warn("cannot read the frame at byte {offset} of {path}: {error}; it is left out until the "
                        "scanner reads the file again", offset=offset, path=path, error=str(exc))

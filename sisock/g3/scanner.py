@@ -28,7 +28,7 @@ from spt3g import core
 from sisock import log
 from sisock.config import Config, ConfigError
 from sisock.g3 import format as fmt
-from sisock.g3 import framing
+from sisock.g3 import framing, parallel
 from sisock.g3.summaries import FrameAggregator
 from sisock.g3.index import FieldEntry, FileRow, FileScan, FrameEntry, Index, IndexChanged, open_index
 
@@ -41,6 +41,8 @@ RETRY_AFTER = 30.0
 #: A file whose last frame is cut off counts as still being written until it has not changed for
 #: this many seconds, or a newer .g3 file exists in the tree; after that the cut is damage.
 GROWTH_GRACE = 600.0
+#: Bytes read at a time while reading a file frame after frame.
+READ_AHEAD = 8 << 20
 #: Bytes just before the end of what was read that, with the inode, identify a file's content so far.
 FINGERPRINT_BYTES = 4096
 
@@ -54,24 +56,27 @@ def fingerprint(handle, upto: int) -> str:
 
 
 def read_file(path: Path, start_offset: int = 0, providers: Optional[Dict[int, str]] = None,
-              finished: bool = False) -> FileScan:
+              finished: bool = False, summarise: bool = True) -> FileScan:
     """Read a file's frames from ``start_offset`` on: where each data frame is, its providers and fields.
 
     A frame that cannot be read is skipped and the next one that can is found; a cut-off last
     frame ends the read (``scanned_to`` stays before it) unless the file is ``finished``, when
     it is damage too. Any damage makes the scan ``bad``, with the first damaged byte and why.
+    ``summarise`` off leaves the summaries out (what a scan cost before them: the benchmark's).
     """
     scan = FileScan(start_offset, start_offset, "ok", None, dict(providers or {}), [], {})
-    aggregator = FrameAggregator()
+    aggregator = FrameAggregator() if summarise else None
+    ranges: Dict[tuple, List[int]] = {}
     damage: List[str] = []
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
+        source = framing.FileBytes(handle, size, READ_AHEAD)
         position = start_offset
         while position < size:
             try:
-                frame, length = framing.frame_at(handle, position, size)
+                frame, length = framing.frame_at(source, position)
             except (framing.Truncated, framing.Damaged) as exc:
-                later = framing.next_frame(handle, position + 1, size)
+                later = framing.next_frame(source, position + 1)
                 if later is None and isinstance(exc, framing.Truncated) and not finished:
                     break  # still being written: read on from here next time
                 cut = " and the file is no longer written" if later is None and isinstance(exc, framing.Truncated) \
@@ -81,41 +86,59 @@ def read_file(path: Path, start_offset: int = 0, providers: Optional[Dict[int, s
                     break
                 position = later
                 continue
-            _take(scan, aggregator, frame, position, length)
+            _take(scan, aggregator, ranges, frame, position, length)
             position += length
             scan.scanned_to = position
         scan.fingerprint = fingerprint(handle, scan.scanned_to)
-    scan.summaries = aggregator.result()
+    scan.fields = _fields(ranges)
+    scan.summaries = aggregator.result() if aggregator is not None else {}
     if damage:
         more = f" (and {len(damage) - 1} more damaged places)" if len(damage) > 1 else ""
         scan.status, scan.error = "bad", damage[0] + more
     return scan
 
 
-def _take(scan: FileScan, aggregator: FrameAggregator, frame: core.G3Frame, offset: int, nbytes: int) -> None:
-    """Add one frame to a scan: a status frame names providers, a data frame is indexed and summarised."""
+def _take(scan: FileScan, aggregator: Optional[FrameAggregator], ranges: Dict[tuple, List[int]], frame: core.G3Frame,
+          offset: int, nbytes: int) -> None:
+    """Add one frame to a scan: a status frame names providers, a data frame is indexed and
+    summarised, and each block's time range (in ticks) is widened in ``ranges``."""
     kind = fmt.kind(frame)
     if kind == fmt.STATUS:
         scan.providers.update(fmt.providers(frame))
     if kind != fmt.DATA:
         return
     prov_id = int(frame["prov_id"])
-    t_start, t_end = float("inf"), float("-inf")
+    t_start, t_end = None, None
     for name, block in fmt.blocks(frame):
-        t = fmt.times(block)
-        if not len(t):
+        ticks = fmt.ticks(block)
+        if not len(ticks):
             continue
-        lo, hi = float(t.min()), float(t.max())
-        t_start, t_end = min(t_start, lo), max(t_end, hi)
-        aggregator.add_block(prov_id, block)
-        for key in block.keys():
-            entry = scan.fields.get((prov_id, key))
+        lo, hi = int(ticks.min()), int(ticks.max())
+        t_start = lo if t_start is None else min(t_start, lo)
+        t_end = hi if t_end is None else max(t_end, hi)
+        keys, types = fmt.layout(block)
+        if aggregator is not None:
+            aggregator.add_block(prov_id, block, ticks, tuple(k for k, t in zip(keys, types) if t == "number"))
+        span = ranges.get((prov_id, name, keys, types))
+        if span is None:
+            ranges[(prov_id, name, keys, types)] = [lo, hi]
+        else:
+            span[0], span[1] = min(span[0], lo), max(span[1], hi)
+    if t_start is not None:
+        scan.frames.append(FrameEntry(prov_id, offset, nbytes, t_start / fmt.TICKS, t_end / fmt.TICKS))
+
+
+def _fields(ranges: Dict[tuple, List[int]]) -> Dict[Tuple[int, str], FieldEntry]:
+    """Each field's block, type and time range, from the blocks' ranges."""
+    fields: Dict[Tuple[int, str], FieldEntry] = {}
+    for (prov_id, name, keys, types), (lo, hi) in ranges.items():
+        for key, type_ in zip(keys, types):
+            entry = fields.get((prov_id, key))
             if entry is None:
-                scan.fields[(prov_id, key)] = FieldEntry(name, fmt.value_type(block[key]), lo, hi)
+                fields[(prov_id, key)] = FieldEntry(name, type_, lo / fmt.TICKS, hi / fmt.TICKS)
             else:
-                entry.start, entry.end = min(entry.start, lo), max(entry.end, hi)
-    if t_start <= t_end:
-        scan.frames.append(FrameEntry(prov_id, offset, nbytes, t_start, t_end))
+                entry.start, entry.end = min(entry.start, lo / fmt.TICKS), max(entry.end, hi / fmt.TICKS)
+    return fields
 
 
 def walk(directory: Path, errors: Optional[List[str]] = None) -> Iterator[os.DirEntry]:
@@ -160,8 +183,10 @@ class Scanner:
     """Scans ``directory`` into ``index``."""
 
     def __init__(self, index: Index, directory: Path, stop: Optional[threading.Event] = None,
-                 progress_every: float = PROGRESS_EVERY, growth_grace: float = GROWTH_GRACE) -> None:
+                 progress_every: float = PROGRESS_EVERY, growth_grace: float = GROWTH_GRACE,
+                 summarise: bool = True) -> None:
         self.index = index
+        self.summarise = summarise
         self.directory = directory
         self.stop = stop or threading.Event()
         self.progress_every = progress_every
@@ -184,21 +209,34 @@ class Scanner:
         for folder in unlisted:
             self.log.warn("cannot list {folder}; its files stay in the index", folder=folder)
         newest = max((st.st_mtime_ns for _, st in entries), default=0)
+        jobs, size = [], 0
         for entry, st in entries:
-            if self.stop.is_set():
-                break
             stats.files += 1
-            row = known.pop(entry.path, None)
+            path, row = Path(entry.path), known.pop(entry.path, None)
             finished = st.st_mtime_ns < newest or time.time() - st.st_mtime > self.growth_grace
             try:
-                self._scan_file(Path(entry.path), st, row, finished, stats)
+                start = self._start_offset(path, st, row, finished)
+            except OSError as exc:  # gone or unreadable since the walk: the next pass sees it again
+                self.log.warn("cannot read {path}: {error}", path=entry.path, error=exc.strerror or str(exc))
+                continue
+            if start is not None:
+                providers = self.index.providers_of(row.id) if start and row is not None else {}
+                jobs.append(((path, st, row, start), (path, start, providers, finished, self.summarise)))
+                size += st.st_size - start
+        for (path, st, row, start), scan in parallel.ordered(read_file, jobs, size):
+            if self.stop.is_set():
+                break
+            try:
+                if isinstance(scan, Exception):
+                    raise scan
+                self._store(path, st, row, start, scan, stats)
             except IndexChanged as exc:
                 self.log.warn("{error}", error=str(exc))
             except OSError as exc:  # gone or unreadable since the walk: the next pass sees it again
-                self.log.warn("cannot read {path}: {error}", path=entry.path, error=exc.strerror or str(exc))
+                self.log.warn("cannot read {path}: {error}", path=str(path), error=exc.strerror or str(exc))
             if time.monotonic() - last_report >= self.progress_every:
                 last_report = time.monotonic()
-                self._progress(stats, len(entries), last_report - began)
+                self._progress(stats, len(jobs), last_report - began)
             if time.monotonic() - last_refresh >= REFRESH_EVERY:  # a long first pass serves coarse tiers early
                 self.index.refresh_summaries()
                 last_refresh = time.monotonic()
@@ -232,13 +270,8 @@ class Scanner:
                     return row.scanned_to  # the same file, grown: read on
         return 0  # shrunk, rewritten, or bad before: read it all again
 
-    def _scan_file(self, path: Path, st: os.stat_result, row: Optional[FileRow], finished: bool,
-                   stats: PassStats) -> None:
-        start = self._start_offset(path, st, row, finished)
-        if start is None:
-            return
-        providers = self.index.providers_of(row.id) if start and row is not None else {}
-        scan = read_file(path, start, providers, finished)
+    def _store(self, path: Path, st: os.stat_result, row: Optional[FileRow], start: int, scan: FileScan,
+               stats: PassStats) -> None:
         self.index.store_file(path, st.st_size, st.st_mtime_ns, scan, row)
         stats.read += 1
         stats.bytes += scan.scanned_to - start
@@ -249,8 +282,8 @@ class Scanner:
                           "changes", path=str(path), error=scan.error)
 
     def _progress(self, stats: PassStats, total: int, elapsed: float) -> None:
-        self.log.info("scanning: {done}/{total} files, {mb:.1f} MB read ({rate:.1f} MB/s, {fps:.0f} frames/s)",
-                      done=stats.files, total=total, mb=stats.bytes / 1e6, rate=stats.bytes / 1e6 / elapsed,
+        self.log.info("scanning: {done}/{total} files read, {mb:.1f} MB ({rate:.1f} MB/s, {fps:.0f} frames/s)",
+                      done=stats.read, total=total, mb=stats.bytes / 1e6, rate=stats.bytes / 1e6 / elapsed,
                       fps=stats.frames / elapsed)
 
 

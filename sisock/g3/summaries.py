@@ -121,17 +121,12 @@ class FrameAggregator:
 
     def __init__(self) -> None:
         self._blocks: Dict[Tuple[int, Tuple[str, ...]], List[Tuple[np.ndarray, List[np.ndarray]]]] = {}
-        self._numeric: Dict[Tuple[str, ...], Tuple[str, ...]] = {}
 
-    def add_block(self, prov_id: int, block) -> None:
-        """Keep one ``G3TimesampleMap``'s times and numeric columns."""
-        names = tuple(block.keys())
-        keys = self._numeric.get(names)
-        if keys is None:  # the same block layout recurs frame after frame: type it once
-            keys = self._numeric[names] = tuple(k for k in names if fmt.value_type(block[k]) == "number")
-        if keys:
-            self._blocks.setdefault((prov_id, keys), []).append(
-                (fmt.ticks(block), [np.asarray(block[k], dtype=np.float64) for k in keys]))
+    def add_block(self, prov_id: int, block, ticks: np.ndarray, numeric: Tuple[str, ...]) -> None:
+        """Keep one ``G3TimesampleMap``'s times (``ticks``) and its ``numeric`` columns."""
+        if numeric:
+            self._blocks.setdefault((prov_id, numeric), []).append(
+                (ticks, [np.asarray(block[k], dtype=np.float64) for k in numeric]))
 
     def result(self) -> Dict[Key, Buckets]:
         """The aggregates of each numeric field over every block added."""
