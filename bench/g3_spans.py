@@ -31,6 +31,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import argparse  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
+import sqlite3  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -39,6 +40,7 @@ from typing import Callable, Dict, List  # noqa: E402
 
 from bench.g3 import providers, scale_for, scan  # noqa: E402
 from sisock.config import load  # noqa: E402
+from sisock.g3 import parallel  # noqa: E402
 from sisock.g3.index import open_index  # noqa: E402
 from sisock.g3.reader import FrameCache, Reader  # noqa: E402
 from sisock.g3.writer import Archive  # noqa: E402
@@ -207,6 +209,8 @@ def main() -> int:
     parser.add_argument("--reader-only", action="store_true", help="only (b), without its naive row")
     parser.add_argument("--reuse", action="store_true",
                         help="with --dir: read the archive and indexes an earlier run left there, skip (a)")
+    parser.add_argument("--reuse-archive", action="store_true",
+                        help="with --dir: the archive an earlier run wrote there (same options), scanned anew")
     args = parser.parse_args()
     directory = args.dir or Path(tempfile.mkdtemp(prefix="sisock-bench-spans-"))
     try:
@@ -221,6 +225,13 @@ def main() -> int:
                 i.ensure_schema()
             print(f"reusing the archive and indexes in {directory}")
             return measure(args, directory, data, archive, index, naive_index, spans)
+        if args.reuse_archive:
+            size = sum(p.stat().st_size for p in data.rglob("*.g3"))
+            print(f"reusing the archive in {data}: {size / 1e6:.0f} MB")
+            for name in ("index.sqlite", "naive.sqlite"):
+                for suffix in ("", "-wal", "-shm"):
+                    (directory / (name + suffix)).unlink(missing_ok=True)
+            return scan_and_measure(args, directory, data, archive, size, spans)
         began = time.perf_counter()
         paths = archive.write(data)
         size = sum(p.stat().st_size for p in paths)
@@ -236,16 +247,32 @@ def main() -> int:
             print(f"a year before it: 0.02 x the rates, 10-minute frames: {len(year_paths)} files, "
                   f"{year_size / 1e6:.0f} MB, written in {time.perf_counter() - began:.0f} s")
             size += year_size
-        naive_index, before, before_s = scan(data, directory / "naive.sqlite", summarise=False)
-        index, after, after_s = scan(data, directory / "index.sqlite", summarise=True)
-        stored = summary_bytes(index)  # reads every blob: once
-        print(f"\n(a) first scan: {after.bytes / 1e6 / after_s:.0f} MB/s with summaries, "
-              f"{before.bytes / 1e6 / before_s:.0f} MB/s without ({after_s / before_s:.2f}x the time); "
-              f"summaries: {stored / 1e6:.1f} MB, {stored / size:.2%} of the archive")
-        return measure(args, directory, data, archive, index, naive_index, spans)
+        return scan_and_measure(args, directory, data, archive, size, spans)
     finally:
         if args.dir is None:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def index_bytes(path: Path) -> int:
+    """An SQLite index's size on disk, its write-ahead log checkpointed first."""
+    conn = sqlite3.connect(str(path))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return path.stat().st_size
+
+
+def scan_and_measure(args, directory: Path, data: Path, archive: Archive, size: int, spans: Dict[str, float]) -> int:
+    """(a), then :func:`measure`."""
+    naive_index, before, before_s = scan(data, directory / "naive.sqlite", summarise=False)
+    index, after, after_s = scan(data, directory / "index.sqlite", summarise=True)
+    stored = summary_bytes(index)  # reads every blob: once
+    grown = index_bytes(directory / "index.sqlite") - index_bytes(directory / "naive.sqlite")
+    print(f"\n(a) first scan: {after.bytes / 1e6 / after_s:.0f} MB/s with summaries, "
+          f"{before.bytes / 1e6 / before_s:.0f} MB/s without ({after_s / before_s:.2f}x the time; "
+          f"{parallel.cores()} worker processes); summaries: {stored / 1e6:.1f} MB of blobs, "
+          f"{stored / size:.2%} of the archive; the index file {grown / 1e6:.1f} MB larger than without them "
+          f"({grown / size:.2%}, rows and keys included)")
+    return measure(args, directory, data, archive, index, naive_index, spans)
 
 
 def measure(args, directory: Path, data: Path, archive: Archive, index, naive_index, spans: Dict[str, float]) -> int:

@@ -72,8 +72,11 @@ class FileBytes:
         self.base, self.length = start, got
 
     def unpack(self, fmt: struct.Struct, at: int, frame: int) -> tuple:
-        self.need(at, at + fmt.size, frame)
-        return fmt.unpack_from(self.data, at - self.base)
+        i = at - self.base
+        if i < 0 or i + fmt.size > self.length:  # not in the piece at hand (the usual case is)
+            self.need(at, at + fmt.size, frame)
+            i = at - self.base
+        return fmt.unpack_from(self.data, i)
 
     def take(self, start: int, end: int) -> bytes:
         """The bytes ``[start, end)`` (a copy: spt3g decodes from its own bytes)."""

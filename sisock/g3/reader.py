@@ -232,9 +232,10 @@ class Reader:
                             continue
                         inner.update({(description, key): (lo, hi) for key in group})
                         finest = summaries.TIERS.index(width)
-                        # coarse tiers waiting for the scanner's refresh: the file rows answer meanwhile
+                        # a field's finest tier is its file rows; coarse tiers waiting for the
+                        # scanner's refresh: the file rows answer meanwhile
                         for k, a, b in summaries.cover(lo, hi, finest if description in stale else tier):
-                            if k == finest and (k == 0 or description in stale):
+                            if k == finest:
                                 got = {key: merge([x.slots for x in found], summaries.TIERS[k]) for key, found in
                                        summaries.file_buckets(cur, description, group, a, b).items()}
                             else:

@@ -15,7 +15,7 @@ Storage, in the index database and in the same per-file transaction as the frame
   file's ``feeds`` row, whose ``summary_width`` is the widest of its rows.
 - ``summaries``: one row per (provider, field, tier, chunk of :data:`CHUNK`
   buckets) for the coarser tiers, across files. They are derived from the 60 s
-  rows (those at most as wide as the tier): a file's transaction logs the span its rows changed (added or gone) in
+  rows finer than the tier (a field's finest tier is its file rows): a file's transaction logs the span its rows changed (added or gone) in
   ``summaries_dirty``, and :func:`refresh` (the scanner's, after each pass and
   during a long one) rebuilds the coarse buckets of logged spans from the 60 s
   rows, a few days per transaction. Until then the reader answers those spans
@@ -236,12 +236,14 @@ def refresh(index, days: float = REFRESH_DAYS) -> int:
 
 def _refresh_stretch(cur, description: str, lo: float, hi: float) -> None:
     """Rebuild every coarse bucket of ``description`` in ``[lo, hi)`` (whole days) and take the
-    stretch out of the log. A tier is made of the file rows at most as wide as its buckets."""
+    stretch out of the log. A tier is made of the file rows finer than its buckets: a field whose
+    rows are that wide already is read from them (the reader does), so its copy would cost as
+    much again."""
     rows = file_buckets(cur, description, None, lo, hi)
     for width in TIERS[1:]:
         first, last = _chunk(lo, width), _chunk(hi - width, width)
         old = _read_chunks(cur, description, width, None, first, last)
-        fits = {key: [b.slots for b in found if b.width <= width] for key, found in rows.items()}
+        fits = {key: [b.slots for b in found if b.width < width] for key, found in rows.items()}
         out: Dict[Tuple[str, int], Slots] = {}
         for key in set(fits) | {k for k, _ in old}:
             new = merge(fits.get(key, []), width)
