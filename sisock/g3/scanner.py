@@ -28,7 +28,7 @@ from spt3g import core
 from sisock import log
 from sisock.config import Config, ConfigError
 from sisock.g3 import format as fmt
-from sisock.g3 import framing
+from sisock.g3 import framing, watch
 from sisock.g3.summaries import FrameAggregator
 from sisock.g3.index import FieldEntry, FileRow, FileScan, FrameEntry, Index, IndexChanged, open_index
 
@@ -216,6 +216,22 @@ class Scanner:
         stats.seconds = time.monotonic() - began
         return stats
 
+    def scan_files(self, paths: List[str]) -> PassStats:
+        """Scan just these files, as a pass would (the watcher's changed files); a file gone
+        or not a ``.g3`` of the tree is left to the next pass."""
+        stats = PassStats()
+        known = self.index.files()
+        for path in paths:
+            try:
+                st = os.stat(path)
+                self._scan_file(Path(path), st, known.get(path), False, stats)
+            except IndexChanged as exc:
+                self.log.warn("{error}", error=str(exc))
+            except OSError:
+                continue
+            stats.files += 1
+        return stats
+
     def _start_offset(self, path: Path, st: os.stat_result, row: Optional[FileRow], finished: bool) -> Optional[int]:
         """Where to read ``path`` from this pass, or None to leave it alone."""
         if row is None:
@@ -271,6 +287,7 @@ def main(args, config: Config) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     index = open_index(config)
     scanner = Scanner(index, config.data_directory, stop)
+    changes = None if args.once else watch.follow(config.data_directory, logger)
     schema_done = False
     while not stop.is_set():
         wait = config.scan_interval
@@ -289,6 +306,9 @@ def main(args, config: Config) -> int:
                 return 1
         if args.once:
             break
-        stop.wait(wait)
+        if changes is None or not schema_done:
+            stop.wait(wait)
+        else:
+            watch.scan_changes(changes, scanner.scan_files, index.refresh_summaries, wait, stop, logger)
     index.close()
     return 0
