@@ -27,6 +27,8 @@ from sisock.wamp_thread import ensure_reactor_thread, in_reactor
 DEBOUNCE = 0.5
 #: Longest wait (s) from a batch's first event to its scan, however busy the tree.
 MAX_DELAY = 2.0
+#: Seconds between two looks at the stop flag while waiting for events.
+STOP_CHECK = 0.5
 #: At most this often (s) the coarse summary tiers are refreshed after watched scans.
 REFRESH_EVERY = 60.0
 #: What a folder watch reports: files created, written, closed or moved in (folders too).
@@ -58,7 +60,7 @@ class Changes:
             left = until - time.monotonic()
             if left <= 0:
                 return []
-            if not self._wake.wait(left):
+            if not self._wake.wait(min(left, STOP_CHECK)):
                 continue
             with self._lock:
                 now = time.monotonic()

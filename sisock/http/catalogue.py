@@ -20,6 +20,7 @@ from twisted.internet import defer, reactor, task
 
 from sisock import log, wamp
 from sisock.http.errors import describe
+from sisock.http.join import listing
 
 #: Repeated warnings (the hub away, a node that does not answer) at most once a minute per kind.
 _throttle = log.Throttle()
@@ -52,11 +53,17 @@ class Catalogue:
             return dict(self._nodes)
 
     def entries(self) -> List[Tuple[str, dict]]:
-        """Sorted ``("node::field", field info)`` pairs."""
+        """Sorted ``("node::field", field info)`` pairs, and each joined archive name once
+        (:func:`sisock.http.join.listing`)."""
         with self._lock:
             pairs = [(f"{node}::{field}", info) for node, fields in self._fields.items()
                      if node in self._nodes for field, info in fields.items()]
-        return sorted(pairs, key=lambda pair: pair[0])
+        return listing(pairs)
+
+    def serving(self, field: str) -> List[str]:
+        """The live nodes whose fields include ``field``, by name."""
+        with self._lock:
+            return sorted(node for node, fields in self._fields.items() if node in self._nodes and field in fields)
 
     def names(self, contains: str = "") -> List[str]:
         """Every ``node::field`` containing ``contains`` (case-insensitive)."""
