@@ -24,15 +24,6 @@ def feed_info(target: str = TARGET) -> dict:
             "agent_class": "Lakeshore372Agent", "agg_params": {"frame_length": 60}}
 
 
-@pytest.fixture
-def ocs(router):
-    """An anonymous session on the OCS port: where real agents publish."""
-    session = ThreadedSession(router.config, transport="ocs").start()
-    assert session.wait_connected(30), "could not join the OCS port"
-    yield session
-    session.stop()
-
-
 def start_feed(procs, **env):
     procs.start("hub").wait_for("hub ready")
     server = procs.start("data-feed", env=dict(ENV, **env))

@@ -14,77 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sisock.decimate import choose_step, decimate
-from sisock.g3 import format as fmt
-from sisock.g3.index import open_index
 from sisock.config import load
-from sisock.g3.writer import Archive, Block, HKFileWriter, Provider, sample_times, values
-from sisock.wamp_thread import ThreadedSession
+from sisock.decimate import choose_step, decimate
+from sisock.g3.index import open_index
+from sisock.g3.writer import Block, Provider
 from tests.http_support import JsonHttp, query
+from tests.joined_support import Aggregator, truth
 from tests.support import free_port, wait_until
 
 LIVE = Provider("observatory.LSJOIN.feeds.temperatures", (Block("temps", ("Channel_01_T", "Channel_02_T"), 2.0),))
 ARCHIVE_ONLY = Provider("observatory.LSOLD.feeds.temperatures", (Block("temps", ("Channel_01_T",), 1.0),))
 NO_ARCHIVE = Provider("observatory.LSNEW.feeds.pressures", (Block("gauges", ("Pressure_1",), 1.0),))
-FRAME = 3.0
 CH1 = f"{LIVE.description}.Channel_01_T"
-
-
-class Aggregator:
-    """Writes the archive's files frame by frame and publishes the live side of the same samples."""
-
-    def __init__(self, top: Path, ocs: ThreadedSession) -> None:
-        self.top = top
-        self.ocs = ocs
-        self.layout = Archive([LIVE, ARCHIVE_ONLY], 0, 0)
-        self.writer = None
-
-    def new_file(self, t0: float) -> Path:
-        if self.writer is not None:
-            self.writer.close()
-        path = self.layout.file_path(self.top, t0)
-        self.writer = HKFileWriter(path, [LIVE, ARCHIVE_ONLY], t0)
-        return path
-
-    def write(self, t0: float, t1: float) -> None:
-        """Frames of both providers over [t0, t1), each flushed as the aggregator does."""
-        a = t0
-        while a < t1:
-            b = min(a + FRAME, t1)
-            for prov_id in (0, 1):
-                self.writer.data(prov_id, a, b)
-            self.writer.flush()
-            a = b
-
-    def publish(self, provider: Provider, t0: float, t1: float, per_message: float = 1.0) -> None:
-        """OCS messages (data, feed) of ``provider``'s samples over [t0, t1), as an agent publishes them."""
-        agent, feed = provider.description.rsplit(".feeds.", 1)
-        info = {"agent_address": agent, "feed_name": feed, "address": provider.description, "record": True,
-                "session_id": "1.0", "agent_class": "TestAgent", "agg_params": {"frame_length": FRAME}}
-        a = t0
-        while a < t1:
-            b = min(a + per_message, t1)
-            data = {}
-            for block in provider.blocks:
-                ticks = sample_times(block.rate, a, b)
-                data[block.name] = {"block_name": block.name, "timestamps": (ticks / fmt.TICKS).tolist(),
-                                    "data": {f: values(provider.description, block, f, ticks).tolist()
-                                             for f in block.fields}}
-            self.ocs.publish(provider.description, [data, info])
-            a = b
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-
-def truth(provider: Provider, field: str, t0: float, t1: float):
-    """Every sample of a field in [t0, t1): times in ms and values, as sisock-http sends them."""
-    block = next(b for b in provider.blocks if field in b.fields)
-    ticks = sample_times(block.rate, t0, t1)
-    t = ticks / fmt.TICKS
-    return t, values(provider.description, block, field, ticks)
 
 
 def points(http: JsonHttp, start: float, end: float, target: str, max_points: int = 100_000):
@@ -112,14 +53,6 @@ def listed(http: JsonHttp, *names: str) -> list:
         http.request("POST", "/search", {})[1]), 30, f"{names} in /search")
 
 
-@pytest.fixture
-def ocs(router):
-    session = ThreadedSession(router.config, transport="ocs").start()
-    assert session.wait_connected(30), "could not join the OCS port"
-    yield session
-    session.stop()
-
-
 def start_stack(procs, env, feeds, buffer_time: float = 3600.0) -> JsonHttp:
     """hub, scanner (a pass an hour: what comes early came through the watch), g3-reader, one
     data-feed per (target, feed, name), and sisock-http."""
@@ -142,7 +75,7 @@ def test_joined_series_is_the_union_across_the_seam_and_files(procs, ocs, g3_env
     now = math.floor(time.time())
     h0 = now - 300.0
     top = Path(g3_env["DATA_DIRECTORY"])
-    agg = Aggregator(top, ocs)
+    agg = Aggregator(top, ocs, [LIVE, ARCHIVE_ONLY])
     agg.new_file(h0)
     agg.write(h0, h0 + 60)  # history: only the archive has it
     http = start_stack(procs, g3_env, [("LSJOIN", "temperatures", "join_a"), ("LSJOIN", "temperatures", "join_b"),
@@ -196,7 +129,7 @@ def test_scanner_stopped_longer_than_buffer_time_is_a_gap_not_wrong_data(procs, 
     now = math.floor(time.time())
     buffer_time = 20.0
     top = Path(g3_env["DATA_DIRECTORY"])
-    agg = Aggregator(top, ocs)
+    agg = Aggregator(top, ocs, [LIVE, ARCHIVE_ONLY])
     agg.new_file(now - 100)
     agg.write(now - 100, now - 60)
     http = start_stack(procs, g3_env, [("LSJOIN", "temperatures", "join_a")], buffer_time=buffer_time)
