@@ -143,6 +143,16 @@ def _empty_folder(directory: Path) -> bool:
         return True
 
 
+def _through_symlink(directory: Path, path: Path) -> bool:
+    """True when a folder between ``directory`` and ``path`` is a symbolic link (``walk`` skips those)."""
+    folder = path.parent
+    while folder != directory and folder != folder.parent:
+        if folder.is_symlink():
+            return True
+        folder = folder.parent
+    return False
+
+
 @dataclass
 class PassStats:
     """What one pass did."""
@@ -222,6 +232,8 @@ class Scanner:
         stats = PassStats()
         known = self.index.files()
         for path in paths:
+            if _through_symlink(self.directory, Path(path)):
+                continue  # the pass does not follow linked folders either
             try:
                 st = os.stat(path)
                 self._scan_file(Path(path), st, known.get(path), False, stats)

@@ -172,8 +172,9 @@ class Datasource:
         timing = cherrypy.request.sisock_timing
         began = time.perf_counter()
         names = query.joined()
-        catalogue = self._fresh_catalogue() if names else self.catalogue  # which feeds serve a name
-        serving = {name: catalogue.serving(name) for name in names}
+        if names:
+            self.catalogue.nudge()  # which feeds serve a name: known by the next query if it changed
+        serving = {name: self.catalogue.serving(name) for name in names}
         wanted = join.plan(names, query.by_node(), serving.__getitem__)
         answers = fanout.fetch(self.session, wanted, query.start, query.end, query.node_stride(),
                                self.config.http_timeout, self.catalogue.absence)

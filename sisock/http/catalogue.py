@@ -44,6 +44,7 @@ class Catalogue:
         self._departed: Dict[str, float] = {}
         self._session = None
         self._refreshed = 0.0
+        self._nudged = False
         self._loop: Optional[task.LoopingCall] = None
 
     # -- read from any thread ----------------------------------------------------
@@ -79,6 +80,16 @@ class Catalogue:
         if gone is None:
             return None
         return f"not running since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(gone))} (it was listed before)"
+
+    def nudge(self) -> None:
+        """From any thread: start a refresh in the reactor if the list is stale, without waiting
+        (a query that joins names learns of a feed that started publishing, at no latency)."""
+        if self.stale and not self._nudged:
+            self._nudged = True
+            reactor.callFromThread(lambda: self.refresh().addBoth(self._nudge_done))
+
+    def _nudge_done(self, _result) -> None:
+        self._nudged = False
 
     @property
     def stale(self) -> bool:
