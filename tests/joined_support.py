@@ -4,9 +4,11 @@ router's OCS port."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Dict, Sequence
 
+from sisock.config import load
 from sisock.g3 import format as fmt
+from sisock.g3.index import open_index
 from sisock.g3.writer import Archive, HKFileWriter, Provider, sample_times, values
 from sisock.wamp_thread import ThreadedSession
 
@@ -68,3 +70,12 @@ def truth(provider: Provider, field: str, t0: float, t1: float):
     ticks = sample_times(block.rate, t0, t1)
     t = ticks / fmt.TICKS
     return t, values(provider.description, block, field, ticks)
+
+
+def indexed_until(env: Dict[str, str], description: str) -> float:
+    """The end of the newest frame the index of ``env`` holds for a provider (0 when none)."""
+    index = open_index(load(env))
+    try:
+        return index.indexed_until([description]).get(description, 0.0)
+    finally:
+        index.close()
