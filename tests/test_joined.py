@@ -79,6 +79,8 @@ def test_joined_series_is_the_union_across_the_seam_and_files(procs, ocs, g3_env
         # listed once, bare; the feeds' own names stay, their aliases of archive names do not show
         assert names.count(CH1) == 1 and f"g3_reader::{CH1}" in names
         assert not any(n.endswith(f"::{CH1}") and not n.startswith("g3_reader::") for n in names)
+        metrics = [m["value"] for m in http.request("POST", "/metrics", {})[1]]
+        assert metrics.count(CH1) == 1 and sorted(metrics) == sorted(names)
         wait_until(lambda: indexed_until(g3_env, LIVE.description) >= h0 + 179, 30, "the archive up to h0 + 180")
         wait_until(lambda: len(points(http, h0, now, "join_b::channel_01_t")[0]) == 160, 10, "the live samples")
         assert points(http, h0, now, CH1) == expect(*truth(LIVE, "Channel_01_T", h0, h0 + 200))
