@@ -20,7 +20,6 @@ from typing import Callable, List, Optional, Set
 from twisted.internet import inotify
 from twisted.python.filepath import FilePath
 
-from sisock import log
 from sisock.wamp_thread import ensure_reactor_thread, in_reactor
 
 #: Seconds without a new event before a batch of changed files is scanned.
@@ -80,7 +79,6 @@ class TreeWatcher:
     def __init__(self, directory, changes: Changes) -> None:
         self.directory = FilePath(str(directory))
         self.changes = changes
-        self.log = log.logger()
         self.folders = 0
 
     def start(self) -> None:

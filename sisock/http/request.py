@@ -53,7 +53,6 @@ class Query:
                 fields.append(target.field)
         return wanted
 
-
     def joined(self) -> List[str]:
         """The distinct joined names (archive full names without a node)."""
         return list(dict.fromkeys(t.field for t in self.targets if not t.node))
