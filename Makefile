@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) bench/g3.py
 	$(PY) bench/g3_spans.py --year
 	$(PY) bench/data_nodes.py
+	$(PY) bench/joined.py
 
 clean:
 	rm -rf $(VENV) $(STATE)

@@ -60,3 +60,12 @@ def client(router):
 def own_client(own_router):
     """A WAMP-CRA session on the test's own router."""
     yield from _client(own_router)
+
+
+@pytest.fixture
+def ocs(router):
+    """An anonymous session on the module router's OCS port: where real agents publish."""
+    session = ThreadedSession(router.config, transport="ocs").start()
+    assert session.wait_connected(30), "could not join the OCS port"
+    yield session
+    session.stop()

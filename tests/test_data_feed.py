@@ -24,15 +24,6 @@ def feed_info(target: str = TARGET) -> dict:
             "agent_class": "Lakeshore372Agent", "agg_params": {"frame_length": 60}}
 
 
-@pytest.fixture
-def ocs(router):
-    """An anonymous session on the OCS port: where real agents publish."""
-    session = ThreadedSession(router.config, transport="ocs").start()
-    assert session.wait_connected(30), "could not join the OCS port"
-    yield session
-    session.stop()
-
-
 def start_feed(procs, **env):
     procs.start("hub").wait_for("hub ready")
     server = procs.start("data-feed", env=dict(ENV, **env))
@@ -70,11 +61,35 @@ def test_block_and_single_sample_messages_are_served(procs, client, ocs):
     assert answer["data"]["state"] == ["ramping"] and answer["data"]["setpoint"] == [0.1]
 
     fields, timelines = client.call(GET_FIELDS, -600, 0)
-    assert set(fields) == {"channel_01", "channel_02", "heater_power", "state", "setpoint", "heater_on"}
+    ours = {"channel_01", "channel_02", "heater_power", "state", "setpoint", "heater_on"}
+    archive = {f"{TOPIC}.{key}" for key in ("Channel 01", "Channel 02", "Heater Power", "State", "Setpoint",
+                                             "Heater On")}
+    assert set(fields) == ours | archive
     assert fields["channel_01"]["timeline"] == "temps" and fields["channel_01"]["type"] == "number"
     assert fields["state"]["type"] == "string" and fields["heater_on"]["type"] == "bool"
     assert timelines["temps"]["interval"] == pytest.approx(1.0)
     assert {"name": NAME, "description": "LS372 in the Bluefors"} in client.call(wamp.HUB_LIST)
+
+
+def test_fields_also_answer_under_the_archive_names(procs, client, ocs):
+    """The aggregator's name, observatory.<TARGET>.feeds.<FEED>.<key> with the key's case kept,
+    answers with the same samples as the lower-cased name; a wrongly cased one does not."""
+    start_feed(procs)
+    now = time.time()
+    t = [now - 2, now - 1]
+    publish(ocs, {"temps": {"block_name": "temps", "timestamps": t,
+                            "data": {"Channel_01_T": [0.11, 0.12], "Channel_02_R": [5.0, 6.0]}}})
+    full, full_2 = f"{TOPIC}.Channel_01_T", f"{TOPIC}.Channel_02_R"
+    wanted = [full, "channel_01_t", full_2, f"{TOPIC}.channel_01_t", f"{TOPIC}.CHANNEL_01_T"]
+    answer = wait_until(lambda: (lambda a: a if len(a["data"]) == 3 else None)(served(client, wanted)), 10,
+                        "the archive names to be served")
+    assert answer["data"][full] == answer["data"]["channel_01_t"] == [0.11, 0.12]
+    assert answer["data"][full_2] == [5.0, 6.0]
+    assert answer["timeline"]["temps"]["t"] == t
+    assert sorted(answer["timeline"]["temps"]["fields"]) == sorted([full, "channel_01_t", full_2])
+    fields, timelines = client.call(GET_FIELDS, -600, 0)
+    assert fields[full]["timeline"] == "temps" and fields[full]["type"] == "number"
+    assert full in timelines["temps"]["field"] and "channel_01_t" in timelines["temps"]["field"]
 
 
 def test_ocs_transport_option(procs, client, ocs):

@@ -371,6 +371,16 @@ class Index:
                "ORDER BY f.path, fr.byte_offset")
         return self.run(lambda cur: cur.all(sql, (*descriptions, end, start, end, start)))
 
+    def indexed_until(self, descriptions: Sequence[str]) -> Dict[str, float]:
+        """``{description: the end of its newest indexed frame}``: where the archive's part of a
+        joined series stops (sisock-http takes the live feed's samples after it)."""
+        if not descriptions:
+            return {}
+        marks = ", ".join("?" * len(descriptions))
+        rows = self.run(lambda cur: cur.all(f"SELECT description, MAX(t_end) FROM feeds WHERE description IN ({marks}) "
+                                            "GROUP BY description", tuple(descriptions)))
+        return {d: float(t) for d, t in rows if t is not None}
+
     def refresh_summaries(self) -> int:
         """Rebuild the coarse summary tiers where files changed since the last time; how many stretches."""
         return summaries.refresh(self)

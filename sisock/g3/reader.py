@@ -168,6 +168,12 @@ class Reader:
             timelines.setdefault(timeline, {"interval": None, "field": []})["field"].append(name)
         return fields, timelines
 
+    def indexed_until(self, names: List[str]) -> Dict[str, float]:
+        """Each known name's newest indexed time (its provider's): the archive holds every sample up to it."""
+        wanted = self.resolve(names)
+        until = self.index.indexed_until(sorted({f.description for f in wanted.values()}))
+        return {n: until[f.description] for n, f in wanted.items() if f.description in until}
+
     # -- get_data ------------------------------------------------------------------
     def data(self, names: List[str], start: float, end: float, min_stride: Optional[float] = None,
              max_points: int = 0) -> Dict[str, Tuple[np.ndarray, Columns]]:

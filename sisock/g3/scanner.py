@@ -28,7 +28,7 @@ from spt3g import core
 from sisock import log
 from sisock.config import Config, ConfigError
 from sisock.g3 import format as fmt
-from sisock.g3 import framing, parallel
+from sisock.g3 import framing, parallel, watch
 from sisock.g3.summaries import FrameAggregator
 from sisock.g3.index import FieldEntry, FileRow, FileScan, FrameEntry, Index, IndexChanged, open_index
 
@@ -166,6 +166,16 @@ def _empty_folder(directory: Path) -> bool:
         return True
 
 
+def _through_symlink(directory: Path, path: Path) -> bool:
+    """True when a folder between ``directory`` and ``path`` is a symbolic link (``walk`` skips those)."""
+    folder = path.parent
+    while folder != directory and folder != folder.parent:
+        if folder.is_symlink():
+            return True
+        folder = folder.parent
+    return False
+
+
 @dataclass
 class PassStats:
     """What one pass did."""
@@ -254,6 +264,27 @@ class Scanner:
         stats.seconds = time.monotonic() - began
         return stats
 
+    def scan_files(self, paths: List[str]) -> PassStats:
+        """Scan just these files, as a pass would (the watcher's changed files); a file gone
+        or not a ``.g3`` of the tree is left to the next pass."""
+        stats = PassStats()
+        known = self.index.files()
+        for path in paths:
+            try:
+                st = os.stat(path)
+                row = known.get(path)
+                start = self._start_offset(Path(path), st, row, False)
+                if start is not None:
+                    providers = self.index.providers_of(row.id) if start and row is not None else {}
+                    scan = read_file(Path(path), start, providers, False, self.summarise)
+                    self._store(Path(path), st, row, start, scan, stats)
+            except IndexChanged as exc:
+                self.log.warn("{error}", error=str(exc))
+            except OSError:
+                continue
+            stats.files += 1
+        return stats
+
     def _start_offset(self, path: Path, st: os.stat_result, row: Optional[FileRow], finished: bool) -> Optional[int]:
         """Where to read ``path`` from this pass, or None to leave it alone."""
         if row is None:
@@ -304,6 +335,7 @@ def main(args, config: Config) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     index = open_index(config)
     scanner = Scanner(index, config.data_directory, stop)
+    changes = None if args.once else watch.follow(config.data_directory, logger)
     schema_done = False
     while not stop.is_set():
         wait = config.scan_interval
@@ -322,6 +354,9 @@ def main(args, config: Config) -> int:
                 return 1
         if args.once:
             break
-        stop.wait(wait)
+        if changes is None or not schema_done:
+            stop.wait(wait)
+        else:
+            watch.scan_changes(changes, scanner.scan_files, index.refresh_summaries, wait, stop, logger)
     index.close()
     return 0

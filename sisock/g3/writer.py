@@ -127,6 +127,10 @@ class HKFileWriter:
             self._writer(frame)
         return count
 
+    def flush(self) -> None:
+        """Push the frames written so far to the file, as the aggregator does after each frame."""
+        self._writer.flush()
+
     def close(self) -> None:
         """Flush and close the file."""
         self._writer.flush()

@@ -20,7 +20,7 @@ from twisted.logger import LogLevel
 
 from sisock import log
 from sisock.config import Config
-from sisock.http import fanout
+from sisock.http import fanout, join
 from sisock.http.catalogue import Catalogue
 from sisock.http.errors import NotConnected, NotFound, RequestError, describe
 from sisock.http.intake import check_content_type, check_host, read_body
@@ -171,10 +171,19 @@ class Datasource:
         query = parse_query(body, self.config.http_max_targets)
         timing = cherrypy.request.sisock_timing
         began = time.perf_counter()
-        answers = fanout.fetch(self.session, query.by_node(), query.start, query.end, query.node_stride(),
+        names = query.joined()
+        if names:
+            self.catalogue.nudge()  # which feeds serve a name: known by the next query if it changed
+        serving = {name: self.catalogue.serving(name) for name in names}
+        wanted = join.plan(names, query.by_node(), serving.__getitem__)
+        answers = fanout.fetch(self.session, wanted, query.start, query.end, query.node_stride(),
                                self.config.http_timeout, self.catalogue.absence)
         timing["wamp"] = time.perf_counter() - began
-        result, points = shape(query, answers, timing, self.config.http_max_points)
+        began = time.perf_counter()
+        joined = {name: join.series(name, answers, serving[name], (query.start, query.end), query.node_stride(),
+                                    query.max_points) for name in names}
+        timing["join"] = time.perf_counter() - began
+        result, points = shape(query, answers, timing, self.config.http_max_points, joined)
         return result, f"{len(query.targets)} targets, {points} points, "
 
 

@@ -20,6 +20,7 @@ from twisted.internet import defer, reactor, task
 
 from sisock import log, wamp
 from sisock.http.errors import describe
+from sisock.http.join import listing
 
 #: Repeated warnings (the hub away, a node that does not answer) at most once a minute per kind.
 _throttle = log.Throttle()
@@ -43,6 +44,7 @@ class Catalogue:
         self._departed: Dict[str, float] = {}
         self._session = None
         self._refreshed = 0.0
+        self._nudged = False
         self._loop: Optional[task.LoopingCall] = None
 
     # -- read from any thread ----------------------------------------------------
@@ -52,11 +54,17 @@ class Catalogue:
             return dict(self._nodes)
 
     def entries(self) -> List[Tuple[str, dict]]:
-        """Sorted ``("node::field", field info)`` pairs."""
+        """Sorted ``("node::field", field info)`` pairs, and each joined archive name once
+        (:func:`sisock.http.join.listing`)."""
         with self._lock:
             pairs = [(f"{node}::{field}", info) for node, fields in self._fields.items()
                      if node in self._nodes for field, info in fields.items()]
-        return sorted(pairs, key=lambda pair: pair[0])
+        return listing(pairs)
+
+    def serving(self, field: str) -> List[str]:
+        """The live nodes whose fields include ``field``, by name."""
+        with self._lock:
+            return sorted(node for node, fields in self._fields.items() if node in self._nodes and field in fields)
 
     def names(self, contains: str = "") -> List[str]:
         """Every ``node::field`` containing ``contains`` (case-insensitive)."""
@@ -72,6 +80,16 @@ class Catalogue:
         if gone is None:
             return None
         return f"not running since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(gone))} (it was listed before)"
+
+    def nudge(self) -> None:
+        """From any thread: start a refresh in the reactor if the list is stale, without waiting
+        (a query that joins names learns of a feed that started publishing, at no latency)."""
+        if self.stale and not self._nudged:
+            self._nudged = True
+            reactor.callFromThread(lambda: self.refresh().addBoth(self._nudge_done))
+
+    def _nudge_done(self, _result) -> None:
+        self._nudged = False
 
     @property
     def stale(self) -> bool:

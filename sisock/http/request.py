@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 
 from sisock.decimate import choose_step
 from sisock.http.errors import BadRequest, TooLarge
+from sisock.http.join import is_full_name
 from sisock.http.times import parse_time
 
 #: A data node name becomes part of a WAMP URI: dot-separated parts without spaces or '#'.
@@ -17,7 +18,7 @@ NODE_NAME = re.compile(r"([^\s.#]+\.)*[^\s.#]+")
 
 @dataclass(frozen=True)
 class Target:
-    """One ``<data node>::<field>`` target of a query."""
+    """One ``<data node>::<field>`` target of a query, or a joined archive full name (node ``""``)."""
 
     name: str
     node: str
@@ -45,10 +46,16 @@ class Query:
         """The distinct fields wanted from each data node."""
         wanted: Dict[str, List[str]] = {}
         for target in self.targets:
+            if not target.node:
+                continue  # joined: sisock.http.join plans those
             fields = wanted.setdefault(target.node, [])
             if target.field not in fields:
                 fields.append(target.field)
         return wanted
+
+    def joined(self) -> List[str]:
+        """The distinct joined names (archive full names without a node)."""
+        return list(dict.fromkeys(t.field for t in self.targets if not t.node))
 
 
 def parse_json(body: bytes) -> dict:
@@ -67,10 +74,14 @@ def parse_json(body: bytes) -> dict:
 
 
 def split_target(text: str) -> Target:
-    """``node::field`` as a Target; BadRequest if it is not of that form."""
+    """``node::field`` (or a joined ``observatory.<agent>.feeds.<feed>.<field>``) as a Target;
+    BadRequest if it is neither."""
     node, sep, field = text.partition("::")
+    if not sep and is_full_name(text):
+        return Target(text, "", text, False)
     if not sep or not node or not field:
-        raise BadRequest(f"target {text!r} is not of the form <data node>::<field>")
+        raise BadRequest(f"target {text!r} is not of the form <data node>::<field> "
+                         f"or observatory.<agent>.feeds.<feed>.<field>")
     if not NODE_NAME.fullmatch(node):
         raise BadRequest(f"target {text!r}: {node!r} is not a valid data node name")
     return Target(text, node, field, False)

@@ -50,15 +50,20 @@ def reduce_answer(node: str, answer: dict, max_points: Optional[int]) -> Dict[st
 
 
 def shape(query: Query, answers: Dict[str, dict], timing: Dict[str, float],
-          max_points: int) -> Tuple[List[dict], int]:
+          max_points: int, joined: Optional[Dict[str, Series]] = None) -> Tuple[List[dict], int]:
     """The ``/query`` response body and the number of points in it, at most ``max_points``.
 
-    Identical targets share one entry, built once. Adds to ``timing`` the
+    Joined targets (no node) take their series from ``joined``. Identical targets share one
+    entry, built once. Adds to ``timing`` the
     seconds spent decimating and building the body.
     """
     began = time.perf_counter()
-    by_node = {node: reduce_answer(node, answer, query.max_points) for node, answer in answers.items()}
-    series = [by_node.get(target.node, {}).get(target.field, EMPTY) for target in query.targets]
+    plain = {target.node for target in query.targets if target.node}
+    by_node = {node: reduce_answer(node, answer, query.max_points) for node, answer in answers.items()
+               if node in plain}
+    joined = joined or {}
+    series = [by_node.get(target.node, {}).get(target.field, EMPTY) if target.node else joined.get(target.field, EMPTY)
+              for target in query.targets]
     timing["decimate"] = time.perf_counter() - began
     points = sum(len(t) for t, _ in series)
     if points > max_points:

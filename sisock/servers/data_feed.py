@@ -5,7 +5,9 @@ TLS transport, or with ``DATA_FEED_TRANSPORT=ocs`` on the router's open OCS
 port) and caches the last ``BUFFER_TIME`` seconds of every field in ring
 buffers, one per OCS block: the fields of a block share its timestamps, so
 they share a timeline named after the block. Field names follow the original
-sisock: lower case, spaces turned into ``_``.
+sisock: lower case, spaces turned into ``_``; each field also answers under the
+name the OCS aggregator gives it in the archive, ``observatory.<TARGET>.feeds.<FEED>.<key>``
+with the key as published (case kept), so that sisock-http can join it to the archive.
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ class Block:
     name: str
     t: np.ndarray
     columns: Dict[str, np.ndarray]
+    keys: Dict[str, str]  # sisock name -> the field key as published
 
 
 def field_name(key) -> str:
@@ -110,7 +113,7 @@ def parse_block(block, default_name: str) -> Block:
     if len(t) > 1 and np.any(np.diff(t) < 0):
         order = np.argsort(t, kind="stable")
         t, columns = t[order], {k: v[order] for k, v in columns.items()}
-    return Block(name, t, columns)
+    return Block(name, t, columns, {field_name(k): str(k) for k in block["data"]})
 
 
 def parse_message(data, default_name: str) -> List[Block]:
@@ -132,10 +135,13 @@ def field_type(values: np.ndarray) -> str:
 class FeedCache:
     """The last ``buffer_time`` seconds of one agent's feed: a ring buffer per block. Thread-safe."""
 
-    def __init__(self, agent_address: str, buffer_time: float, default_block: str = "data") -> None:
+    def __init__(self, agent_address: str, buffer_time: float, default_block: str = "data",
+                 archive_prefix: str = "") -> None:
         self.agent_address = agent_address
         self.buffer_time = buffer_time
         self.default_block = default_block
+        self.archive_prefix = archive_prefix  # "observatory.<TARGET>.feeds.<FEED>." or "": no archive names
+        self._keys: Dict[str, str] = {}  # field -> its key as published
         self._blocks: Dict[str, RingTable] = {}
         self._home: Dict[str, str] = {}  # field -> the block that holds it
         self._types: Dict[str, str] = {}
@@ -181,6 +187,7 @@ class FeedCache:
             if old_home is not None and old_home != block.name and old_home in self._blocks:
                 self._blocks[old_home].drop(field)  # the field now lives in this block
             self._home[field] = block.name
+            self._keys[field] = block.keys.get(field, field)
             if field not in self._types:
                 self._types[field] = field_type(values)
         return len(t) * len(columns), (len(block.t) - len(t)) * len(columns)
@@ -193,6 +200,21 @@ class FeedCache:
                 del self._blocks[name]
         self._home = {f: b for f, b in self._home.items() if b in self._blocks and self._blocks[b].has(f)}
         self._types = {f: kind for f, kind in self._types.items() if f in self._home}
+        self._keys = {f: key for f, key in self._keys.items() if f in self._home}
+
+    def archive_name(self, field: str) -> Optional[str]:
+        """The archive's name of a cached field (None without an archive prefix)."""
+        return self.archive_prefix + self._keys.get(field, field) if self.archive_prefix else None
+
+    def _resolve(self, name: str) -> Optional[str]:
+        """The cached field a requested name (sisock or archive form) means, or None."""
+        if name in self._home:
+            return name
+        if self.archive_prefix and name.startswith(self.archive_prefix):
+            key = name[len(self.archive_prefix):]
+            field = field_name(key)
+            return field if field in self._home and self._keys.get(field) == key else None
+        return None
 
     @property
     def nbytes(self) -> int:
@@ -210,19 +232,28 @@ class FeedCache:
                 names = [n for n in names if self._home.get(n) == block]
                 if not names:
                     continue
-                timelines[block] = {"interval": interval, "field": names}
-                for name in names:
+                aliases = [self.archive_name(n) for n in names] if self.archive_prefix else []
+                timelines[block] = {"interval": interval, "field": names + aliases}
+                for name, alias in zip(names, aliases or names):
                     fields[name] = field_info(block, f"{name} of {self.agent_address}", "", self._types[name])
+                    if aliases:
+                        fields[alias] = field_info(block, f"{self._keys[name]} of {self.agent_address}", "",
+                                                   self._types[name])
         return fields, timelines
 
     def window(self, names: List[str], start: float, end: float) -> dict:
         """``get_data``: copies of the samples of ``names`` in ``[start, end)`` (unknown names left out)."""
-        by_block: Dict[str, List[str]] = {}
+        by_block: Dict[str, Dict[str, str]] = {}  # block -> {requested name: cached field}
         with self._lock:
             for name in names:
-                if name in self._home:
-                    by_block.setdefault(self._home[name], []).append(name)
-            timelines = {b: self._blocks[b].window(start, end, ns) for b, ns in by_block.items() if b in self._blocks}
+                field = self._resolve(name)
+                if field is not None:
+                    by_block.setdefault(self._home[field], {})[name] = field
+            timelines = {}
+            for block, wanted in by_block.items():
+                if block in self._blocks:
+                    t, columns = self._blocks[block].window(start, end, sorted(set(wanted.values())))
+                    timelines[block] = (t, {name: columns[field] for name, field in wanted.items() if field in columns})
         return data_result(timelines)
 
 
@@ -254,7 +285,8 @@ class DataFeedServer(DataNodeServer):
         super().__init__(config)
         target, feed, self.name, self.description = settings(config)
         self.topic = f"observatory.{target}.feeds.{feed}"
-        self.cache = FeedCache(f"observatory.{target}", config.buffer_time, default_block=feed)
+        self.cache = FeedCache(f"observatory.{target}", config.buffer_time, default_block=feed,
+                               archive_prefix=f"{self.topic}.")
         self._foreign: set = set()
         self._throttle = log.Throttle(60.0)
 

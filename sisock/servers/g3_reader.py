@@ -28,7 +28,18 @@ class G3ReaderServer(DataNodeServer):
         return self.reader.fields(start, end)
 
     def get_data(self, fields: List[str], start: float, end: float, min_stride: Optional[float]):
-        return data_result(self.reader.data(fields, start, end, min_stride, self.config.max_points))
+        """The samples, each timeline's ``finalized_until`` the newest time the index holds for its
+        provider (taken before reading, so nothing after it is missing from the answer's sources);
+        a known field without samples in the window comes as an empty timeline carrying it."""
+        until = self.reader.indexed_until(fields)
+        answer = data_result(self.reader.data(fields, start, end, min_stride, self.config.max_points))
+        for timeline in answer["timeline"].values():
+            marks = [until[f] for f in timeline["fields"] if f in until]
+            timeline["finalized_until"] = min(marks) if marks else None
+        for name in sorted(set(until) - set(answer["data"])):
+            answer["timeline"][name] = {"t": [], "finalized_until": until[name], "fields": [name]}
+            answer["data"][name] = []
+        return answer
 
 
 def main(args, config: Config) -> int:
