@@ -283,3 +283,47 @@ def test_coarse_tiers_waiting_for_their_refresh_are_answered_from_the_60_s_rows(
     counter = FrameCount(reader)
     reader.data(NAMES, END - 3 * DAY + 17.5, END - 3.25, max_points=1000)
     assert counter.count <= 3 * 2 * 2
+
+
+C = "observatory.C.feeds.hk"
+#: One field whose rate changes between files: 0.02 Hz (hour buckets) for 1.5 days, 0.2 Hz
+#: (10 minutes) for half a day, then 1 Hz (60 s): a window's two edges and its middle may each
+#: have another finest tier.
+RATES = ((END - 3 * DAY, END - 1.5 * DAY, 0.02), (END - 1.5 * DAY, END - DAY, 0.2), (END - DAY, END, 1.0))
+
+
+def mixed_archive(folder: Path) -> None:
+    for t0, t1, rate in RATES:
+        Archive([Provider(C, (Block("b", ("w",), rate, spikes=((t0 + 4321.0, 5e5),)),))], t0, t1,
+                file_seconds=6 * 3600, frame_seconds=300).write(folder)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "mysql"])
+def mixed(request, tmp_path_factory):
+    env = backend_env(request.param, tmp_path_factory.mktemp(request.param))
+    mixed_archive(archive_dir(env))
+    index = make_index(env)
+    Scanner(index, archive_dir(env)).scan_once()
+    yield index
+    index.close()
+    drop(env)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.floats(-3.2 * DAY, 0), st.floats(0, 3.2 * DAY), st.sampled_from([20, 100, 1000, 5000]))
+def test_a_field_whose_rate_changes_is_answered_exactly_across_its_tiers(mixed, offset, span, max_points):
+    widths = {r[0] for r in mixed.run(lambda cur: cur.all("SELECT DISTINCT width FROM summaries_file"))}
+    assert widths == {60.0, 600.0, 3600.0}
+    assert_same(Reader(mixed, 16), f"{C}.w", END + offset, END + offset + span, max_points)
+
+
+def test_a_field_whose_rate_changes_is_exact_while_its_coarse_tiers_wait(env, monkeypatch):
+    mixed_archive(archive_dir(env))
+    index = make_index(env)
+    monkeypatch.setattr(index, "refresh_summaries", lambda: 0)  # a scanner stopped before its refresh
+    Scanner(index, archive_dir(env)).scan_once()
+    reader = Reader(index, 0)
+    for t0, t1 in WINDOWS + [(END - 2.9 * DAY + 11.1, END - 1.2 * DAY), (END - 1.6 * DAY, END - 0.9 * DAY),
+                             (END - 1.4 * DAY + 77.7, END - 0.3 * DAY)]:
+        for points in (20, 100, 1000):
+            assert_same(reader, f"{C}.w", t0, t1, points)

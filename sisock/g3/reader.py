@@ -217,6 +217,7 @@ class Reader:
         if not wanted:
             return {}
         tier = summaries.tier_for(step)
+        top = summaries.TIERS[tier] if tier is not None else math.inf
         descriptions = sorted({f.description for f in wanted.values()})
         summarized = set()
         if tier is not None and end - start >= summaries.FINE:
@@ -228,20 +229,22 @@ class Reader:
                 stale = summaries.stale(cur, sorted(summarized), start, end)
                 for description in sorted(summarized):
                     keys = sorted({f.key for f in wanted.values() if f.description == description})
-                    by_width: Dict[float, List[str]] = {}
-                    for key, width in summaries.widths(cur, description, keys, start, end).items():
-                        if width <= summaries.TIERS[tier]:  # else the field is read from its frames
-                            by_width.setdefault(width, []).append(key)
-                    for width, group in by_width.items():
-                        lo, hi = math.ceil(start / width) * width, math.floor(end / width) * width
+                    by_edges: Dict[Tuple[float, float], List[str]] = {}
+                    edges_of = summaries.finest(cur, description, keys, start, end, top, description in stale)
+                    for key, edges in edges_of.items():
+                        if edges is not None:  # else the field is read from its frames
+                            by_edges.setdefault(edges, []).append(key)
+                    for (left, right), group in by_edges.items():
+                        lo, hi = math.ceil(start / left) * left, math.floor(end / right) * right
                         if lo >= hi:
                             continue
                         inner.update({(description, key): (lo, hi) for key in group})
-                        finest = summaries.TIERS.index(width)
-                        # a field's finest tier is its file rows; coarse tiers waiting for the
-                        # scanner's refresh: the file rows answer meanwhile
-                        for k, a, b in summaries.cover(lo, hi, finest if description in stale else tier):
-                            if k == finest:
+                        rows_up_to = summaries.TIERS.index(max(left, right))
+                        # a field's finest tiers are its file rows (coarse rows hold only finer rows);
+                        # coarse tiers waiting for the scanner's refresh: the file rows answer meanwhile
+                        top_k = rows_up_to if description in stale else tier
+                        for k, a, b in summaries.cover(lo, hi, max(top_k, rows_up_to)):
+                            if k <= rows_up_to:
                                 got = {key: merge([x.slots for x in found], summaries.TIERS[k]) for key, found in
                                        summaries.file_buckets(cur, description, group, a, b).items()}
                             else:

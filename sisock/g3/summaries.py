@@ -281,21 +281,50 @@ def file_buckets(cur, description: str, keys: Optional[Sequence[str]], lo: float
     return found
 
 
-def widths(cur, description: str, keys: Sequence[str], lo: float, hi: float) -> Dict[str, float]:
-    """The widest file row of each of ``keys`` overlapping ``[lo, hi)``: the finest tier the
-    whole window has for it (keys with no row are left out). One indexed look at the feeds
-    first: on an archive whose fields all fill 60 s buckets, that is all it costs."""
-    if not keys:
-        return {}
+def finest(cur, description: str, keys: Sequence[str], start: float, end: float, top: float,
+           everywhere: bool = False) -> Dict[str, Optional[Tuple[float, float]]]:
+    """For each of ``keys``, the widths of its finest tier at the window's two edges, for a request
+    answered with tiers up to ``top`` seconds; None where some file in the window has only
+    coarser buckets than ``top`` (the field is then read from its frames).
+
+    Only the edges need a field's own width (buckets finer than ``top`` are read within one
+    ``top`` bucket of each edge); the middle only needs every row to be finer than ``top``, or
+    as wide, when the top pieces too come from the file rows (``(top, top)``). ``everywhere``:
+    the widest row of the whole window at both edges (for a window read from file rows alone).
+    On an archive whose fields all fill 60 s buckets one indexed look at the feeds is all it costs."""
+    out: Dict[str, Optional[Tuple[float, float]]] = {key: (FINE, FINE) for key in keys}
     (widest,) = cur.one("SELECT MAX(summary_width) FROM feeds WHERE description = ? AND t_end >= ? AND t_start < ?",
-                        (description, lo, hi))
+                        (description, start, end)) if keys else (None,)
     if widest is None or widest <= FINE:
-        return {key: FINE for key in keys}
+        return out
+    if everywhere:
+        left = right = _widest_rows(cur, description, keys, start, end, FINE)
+    else:
+        left_end, right_start = math.ceil(start / top) * top, math.floor(end / top) * top
+        left = _widest_rows(cur, description, keys, start, min(left_end, end), FINE)
+        right = _widest_rows(cur, description, keys, max(right_start, start), end, FINE)
+    whole = _widest_rows(cur, description, keys, start, end, top) if widest >= top else {}
+    for key in keys:
+        if whole.get(key, 0) > top:
+            out[key] = None
+        elif whole.get(key, 0) == top:
+            out[key] = (top, top)
+        else:
+            out[key] = (left.get(key, FINE), right.get(key, FINE))
+    return out
+
+
+def _widest_rows(cur, description: str, keys: Sequence[str], lo: float, hi: float, above: float) -> Dict[str, float]:
+    """The widest row of each key in ``[lo, hi)`` among the feeds whose widest row is over ``above``
+    (at least ``above`` when it is not the finest width): only files holding coarse rows are searched."""
+    if hi <= lo:
+        return {}
     marks = ", ".join("?" * len(keys))
+    compare = ">" if above <= FINE else ">="
     return {key: float(w) for key, w in cur.all(
         "SELECT sf.field, MAX(sf.width) FROM feeds fe JOIN summaries_file sf ON sf.feed_id = fe.id "
-        f"WHERE fe.description = ? AND fe.t_end >= ? AND fe.t_start < ? AND sf.field IN ({marks}) "
-        "GROUP BY sf.field", (description, lo, hi, *keys))}
+        f"WHERE fe.description = ? AND fe.t_end >= ? AND fe.t_start < ? AND fe.summary_width {compare} ? "
+        f"AND sf.field IN ({marks}) GROUP BY sf.field", (description, lo, hi, above, *keys))}
 
 
 def coarse_buckets(cur, description: str, keys: Sequence[str], width: float, lo: float,
