@@ -22,7 +22,7 @@ import pymysql
 
 from sisock.config import Config
 from sisock.decimate import Slots
-from sisock.g3 import schema, summaries
+from sisock.g3 import schema, summaries, window
 
 #: PyMySQL errors that mean the connection is gone (server restarted, killed, timed out).
 _LOST = (2006, 2013, 2014, 2045, 2055, 1927, 4031)
@@ -255,6 +255,7 @@ class Index:
         self._fields(cur, feeds, scan.fields)
         self._catalogue(cur, scan.providers, scan.fields)
         summaries.store(cur, {p: (feeds[p], scan.providers[p]) for p in feeds}, scan.summaries)
+        self._catalogue_widths(cur, file_id)
         cur.execute("UPDATE files SET summarized = ? WHERE id = ?", (complete, file_id))
 
     @staticmethod
@@ -269,6 +270,11 @@ class Index:
                 cur.execute("UPDATE feeds SET t_start = CASE WHEN t_start IS NULL OR t_start > ? THEN ? ELSE t_start "
                             "END, t_end = CASE WHEN t_end IS NULL OR t_end < ? THEN ? ELSE t_end END WHERE id = ?",
                             (lo, lo, hi, hi, feeds[prov_id]))
+                # the longest feed bounds every window's search (sisock.g3.window)
+                cur.execute("UPDATE description SET max_span = (SELECT t_end - t_start FROM feeds WHERE id = ?) "
+                            "WHERE description = (SELECT description FROM feeds WHERE id = ?) AND (max_span IS NULL "
+                            "OR max_span < (SELECT t_end - t_start FROM feeds WHERE id = ?))",
+                            (feeds[prov_id],) * 3)
 
     def _feeds(self, cur: "Cursor", file_id: int, path: Path, providers: Dict[int, str], now: str) -> Dict[int, int]:
         """``{prov_id: feed id}`` for this file, making the rows that are missing."""
@@ -335,6 +341,16 @@ class Index:
         cur.executemany("UPDATE catalogue SET t_start = ?, t_end = ?, block = ?, type = ? "
                         "WHERE description = ? AND field = ?", updates)
 
+    @staticmethod
+    def _catalogue_widths(cur: "Cursor", file_id: int) -> None:
+        """Raise the catalogue's widths to this file's summary rows (an upper bound: the reader
+        looks for coarse rows in a window only for fields that have some)."""
+        cur.executemany("UPDATE catalogue SET width = ? WHERE description = ? AND field = ? AND width < ?",
+                        [(w, d, f, w) for d, f, w in cur.all(
+                            "SELECT fe.description, sf.field, sf.width FROM summaries_file sf "
+                            "JOIN feeds fe ON fe.id = sf.feed_id WHERE fe.file_id = ? AND sf.width > ?",
+                            (file_id, summaries.FINE))])
+
     # -- the reader's side -------------------------------------------------------
     def fields_in(self, start: float, end: float) -> List[Tuple[str, str, str, str]]:
         """``(description, field, block, type)`` of the fields whose provider has a data frame in
@@ -347,10 +363,10 @@ class Index:
             rows = cur.all("SELECT description, field, block, type FROM catalogue WHERE t_start < ? AND t_end >= ? "
                            "ORDER BY description, field", (end, start))
             live = {d for d in sorted({r[0] for r in rows}) if cur.one(
-                f"SELECT 1 FROM feeds fe WHERE fe.description = ? AND {_FEED_OVERLAPS} "
+                f"SELECT 1 FROM feeds fe WHERE fe.description = ? AND {window.overlaps()} "
                 "AND ((fe.t_start >= ? AND fe.t_end < ?) OR EXISTS "
                 "(SELECT 1 FROM frames fr WHERE fr.feed_id = fe.id AND fr.t_start < ? AND fr.t_end >= ?)) LIMIT 1",
-                (d, end, start, start, end, end, start))}
+                (d, *window.bounds(start, end), start, end, end, start))}
             return [r for r in rows if r[0] in live]
         return self.run(work)
 
@@ -367,9 +383,9 @@ class Index:
         sql = ("SELECT f.path, f.size, f.mtime_ns, fr.byte_offset, fr.nbytes, fe.description, fr.t_start, fr.t_end "
                "FROM frames fr "
                "JOIN feeds fe ON fe.id = fr.feed_id JOIN files f ON f.id = fe.file_id "
-               f"WHERE fe.description IN ({marks}) AND {_FEED_OVERLAPS} AND fr.t_start < ? AND fr.t_end >= ? "
+               f"WHERE fe.description IN ({marks}) AND {window.overlaps()} AND fr.t_start < ? AND fr.t_end >= ? "
                "ORDER BY f.path, fr.byte_offset")
-        return self.run(lambda cur: cur.all(sql, (*descriptions, end, start, end, start)))
+        return self.run(lambda cur: cur.all(sql, (*descriptions, *window.bounds(start, end), end, start)))
 
     def indexed_until(self, descriptions: Sequence[str]) -> Dict[str, float]:
         """``{description: the end of its newest indexed frame}``: where the archive's part of a
@@ -390,16 +406,16 @@ class Index:
         not complete yet (read before version 4, or still being read for the first time)."""
         if not descriptions:
             return set()
-        marks = ", ".join("?" * len(descriptions))
-        # from the files not summarised (an index, usually none), not from the window's feeds
-        sql = ("SELECT DISTINCT fe.description FROM files f JOIN feeds fe ON fe.file_id = f.id "
-               f"WHERE f.summarized = 0 AND fe.description IN ({marks}) AND {_FEED_OVERLAPS}")
-        return {r[0] for r in self.run(lambda cur: cur.all(sql, (*descriptions, end, start)))}
-
-
-#: A feed's time range overlaps ``[?, ?)`` given as (end, start): the ``feeds_span`` index
-#: finds a window's feeds without searching every frame of a long archive.
-_FEED_OVERLAPS = "fe.t_start < ? AND fe.t_end >= ?"
+        def work(cur: "Cursor") -> set:
+            # the files not summarised first (an index, usually none), not the window's feeds
+            if cur.one("SELECT 1 FROM files WHERE summarized = 0 LIMIT 1") is None:
+                return set()
+            marks = ", ".join("?" * len(descriptions))
+            return {r[0] for r in cur.all(
+                f"SELECT DISTINCT fe.description FROM feeds fe WHERE fe.description IN ({marks}) "
+                f"AND {window.overlaps()} AND fe.file_id IN (SELECT id FROM files WHERE summarized = 0)",
+                (*descriptions, *window.bounds(start, end)))}
+        return self.run(work)
 
 
 class Cursor:

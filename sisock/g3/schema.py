@@ -118,13 +118,20 @@ _V4_TABLES = {
 _V5_TABLES = {
     "catalogue": """CREATE TABLE IF NOT EXISTS catalogue (
         description VARCHAR(255) NOT NULL, field VARCHAR(255) NOT NULL, block VARCHAR(255), type VARCHAR(16),
-        t_start DOUBLE NOT NULL, t_end DOUBLE NOT NULL)""",
+        t_start DOUBLE NOT NULL, t_end DOUBLE NOT NULL, width DOUBLE NOT NULL DEFAULT 60)""",
 }
-#: The catalogue of what the index already holds (a field's range: its provider's files that have it).
-FILL_CATALOGUE = ("INSERT INTO catalogue (description, field, block, type, t_start, t_end) "
-                  "SELECT fe.description, fi.field, MAX(fi.block), MAX(fi.type), MIN(fe.t_start), MAX(fe.t_end) "
-                  "FROM feeds fe JOIN fields fi ON fi.feed_id = fe.id WHERE fe.t_start IS NOT NULL{where} "
-                  "GROUP BY fe.description, fi.field")
+#: The catalogue of what the index already holds (a field's range: its provider's files that have
+#: it; its width: the widest of its summary rows, an upper bound the reader starts from).
+FILL_CATALOGUE = ("INSERT INTO catalogue (description, field, block, type, t_start, t_end, width) "
+                  "SELECT fe.description, fi.field, MAX(fi.block), MAX(fi.type), MIN(fe.t_start), MAX(fe.t_end), "
+                  "COALESCE(MAX(sf.width), 60) FROM feeds fe JOIN fields fi ON fi.feed_id = fe.id "
+                  "LEFT JOIN summaries_file sf ON sf.feed_id = fe.id AND sf.field = fi.field "
+                  "WHERE fe.t_start IS NOT NULL{where} GROUP BY fe.description, fi.field")
+
+
+def _fill_max_span(cur, dialect):
+    cur.execute("UPDATE description SET max_span = (SELECT MAX(t_end - t_start) FROM feeds "
+                "WHERE feeds.description = description.description) WHERE max_span IS NULL")
 
 
 def _fill_catalogue(cur, dialect):
@@ -221,7 +228,8 @@ STEPS: List[Tuple[int, Sequence[Action]]] = [
          _add_column("feeds", "summary_width", "DOUBLE"),
          _create("catalogue", _V5_TABLES),
          _index("catalogue", "catalogue_key", "(description, field)", unique=True),
-         _fill_catalogue]),
+         _fill_catalogue,
+         _add_column("description", "max_span", "DOUBLE"), _fill_max_span]),
 ]
 assert STEPS[-1][0] == CURRENT
 

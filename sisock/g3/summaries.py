@@ -37,6 +37,7 @@ import numpy as np
 
 from sisock.decimate import GRID, Slots, merge, segment_extremes, slot_bounds
 from sisock.g3 import format as fmt
+from sisock.g3 import window
 
 #: Bucket widths (s) of the tiers; each divides the next (they are the decimation grid's).
 TIERS: Tuple[float, ...] = tuple(w for w in GRID if w >= 60.0)
@@ -271,9 +272,9 @@ def file_buckets(cur, description: str, keys: Optional[Sequence[str]], lo: float
     which = "" if keys is None else f"AND sf.field IN ({', '.join('?' * len(keys))}) "
     # the feed's span (indexed) finds the files: a bucket starts at or before its last sample
     rows = cur.all("SELECT sf.field, sf.data FROM feeds fe JOIN summaries_file sf ON sf.feed_id = fe.id "
-                   "WHERE fe.description = ? AND fe.t_end >= ? AND fe.t_start < ? "
+                   f"WHERE fe.description = ? AND {window.overlaps()} "
                    f"{which}AND sf.t_start < ? AND sf.t_end > ?",
-                   (description, lo, hi, *(keys or ()), hi, lo))
+                   (description, *window.bounds(lo, hi), *(keys or ()), hi, lo))
     found: Dict[str, List[Buckets]] = {}
     for key, blob in rows:
         width, slots = decode_buckets(blob)
@@ -291,10 +292,15 @@ def finest(cur, description: str, keys: Sequence[str], start: float, end: float,
     ``top`` bucket of each edge); the middle only needs every row to be finer than ``top``, or
     as wide, when the top pieces too come from the file rows (``(top, top)``). ``everywhere``:
     the widest row of the whole window at both edges (for a window read from file rows alone).
-    On an archive whose fields all fill 60 s buckets one indexed look at the feeds is all it costs."""
+    The catalogue's width of each field (its widest row anywhere) comes first: on an archive
+    whose fields all fill 60 s buckets that is all it costs, and the whole window is searched
+    only when some row of the field may be as wide as ``top``."""
     out: Dict[str, Optional[Tuple[float, float]]] = {key: (FINE, FINE) for key in keys}
-    (widest,) = cur.one("SELECT MAX(summary_width) FROM feeds WHERE description = ? AND t_end >= ? AND t_start < ?",
-                        (description, start, end)) if keys else (None,)
+    if not keys:
+        return out
+    marks = ", ".join("?" * len(keys))
+    (widest,) = cur.one(f"SELECT MAX(width) FROM catalogue WHERE description = ? AND field IN ({marks})",
+                        (description, *keys))
     if widest is None or widest <= FINE:
         return out
     if everywhere:
@@ -323,8 +329,8 @@ def _widest_rows(cur, description: str, keys: Sequence[str], lo: float, hi: floa
     compare = ">" if above <= FINE else ">="
     return {key: float(w) for key, w in cur.all(
         "SELECT sf.field, MAX(sf.width) FROM feeds fe JOIN summaries_file sf ON sf.feed_id = fe.id "
-        f"WHERE fe.description = ? AND fe.t_end >= ? AND fe.t_start < ? AND fe.summary_width {compare} ? "
-        f"AND sf.field IN ({marks}) GROUP BY sf.field", (description, lo, hi, above, *keys))}
+        f"WHERE fe.description = ? AND {window.overlaps()} AND fe.summary_width {compare} ? "
+        f"AND sf.field IN ({marks}) GROUP BY sf.field", (description, *window.bounds(lo, hi), above, *keys))}
 
 
 def coarse_buckets(cur, description: str, keys: Sequence[str], width: float, lo: float,
