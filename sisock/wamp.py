@@ -105,14 +105,15 @@ def _is_fatal(config: Config, error: Exception) -> bool:
 
 def make_component(config: Config, transport: str = "tls") -> Component:
     """A Component that reconnects forever (``tls``: WAMP-CRA over TLS; ``ocs``: the
-    anonymous loopback port OCS agents use)."""
+    router host's anonymous port OCS agents use)."""
     if transport == "tls":
         port, url = config.crossbar_tls_port, f"wss://{config.crossbar_host}:{config.crossbar_tls_port}/ws"
         endpoint = {"type": "tcp", "host": config.crossbar_host, "port": port, "tls": tls_options(config)}
         authentication = {"wampcra": {"authid": config.wamp_user, "secret": config.wamp_secret}}
     else:
-        port, url = config.crossbar_ocs_port, f"ws://127.0.0.1:{config.crossbar_ocs_port}/ws"
-        endpoint = {"type": "tcp", "host": "127.0.0.1", "port": port}
+        host, port = config.ocs_client_host, config.crossbar_ocs_port
+        url = f"ws://{f'[{host}]' if ':' in host else host}:{port}/ws"
+        endpoint = {"type": "tcp", "host": host, "port": port}
         authentication = None
     return Component(
         transports=[
