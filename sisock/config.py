@@ -22,7 +22,7 @@ LOG_LEVELS = ("none", "critical", "error", "warn", "info", "debug", "trace")
 
 #: Variables whose values are secrets: a file that sets one must not be
 #: readable by everyone.
-SECRET_VARIABLES = ("WAMP_SECRET", "SQL_PASSWD")
+SECRET_VARIABLES = ("WAMP_SECRET", "SQL_PASSWD", "HTTP_PASSWORD", "HTTP_TOKEN")
 
 
 class ConfigError(ValueError):
@@ -205,6 +205,11 @@ class Config:
     http_max_points: int = _setting(2_000_000, "most points one /query answer may hold, all targets together")
     http_public_names: Tuple[str, ...] = _setting((), "host names sisock-http answers to besides loopback ones, "
                                                   "comma-separated (empty: any Host)")
+    http_user: Optional[str] = _setting(None, "HTTP basic auth user Grafana sends (with HTTP_PASSWORD)")
+    http_password: Optional[str] = _setting(None, "HTTP basic auth password (a secret)")
+    http_token: Optional[str] = _setting(None, "bearer token accepted besides basic auth (a secret)")
+    http_tls_cert: Optional[Path] = _setting(None, "sisock-http's certificate (PEM): https instead of http")
+    http_tls_key: Optional[Path] = _setting(None, "sisock-http's private key (PEM)")
     loglevel: str = _setting("info", f"log level: {', '.join(LOG_LEVELS)}")
     # g3 index
     sql_host: Optional[str] = _setting(None, "MySQL/MariaDB host of the g3 index (unset: the SQLite file)")
@@ -277,6 +282,11 @@ _PARSERS: Mapping[str, Callable[[str, str], object]] = {
     "http_max_targets": _positive_integer,
     "http_max_points": _positive_integer,
     "http_public_names": _names,
+    "http_user": _optional_text,
+    "http_password": _optional_text,
+    "http_token": _optional_text,
+    "http_tls_cert": _optional_path,
+    "http_tls_key": _optional_path,
     "loglevel": _log_level,
     "sql_host": _optional_text,
     "sql_port": _port,
@@ -308,7 +318,8 @@ _WAMP = ("WAMP_USER", "WAMP_SECRET", "CROSSBAR_HOST", "CROSSBAR_TLS_PORT", "CROS
 _NODE = _WAMP + ("MAX_POINTS", "HTTP_TIMEOUT")
 _INDEX = ("SQL_HOST", "SQL_PORT", "SQL_USER", "SQL_PASSWD", "SQL_DB", "SQLITE_PATH")
 _HTTP = ("HTTP_HOST", "PORT", "HTTP_TIMEOUT", "HTTP_FIELDS_WINDOW", "HTTP_HEADER_TIMEOUT", "HTTP_BODY_TIMEOUT",
-         "HTTP_MAX_TARGETS", "HTTP_MAX_POINTS", "HTTP_PUBLIC_NAMES")
+         "HTTP_MAX_TARGETS", "HTTP_MAX_POINTS", "HTTP_PUBLIC_NAMES", "HTTP_USER", "HTTP_PASSWORD", "HTTP_TOKEN",
+         "HTTP_TLS_CERT", "HTTP_TLS_KEY")
 _ROUTER = ("WAMP_USER", "WAMP_SECRET", "CROSSBAR_HOST", "CROSSBAR_TLS_PORT", "CROSSBAR_OCS_PORT", "CROSSBAR_REALM",
            "CROSSBAR_TLS_CERT", "CROSSBAR_TLS_KEY", "CROSSBAR_TLS_INTERFACE", "CROSSBAR_OCS_INTERFACE",
            "CROSSBAR_OCS_WILDCARD", "CROSSBAR_OCS_ORIGINS", "CROSSBAR_OCS_CALL")

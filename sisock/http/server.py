@@ -1,4 +1,5 @@
-"""``sisock http``: serve Grafana's SimpleJSON and JSON datasources on ``http://HTTP_HOST:PORT``.
+"""``sisock http``: serve Grafana's SimpleJSON and JSON datasources on ``http://HTTP_HOST:PORT``
+(``https`` with ``HTTP_TLS_CERT``; credentials and the start-up refusals in :mod:`sisock.http.auth`).
 
 CherryPy answers in its own threads, through :class:`sisock.http.guard.GuardedServer`
 (request deadlines, a bounded share of slow clients); one reconnecting WAMP
@@ -16,6 +17,7 @@ import cherrypy
 from sisock import log
 from sisock.config import Config
 from sisock.http.app import APP_CONFIG, Datasource
+from sisock.http.auth import check_startup
 from sisock.http.catalogue import Catalogue
 from sisock.http.guard import MAX_BODY, GuardedServer
 from sisock.router.crossbar_config import CONSUMER_USER
@@ -45,6 +47,7 @@ def _cannot_listen(host: str, port: int) -> str:
 
 def main(args, config: Config) -> int:
     """Run sisock-http until SIGTERM; return the exit code."""
+    check_startup(config)
     log.start("http", config.loglevel)
     logger = log.logger()
     problem = _cannot_listen(config.http_host, config.port)
@@ -75,6 +78,11 @@ def main(args, config: Config) -> int:
         "engine.autoreload.on": False,
         "checker.on": False,
     })
+    scheme = "http"
+    if config.http_tls_cert:
+        scheme = "https"
+        cherrypy.config.update({"server.ssl_module": "builtin", "server.ssl_certificate": str(config.http_tls_cert),
+                                "server.ssl_private_key": str(config.http_tls_key)})
     cherrypy.server.httpserver = GuardedServer(cherrypy.server, config.http_header_timeout, config.http_body_timeout)
     cherrypy.tree.mount(Datasource(config, session, catalogue), "/", APP_CONFIG)
     cherrypy.engine.subscribe("log", _forward_cherrypy_log)
@@ -85,7 +93,8 @@ def main(args, config: Config) -> int:
         cherrypy.engine.exit()
         session.stop()
         return 1
-    logger.info("serving Grafana datasources on http://{host}:{port}", host=config.http_host, port=config.port)
+    logger.info("serving Grafana datasources on {scheme}://{host}:{port}{auth}", scheme=scheme, host=config.http_host,
+                port=config.port, auth=" (credentials required)" if config.http_password or config.http_token else "")
     cherrypy.engine.block()
     session.stop()
     logger.info("stopped")
