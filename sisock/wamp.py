@@ -15,7 +15,7 @@ from OpenSSL import SSL
 from OpenSSL.crypto import Error as OpenSSLError
 from twisted.internet import defer, reactor, ssl
 
-from sisock import log
+from sisock import log, notify
 from sisock.config import Config, ConfigError
 
 BASE_URI = "org.simonsobservatory"
@@ -153,6 +153,7 @@ def run(component_name: str, config: Config, components: List[Component], on_shu
     """Run components in the reactor until SIGTERM/SIGINT or a fatal error; return the exit code.
 
     ``on_shutdown`` hooks run before the sessions leave (a data node subtracts itself there).
+    The systemd watchdog, if the unit has one, is fed from the reactor (:mod:`sisock.notify`).
     """
     log.start(component_name, config.loglevel)
     logger = log.logger()
@@ -180,8 +181,13 @@ def run(component_name: str, config: Config, components: List[Component], on_shu
         if not config_problem:
             logger.info("stopped")
 
+    router = f"wss://{config.crossbar_host}:{config.crossbar_tls_port}"
+
     def start():
+        notify.start_watchdog()
+        notify.status(f"connecting to the router at {router}")
         for comp in components:
+            comp.on("leave", lambda *_: notify.status(f"router {router} away: reconnecting"))
             d = comp.start(reactor)
             d.addErrback(failed, comp)
 

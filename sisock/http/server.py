@@ -14,7 +14,9 @@ import socket
 
 import cherrypy
 
-from sisock import log
+from twisted.internet import defer, reactor
+
+from sisock import log, notify
 from sisock.config import Config
 from sisock.http.app import APP_CONFIG, Datasource
 from sisock.http.auth import check_startup
@@ -65,7 +67,26 @@ def main(args, config: Config) -> int:
         if cherrypy.engine.state == cherrypy.engine.states.STARTED:
             cherrypy.engine.exit()
 
-    session = ThreadedSession(config.with_values(wamp_user=CONSUMER_USER), on_join=catalogue.joined, on_leave=catalogue.left, on_fatal=give_up).start()
+    scheme = "https" if config.http_tls_cert else "http"
+    url = f"{scheme}://{config.http_host}:{config.port}"
+    listening = []
+
+    def tell_systemd(*_) -> None:
+        """READY once both listening and joined (in the reactor thread); else say what is missing."""
+        if listening and session.connected:
+            notify.ready(f"joined the router; serving Grafana on {url}; {len(catalogue.nodes())} data nodes")
+        elif listening:
+            notify.status(f"serving {url}; router away: reconnecting (answers 503)")
+
+    def joined(session, details):
+        return defer.maybeDeferred(catalogue.joined, session, details).addCallback(tell_systemd)
+
+    def left(session, details):
+        catalogue.left(session, details)
+        tell_systemd()
+
+    session = ThreadedSession(config.with_values(wamp_user=CONSUMER_USER), on_join=joined, on_leave=left,
+                              on_fatal=give_up).start()
     cherrypy.config.update({
         "environment": "production",
         "server.socket_host": config.http_host,
@@ -78,9 +99,7 @@ def main(args, config: Config) -> int:
         "engine.autoreload.on": False,
         "checker.on": False,
     })
-    scheme = "http"
     if config.http_tls_cert:
-        scheme = "https"
         cherrypy.config.update({"server.ssl_module": "builtin", "server.ssl_certificate": str(config.http_tls_cert),
                                 "server.ssl_private_key": str(config.http_tls_key)})
     cherrypy.server.httpserver = GuardedServer(cherrypy.server, config.http_header_timeout, config.http_body_timeout)
@@ -93,8 +112,11 @@ def main(args, config: Config) -> int:
         cherrypy.engine.exit()
         session.stop()
         return 1
-    logger.info("serving Grafana datasources on {scheme}://{host}:{port}{auth}", scheme=scheme, host=config.http_host,
-                port=config.port, auth=" (credentials required)" if config.http_password or config.http_token else "")
+    listening.append(True)
+    reactor.callFromThread(notify.start_watchdog)
+    reactor.callFromThread(tell_systemd)
+    logger.info("serving Grafana datasources on {url}{auth}", url=url,
+                auth=" (credentials required)" if config.http_password or config.http_token else "")
     cherrypy.engine.block()
     session.stop()
     logger.info("stopped")
