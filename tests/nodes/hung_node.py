@@ -22,7 +22,7 @@ def main() -> int:
         if first:
             reactor.callLater(2, time.sleep, 3600)
 
-    reactor.callWhenRunning(started)
+    reactor.callWhenRunning(reactor.callLater, 0, started)  # after wamp.run's own start-up
     return wamp.run("hung-node", load(), [])
 
 

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Sequence
 
 from tests.support import free_port, port_open, wait_until
 
@@ -28,8 +28,10 @@ def cached_root() -> Path:
 class Guest:
     """A booted copy of the cached root under ``work``; ``stop()`` ends it."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, binds: Sequence[Path] = ()) -> None:
         self.work = work
+        #: host folders the guest sees read-only at the same paths
+        self.binds = list(binds)
         self.root = work / "root"
         self.key = work / "id_ed25519"
         self.ssh_port = free_port()
@@ -49,7 +51,8 @@ class Guest:
         (self.root / "etc/hosts").write_text("127.0.0.1 localhost\n127.0.1.1 sisock-guest\n")
         self.log = open(self.work / "boot.log", "w")
         self.proc = subprocess.Popen(["unshare", "-fpmu", "--mount-proc", "--kill-child", str(HERE / "boot.sh"), str(self.root)],
-                                     env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CACHE_DIR": str(CACHE)},
+                                     env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CACHE_DIR": str(CACHE),
+                                          "BIND_RO": ":".join(str(b) for b in self.binds)},
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_until(lambda: port_open(self.ssh_port) or self.proc.poll() is not None, 60, "the guest's sshd")
         assert self.proc.poll() is None, (self.work / "boot.log").read_text()
