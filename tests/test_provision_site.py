@@ -218,6 +218,20 @@ def test_every_unit_on_every_host_is_active(site):
         assert "root" not in site.guests[host].ssh("ps -o user= -C sisock,crossbar | sort -u", check=False).stdout
 
 
+
+def _status(site: MultiSite, host: str, unit: str) -> str:
+    return site.guests[host].ssh(f"systemctl show -p StatusText --value {unit}").stdout.strip()
+
+
+def test_systemctl_status_says_what_each_component_does(site):
+    wait_until(lambda: all(n in _status(site, "sk11-router", "sisock-hub") for n in ("g3_reader", FEED_NODE)), 60,
+               "the hub's status to list the data nodes of the other hosts")
+    assert _status(site, "sk11-router", "sisock-http").startswith("joined the router; serving Grafana on https://")
+    assert _status(site, "sk11-db", "sisock-g3-file-scanner").startswith("last scan ")
+    assert _status(site, "sk11-data", f"sisock-data-feed@{FEED_NODE}") == (
+        f"{FEED_NODE}: joined the router and added to the hub; serving")
+
+
 def test_grafana_on_the_router_host_reads_with_the_credentials(site):
     wait_until(lambda: _serving(site), 120, "/search and /query to serve the g3 fields and the live feed")
     status, answer = site.http("/search", {"target": ""}, password="wrong")
@@ -251,6 +265,13 @@ def test_mariadb_over_the_network_lets_the_reader_touch_the_index_only(site):
 def test_second_run_changes_nothing(site):
     recap = site.play()
     assert _changed(recap) == {name: 0 for name in HOSTS}, recap[-6000:]
+
+
+def test_restarting_the_other_hosts_services_brings_them_back(site):
+    for host in ("sk11-db", "sk11-data"):
+        site.guests[host].ssh("systemctl restart sisock.target")
+    wait_until(lambda: _serving(site) and not any(_active(site).values()), 120,
+               "the database and data hosts' components back")
 
 
 def test_router_restart_brings_every_component_on_every_host_back(site):
