@@ -3,8 +3,10 @@ https from the site CA's certificate, and the start-up refusals (a real sisock-h
 from __future__ import annotations
 
 import base64
+import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 
@@ -29,7 +31,7 @@ def secured(router, tmp_path_factory, site_ca):
     """hub + weather + sisock-http with credentials and https from the router's certificate."""
     certs = router.directory / "certs"
     s = HttpStack(router, tmp_path_factory.mktemp("auth"), env={
-        "HTTP_USER": USER, "HTTP_PASSWORD": PASSWORD, "HTTP_TOKEN": TOKEN,
+        "HTTP_USER": USER, "HTTP_PASSWORD": PASSWORD, "HTTP_TOKEN": TOKEN, "HTTP_HEADER_TIMEOUT": "2",
         "HTTP_TLS_CERT": str(certs / "server.pem"), "HTTP_TLS_KEY": str(certs / "server.key")})
     s.headers, s.tls = basic(USER, PASSWORD), site_ca
     try:
@@ -81,6 +83,20 @@ def test_https_is_verified_against_the_site_ca_only(secured):
     plain = JsonHttp(secured.port, headers=basic(USER, PASSWORD))
     with pytest.raises(Exception):  # an http request on the https port gets no answer
         plain.request("GET", "/", timeout=5)
+    assert secured.request("GET", "/")[0] == 200
+
+
+def test_a_silent_client_on_https_is_dropped_after_the_header_timeout(secured, site_ca):
+    with socket.create_connection(("127.0.0.1", secured.port), timeout=15) as raw:
+        with site_ca.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            began = time.monotonic()
+            try:
+                answer = tls.recv(4096)
+            except (ConnectionResetError, ssl.SSLError):
+                answer = b""
+            waited = time.monotonic() - began
+    assert 1.5 < waited < 10, waited
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 408")
     assert secured.request("GET", "/")[0] == 200
 
 
