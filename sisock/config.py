@@ -22,7 +22,7 @@ LOG_LEVELS = ("none", "critical", "error", "warn", "info", "debug", "trace")
 
 #: Variables whose values are secrets: a file that sets one must not be
 #: readable by everyone.
-SECRET_VARIABLES = ("WAMP_SECRET", "SQL_PASSWD")
+SECRET_VARIABLES = ("WAMP_SECRET", "SQL_PASSWD", "HTTP_PASSWORD", "HTTP_TOKEN")
 
 
 class ConfigError(ValueError):
@@ -35,6 +35,14 @@ def is_loopback(host: str) -> bool:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_wildcard(host: str) -> bool:
+    """True for the addresses that mean every interface (0.0.0.0, ::)."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
     except ValueError:
         return False
 
@@ -165,7 +173,7 @@ class Config:
                                 "unless the router is on loopback)")
     crossbar_host: str = _setting("127.0.0.1", "the router's host, a name or address in its certificate")
     crossbar_tls_port: int = _setting(8080, "the router's TLS websocket port (WAMP-CRA)")
-    crossbar_ocs_port: int = _setting(8001, "the router's open port for OCS agents (127.0.0.1 only)")
+    crossbar_ocs_port: int = _setting(8001, "the router's open port for OCS agents (no authentication)")
     crossbar_realm: str = _setting("test_realm", "WAMP realm")
     crossbar_ca_cert: Optional[Path] = _setting(None, "PEM file of the CA that signed the router's certificate "
                                                 "(unset: the system's trust store)")
@@ -177,6 +185,10 @@ class Config:
                                                      "when CROSSBAR_HOST is, else every interface)")
     crossbar_ocs_origins: Tuple[str, ...] = _setting((), "browser origins allowed to open a WebSocket on the OCS "
                                                      "port, comma-separated (e.g. ocs-web's; none by default)")
+    crossbar_ocs_interface: str = _setting("127.0.0.1", "address the OCS port binds: loopback, or the router's "
+                                           "address on a site-private network (it has no authentication)")
+    crossbar_ocs_wildcard: bool = _setting(False, "on: let CROSSBAR_OCS_INTERFACE be every interface (0.0.0.0 "
+                                           "or ::); off by default")
     crossbar_ocs_call: bool = _setting(False, "on: the OCS port's HTTP /call bridge (OCSClient, ocs-client-cli); "
                                        "off by default")
     # sisock-http
@@ -193,6 +205,11 @@ class Config:
     http_max_points: int = _setting(2_000_000, "most points one /query answer may hold, all targets together")
     http_public_names: Tuple[str, ...] = _setting((), "host names sisock-http answers to besides loopback ones, "
                                                   "comma-separated (empty: any Host)")
+    http_user: Optional[str] = _setting(None, "HTTP basic auth user Grafana sends (with HTTP_PASSWORD)")
+    http_password: Optional[str] = _setting(None, "HTTP basic auth password (a secret)")
+    http_token: Optional[str] = _setting(None, "bearer token accepted besides basic auth (a secret)")
+    http_tls_cert: Optional[Path] = _setting(None, "sisock-http's certificate (PEM): https instead of http")
+    http_tls_key: Optional[Path] = _setting(None, "sisock-http's private key (PEM)")
     loglevel: str = _setting("info", f"log level: {', '.join(LOG_LEVELS)}")
     # g3 index
     sql_host: Optional[str] = _setting(None, "MySQL/MariaDB host of the g3 index (unset: the SQLite file)")
@@ -229,6 +246,13 @@ class Config:
             return self.crossbar_tls_interface
         return "127.0.0.1" if is_loopback(self.crossbar_host) else "0.0.0.0"
 
+    @property
+    def ocs_client_host(self) -> str:
+        """Where a client on the router host reaches the OCS port (loopback when it binds a wildcard)."""
+        if is_wildcard(self.crossbar_ocs_interface):
+            return "::1" if ":" in self.crossbar_ocs_interface else "127.0.0.1"
+        return self.crossbar_ocs_interface
+
     def with_values(self, **changes) -> "Config":
         """A copy with some fields changed (tests and the demo use it)."""
         return replace(self, **changes)
@@ -246,6 +270,8 @@ _PARSERS: Mapping[str, Callable[[str, str], object]] = {
     "crossbar_tls_key": _optional_path,
     "crossbar_tls_interface": _optional_text,
     "crossbar_ocs_origins": _names,
+    "crossbar_ocs_interface": _host,
+    "crossbar_ocs_wildcard": _switch,
     "crossbar_ocs_call": _switch,
     "http_host": _host,
     "port": _port,
@@ -256,6 +282,11 @@ _PARSERS: Mapping[str, Callable[[str, str], object]] = {
     "http_max_targets": _positive_integer,
     "http_max_points": _positive_integer,
     "http_public_names": _names,
+    "http_user": _optional_text,
+    "http_password": _optional_text,
+    "http_token": _optional_text,
+    "http_tls_cert": _optional_path,
+    "http_tls_key": _optional_path,
     "loglevel": _log_level,
     "sql_host": _optional_text,
     "sql_port": _port,
@@ -287,10 +318,11 @@ _WAMP = ("WAMP_USER", "WAMP_SECRET", "CROSSBAR_HOST", "CROSSBAR_TLS_PORT", "CROS
 _NODE = _WAMP + ("MAX_POINTS", "HTTP_TIMEOUT")
 _INDEX = ("SQL_HOST", "SQL_PORT", "SQL_USER", "SQL_PASSWD", "SQL_DB", "SQLITE_PATH")
 _HTTP = ("HTTP_HOST", "PORT", "HTTP_TIMEOUT", "HTTP_FIELDS_WINDOW", "HTTP_HEADER_TIMEOUT", "HTTP_BODY_TIMEOUT",
-         "HTTP_MAX_TARGETS", "HTTP_MAX_POINTS", "HTTP_PUBLIC_NAMES")
+         "HTTP_MAX_TARGETS", "HTTP_MAX_POINTS", "HTTP_PUBLIC_NAMES", "HTTP_USER", "HTTP_PASSWORD", "HTTP_TOKEN",
+         "HTTP_TLS_CERT", "HTTP_TLS_KEY")
 _ROUTER = ("WAMP_USER", "WAMP_SECRET", "CROSSBAR_HOST", "CROSSBAR_TLS_PORT", "CROSSBAR_OCS_PORT", "CROSSBAR_REALM",
-           "CROSSBAR_TLS_CERT", "CROSSBAR_TLS_KEY", "CROSSBAR_TLS_INTERFACE", "CROSSBAR_OCS_ORIGINS",
-           "CROSSBAR_OCS_CALL")
+           "CROSSBAR_TLS_CERT", "CROSSBAR_TLS_KEY", "CROSSBAR_TLS_INTERFACE", "CROSSBAR_OCS_INTERFACE",
+           "CROSSBAR_OCS_WILDCARD", "CROSSBAR_OCS_ORIGINS", "CROSSBAR_OCS_CALL")
 
 #: command -> the variables it reads.
 READS: Dict[str, Tuple[str, ...]] = {
@@ -299,7 +331,7 @@ READS: Dict[str, Tuple[str, ...]] = {
     "g3-file-scanner": ("DATA_DIRECTORY", "SCAN_INTERVAL") + _INDEX + _LOG,
     "g3-reader": _NODE + _INDEX + ("G3_CACHE_MB",),
     "data-feed": _NODE + ("TARGET", "FEED", "NAME", "DESCRIPTION", "BUFFER_TIME", "DATA_FEED_TRANSPORT",
-                          "CROSSBAR_OCS_PORT"),
+                          "CROSSBAR_OCS_PORT", "CROSSBAR_OCS_INTERFACE"),
     "weather": _NODE + ("DATA_DIRECTORY",),
     "sensors": _NODE + ("SENSORS_INTERVAL", "SENSORS_KEEP"),
     "apex-weather": _NODE + ("DATA_DIRECTORY",),

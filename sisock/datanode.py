@@ -18,7 +18,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, reactor, task, threads
 from twisted.python.threadpool import ThreadPool
 
-from sisock import log, wamp
+from sisock import log, notify, wamp
 from sisock.config import Config
 from sisock.decimate import decimate_columns
 
@@ -249,6 +249,7 @@ class DataNodeServer:
             self._add_loop.stop()
         self._added_once = True
         self.log.info("added data node {name} to the hub", name=self.name)
+        notify.ready(f"{self.name}: joined the router and added to the hub; serving")
 
     def _leave(self, session, details):
         self.session = None

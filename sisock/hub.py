@@ -15,7 +15,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallDetails, RegisterOptions
 from twisted.internet import defer
 
-from sisock import log, wamp
+from sisock import log, notify, wamp
 from sisock.config import Config
 
 
@@ -27,6 +27,12 @@ class Hub:
         #: name -> {"name", "description", "session_id"}
         self.nodes: Dict[str, dict] = {}
         self.log = log.logger()
+
+    def _status(self) -> None:
+        """Tell systemd how many data nodes the hub knows."""
+        names = sorted(self.nodes)
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        notify.status(f"hub: {len(names)} data nodes{': ' + shown if names else ''}")
 
     def public(self) -> List[dict]:
         """What consumers see of each node."""
@@ -60,6 +66,7 @@ class Hub:
             self.nodes[name] = {"name": name, "description": str(description), "session_id": caller}
             self.log.info("added data node {name} (session {sid})", name=name, sid=caller)
             self.session.publish(wamp.TOPIC_ADDED, {"name": name, "description": str(description)})
+            self._status()
         return True
 
     def subtract(self, name: str, session_id: Optional[int] = None, details: Optional[CallDetails] = None) -> bool:
@@ -83,6 +90,7 @@ class Hub:
     def _drop(self, name: str, why: str) -> None:
         node = self.nodes.pop(name)
         self.log.info("subtracted data node {name}: {why}", name=name, why=why)
+        self._status()
         if self.session is not None and self.session.is_attached():
             self.session.publish(wamp.TOPIC_SUBTRACTED, {"name": name, "description": node["description"]})
 
@@ -104,6 +112,7 @@ class Hub:
         yield session.subscribe(self.on_session_leave, "wamp.session.on_leave")
         yield session.publish(wamp.TOPIC_HUB_STARTED, {"session_id": details.session})
         self.log.info("hub ready on realm {realm}", realm=details.realm)
+        notify.ready(f"hub: joined realm {details.realm}; waiting for data nodes")
 
     def leave(self, session, details):
         self.session = None

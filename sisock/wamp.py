@@ -15,7 +15,7 @@ from OpenSSL import SSL
 from OpenSSL.crypto import Error as OpenSSLError
 from twisted.internet import defer, reactor, ssl
 
-from sisock import log
+from sisock import log, notify
 from sisock.config import Config, ConfigError
 
 BASE_URI = "org.simonsobservatory"
@@ -105,14 +105,15 @@ def _is_fatal(config: Config, error: Exception) -> bool:
 
 def make_component(config: Config, transport: str = "tls") -> Component:
     """A Component that reconnects forever (``tls``: WAMP-CRA over TLS; ``ocs``: the
-    anonymous loopback port OCS agents use)."""
+    router host's anonymous port OCS agents use)."""
     if transport == "tls":
         port, url = config.crossbar_tls_port, f"wss://{config.crossbar_host}:{config.crossbar_tls_port}/ws"
         endpoint = {"type": "tcp", "host": config.crossbar_host, "port": port, "tls": tls_options(config)}
         authentication = {"wampcra": {"authid": config.wamp_user, "secret": config.wamp_secret}}
     else:
-        port, url = config.crossbar_ocs_port, f"ws://127.0.0.1:{config.crossbar_ocs_port}/ws"
-        endpoint = {"type": "tcp", "host": "127.0.0.1", "port": port}
+        host, port = config.ocs_client_host, config.crossbar_ocs_port
+        url = f"ws://{f'[{host}]' if ':' in host else host}:{port}/ws"
+        endpoint = {"type": "tcp", "host": host, "port": port}
         authentication = None
     return Component(
         transports=[
@@ -152,6 +153,7 @@ def run(component_name: str, config: Config, components: List[Component], on_shu
     """Run components in the reactor until SIGTERM/SIGINT or a fatal error; return the exit code.
 
     ``on_shutdown`` hooks run before the sessions leave (a data node subtracts itself there).
+    The systemd watchdog, if the unit has one, is fed from the reactor (:mod:`sisock.notify`).
     """
     log.start(component_name, config.loglevel)
     logger = log.logger()
@@ -179,8 +181,13 @@ def run(component_name: str, config: Config, components: List[Component], on_shu
         if not config_problem:
             logger.info("stopped")
 
+    router = f"wss://{config.crossbar_host}:{config.crossbar_tls_port}"
+
     def start():
+        notify.start_watchdog()
+        notify.status(f"connecting to the router at {router}")
         for comp in components:
+            comp.on("leave", lambda *_: notify.status(f"router {router} away: reconnecting"))
             d = comp.start(reactor)
             d.addErrback(failed, comp)
 

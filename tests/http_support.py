@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import time
 from pathlib import Path
 from typing import Dict, Optional, Tuple
@@ -25,18 +26,23 @@ def write_field(directory: Path, name: str, t: np.ndarray, values: np.ndarray, u
 
 
 class JsonHttp:
-    """A tiny JSON client for sisock-http on a loopback port."""
+    """A tiny JSON client for sisock-http on a loopback port (https with a ``tls`` context)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, headers: Optional[Dict[str, str]] = None, tls: Optional[ssl.SSLContext] = None) -> None:
         self.port = port
+        self.headers = dict(headers or {})
+        self.tls = tls
 
     def request(self, method: str, path: str, body: object = None, raw: Optional[bytes] = None,
                 timeout: float = 30.0, content_type: str = "application/json") -> Tuple[int, object, dict]:
         """(status, decoded JSON body, headers) of one request."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.tls is None:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        else:
+            connection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=self.tls)
         try:
             payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-            connection.request(method, path, body=payload, headers={"Content-Type": content_type})
+            connection.request(method, path, body=payload, headers={"Content-Type": content_type, **self.headers})
             response = connection.getresponse()
             text = response.read()
             return response.status, json.loads(text) if text else None, dict(response.getheaders())

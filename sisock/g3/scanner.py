@@ -25,7 +25,7 @@ from typing import Dict, Iterator, List, Optional
 import txaio
 from spt3g import core
 
-from sisock import log
+from sisock import log, notify
 from sisock.config import Config, ConfigError
 from sisock.g3 import format as fmt
 from sisock.g3 import framing, parallel, watch
@@ -343,13 +343,17 @@ def main(args, config: Config) -> int:
             if not schema_done:
                 logger.info("index: {what}", what=index.ensure_schema())
                 schema_done = True
+                notify.ready(f"index ready; first scan of {config.data_directory} running")
             stats = scanner.scan_once()
             logger.info("pass done: {files} files, {read} read ({mb:.1f} MB, {frames} frames), {removed} removed, "
                         "{bad} bad, in {seconds:.2f} s", mb=stats.bytes / 1e6, **stats.__dict__)
+            notify.status(f"last scan {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}: {stats.files} files, "
+                          f"{stats.read} read, {stats.bad} bad, in {stats.seconds:.1f} s; next in {wait:.0f} s")
         except Exception as exc:
             wait = min(wait, RETRY_AFTER)
             logger.error("pass failed: {error}; next try in {wait:.0f} s", error=f"{type(exc).__name__}: {exc}",
                          wait=wait)
+            notify.status(f"last scan failed ({type(exc).__name__}: {exc}); next try in {wait:.0f} s")
             if args.once:
                 return 1
         if args.once:

@@ -1,7 +1,7 @@
 """The CherryPy application: SimpleJSON and JSON datasource endpoints, one JSON answer each.
 
 Every endpoint answers JSON, errors included (``{"error": "..."}`` with 400,
-404, 405, 408, 413, 415, 421, 502, 503 or 500; Grafana shows that text on the
+401, 404, 405, 408, 413, 415, 421, 502, 503 or 500; Grafana shows that text on the
 panel), and logs one line per request: info, or for a server-side failure
 (5xx) a warning at most once a minute per kind, or an error with the traceback
 for a fault of sisock-http itself (500). Request threads reach the WAMP
@@ -21,6 +21,7 @@ from twisted.logger import LogLevel
 from sisock import log
 from sisock.config import Config
 from sisock.http import fanout, join
+from sisock.http.auth import Authenticator
 from sisock.http.catalogue import Catalogue
 from sisock.http.errors import NotConnected, NotFound, RequestError, describe
 from sisock.http.intake import check_content_type, check_host, read_body
@@ -91,9 +92,11 @@ class Datasource:
         self.config = config
         self.session = session
         self.catalogue = catalogue
+        self.auth = Authenticator(config)
 
     def _run(self, handler: Callable, request) -> tuple:
         try:
+            self.auth.check(request.headers, cherrypy.response.headers)
             check_host(request.headers, self.config.http_public_names)
             raw = read_body(request.rfile, self.config.http_body_timeout)
             check_content_type(request.headers, raw)

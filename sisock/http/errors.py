@@ -17,6 +17,12 @@ class BadRequest(RequestError, ValueError):
     status = 400
 
 
+class Unauthorized(RequestError):
+    """No credentials, or wrong ones (the answer carries ``WWW-Authenticate``)."""
+
+    status = 401
+
+
 class NotFound(RequestError):
     """No such endpoint."""
 

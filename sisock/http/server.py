@@ -1,4 +1,5 @@
-"""``sisock http``: serve Grafana's SimpleJSON and JSON datasources on ``http://HTTP_HOST:PORT``.
+"""``sisock http``: serve Grafana's SimpleJSON and JSON datasources on ``http://HTTP_HOST:PORT``
+(``https`` with ``HTTP_TLS_CERT``; credentials and the start-up refusals in :mod:`sisock.http.auth`).
 
 CherryPy answers in its own threads, through :class:`sisock.http.guard.GuardedServer`
 (request deadlines, a bounded share of slow clients); one reconnecting WAMP
@@ -13,9 +14,12 @@ import socket
 
 import cherrypy
 
-from sisock import log
+from twisted.internet import defer, reactor
+
+from sisock import log, notify
 from sisock.config import Config
 from sisock.http.app import APP_CONFIG, Datasource
+from sisock.http.auth import check_startup
 from sisock.http.catalogue import Catalogue
 from sisock.http.guard import MAX_BODY, GuardedServer
 from sisock.router.crossbar_config import CONSUMER_USER
@@ -45,6 +49,7 @@ def _cannot_listen(host: str, port: int) -> str:
 
 def main(args, config: Config) -> int:
     """Run sisock-http until SIGTERM; return the exit code."""
+    check_startup(config)
     log.start("http", config.loglevel)
     logger = log.logger()
     problem = _cannot_listen(config.http_host, config.port)
@@ -62,7 +67,26 @@ def main(args, config: Config) -> int:
         if cherrypy.engine.state == cherrypy.engine.states.STARTED:
             cherrypy.engine.exit()
 
-    session = ThreadedSession(config.with_values(wamp_user=CONSUMER_USER), on_join=catalogue.joined, on_leave=catalogue.left, on_fatal=give_up).start()
+    scheme = "https" if config.http_tls_cert else "http"
+    url = f"{scheme}://{config.http_host}:{config.port}"
+    listening = []
+
+    def tell_systemd(*_) -> None:
+        """READY once both listening and joined (in the reactor thread); else say what is missing."""
+        if listening and session.connected:
+            notify.ready(f"joined the router; serving Grafana on {url}; {len(catalogue.nodes())} data nodes")
+        elif listening:
+            notify.status(f"serving {url}; router away: reconnecting (answers 503)")
+
+    def joined(session, details):
+        return defer.maybeDeferred(catalogue.joined, session, details).addCallback(tell_systemd)
+
+    def left(session, details):
+        catalogue.left(session, details)
+        tell_systemd()
+
+    session = ThreadedSession(config.with_values(wamp_user=CONSUMER_USER), on_join=joined, on_leave=left,
+                              on_fatal=give_up).start()
     cherrypy.config.update({
         "environment": "production",
         "server.socket_host": config.http_host,
@@ -75,6 +99,9 @@ def main(args, config: Config) -> int:
         "engine.autoreload.on": False,
         "checker.on": False,
     })
+    if config.http_tls_cert:
+        cherrypy.config.update({"server.ssl_module": "builtin", "server.ssl_certificate": str(config.http_tls_cert),
+                                "server.ssl_private_key": str(config.http_tls_key)})
     cherrypy.server.httpserver = GuardedServer(cherrypy.server, config.http_header_timeout, config.http_body_timeout)
     cherrypy.tree.mount(Datasource(config, session, catalogue), "/", APP_CONFIG)
     cherrypy.engine.subscribe("log", _forward_cherrypy_log)
@@ -85,7 +112,11 @@ def main(args, config: Config) -> int:
         cherrypy.engine.exit()
         session.stop()
         return 1
-    logger.info("serving Grafana datasources on http://{host}:{port}", host=config.http_host, port=config.port)
+    listening.append(True)
+    reactor.callFromThread(notify.start_watchdog)
+    reactor.callFromThread(tell_systemd)
+    logger.info("serving Grafana datasources on {url}{auth}", url=url,
+                auth=" (credentials required)" if config.http_password or config.http_token else "")
     cherrypy.engine.block()
     session.stop()
     logger.info("stopped")

@@ -6,11 +6,12 @@ the router's certificate and key must be readable files (else exit 2).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from sisock.config import Config, ConfigError
 from sisock.files import PRIVATE_DIR, private_dir, set_mode
-from sisock.router.crossbar_config import write
+from sisock.router.crossbar_config import ocs_warning, write
 
 #: config.json names the WAMP user and the key's path: not for everybody.
 CONFIG_MODE = 0o640
@@ -47,5 +48,8 @@ def write_config(config: Config, directory: Path) -> Path:
 
 def main(args, config: Config) -> int:
     path = write_config(config, args.dir)
+    warning = ocs_warning(config)
+    if warning:
+        print(f"sisock crossbar-config: warning: {warning}", file=sys.stderr)
     print(f"sisock crossbar-config: wrote {path}")
     return 0

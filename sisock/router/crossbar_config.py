@@ -7,7 +7,8 @@ Two transports on one realm:
   secret stays out of the file: crossbar reads ``${WAMP_SECRET}`` from its own
   environment (the unit shares ``/etc/sisock/sisock.env``).
 - an anonymous websocket for OCS agents on ``CROSSBAR_OCS_PORT``, bound to
-  127.0.0.1 only, whose role reaches ``observatory.*`` and nothing under
+  ``CROSSBAR_OCS_INTERFACE`` (127.0.0.1 unless the site puts it on a private
+  network; every interface only with ``CROSSBAR_OCS_WILDCARD=on``), whose role reaches ``observatory.*`` and nothing under
   ``org.simonsobservatory``; plus, only with ``CROSSBAR_OCS_CALL=on``, the HTTP
   ``/call`` bridge (crossbar answers it to any browser origin and cannot be
   told otherwise, so it stays off unless OCS clients need it).
@@ -21,9 +22,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
-from sisock.config import Config, ConfigError
+from sisock.config import Config, ConfigError, is_wildcard
 from sisock.wamp import BASE_URI
 
 SISOCK_ROLE = "sisock"
@@ -46,7 +47,7 @@ def _permission(uri: str, match: str = "prefix", call=False, register=False, pub
 
 
 def roles() -> List[Dict]:
-    """The three roles: sisock components, sisock-http, and anonymous OCS clients on loopback."""
+    """The three roles: sisock components, sisock-http, and anonymous OCS clients."""
     return [
         {
             "name": SISOCK_ROLE,
@@ -108,6 +109,25 @@ def _tls_transport(config: Config) -> Dict:
     }
 
 
+def ocs_warning(config: Config) -> Optional[str]:
+    """The warning to log when the unauthenticated OCS port listens on every interface, or None."""
+    if not is_wildcard(config.crossbar_ocs_interface):
+        return None
+    return (f"the OCS port {config.crossbar_ocs_port} has no authentication and listens on every interface "
+            f"(CROSSBAR_OCS_INTERFACE={config.crossbar_ocs_interface}): anyone who reaches it can publish "
+            "OCS feeds; keep it on a site-private network")
+
+
+def _ocs_interface(config: Config) -> str:
+    """CROSSBAR_OCS_INTERFACE, refused when it is a wildcard without CROSSBAR_OCS_WILDCARD=on."""
+    interface = config.crossbar_ocs_interface
+    if is_wildcard(interface) and not config.crossbar_ocs_wildcard:
+        raise ConfigError(f"CROSSBAR_OCS_INTERFACE={interface!r} is every interface and the OCS port has no "
+                          "authentication: name the router's address on the site-private network, or set "
+                          "CROSSBAR_OCS_WILDCARD=on")
+    return interface
+
+
 def _ocs_transport(config: Config) -> Dict:
     paths: Dict[str, Dict] = {
         "ws": {"type": "websocket", "auth": {"anonymous": {"type": "static", "role": OCS_ROLE}},
@@ -117,7 +137,7 @@ def _ocs_transport(config: Config) -> Dict:
         paths["call"] = {"type": "caller", "realm": config.crossbar_realm, "role": OCS_ROLE}
     return {
         "type": "web",
-        "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": config.crossbar_ocs_port},
+        "endpoint": {"type": "tcp", "interface": _ocs_interface(config), "port": config.crossbar_ocs_port},
         "paths": paths,
     }
 

@@ -2,6 +2,8 @@
 # Boot systemd in ROOT; run as root inside `unshare -fpmu --mount-proc`.
 # Optional CACHE_DIR: its apt/ and pip/ folders are bind-mounted on the
 # guest's apt archive and root's pip cache, so a second run downloads nothing.
+# Optional BIND_RO: colon-separated host folders bind-mounted read-only at the
+# same paths in the guest (a test runs the host's checkout and venv there).
 set -euo pipefail
 ROOT=$1
 mount --make-rprivate /
@@ -16,4 +18,10 @@ if [ -n "${CACHE_DIR:-}" ]; then
     mount --bind "$CACHE_DIR/apt" "$ROOT/var/cache/apt/archives"
     mount --bind "$CACHE_DIR/pip" "$ROOT/root/.cache/pip"
 fi
+IFS=: read -r -a binds <<< "${BIND_RO:-}"
+for dir in "${binds[@]}"; do
+    mkdir -p "$ROOT$dir"
+    mount --bind "$dir" "$ROOT$dir"
+    mount -o remount,bind,ro "$ROOT$dir"
+done
 exec chroot "$ROOT" /lib/systemd/systemd --system
