@@ -317,13 +317,26 @@ def test_a_field_whose_rate_changes_is_answered_exactly_across_its_tiers(mixed, 
     assert_same(Reader(mixed, 16), f"{C}.w", END + offset, END + offset + span, max_points)
 
 
+#: Windows whose edges have finer tiers than a stretch in their middle (hour rows, 10-minute
+#: rows, none before the archive), at steps whose tier is an hour.
+MIXED_WINDOWS = [(END - 3.2 * DAY, END - 1.2 * DAY), (END - 2.1 * DAY + 5.5, END - 1.3 * DAY),
+                 (END - 1.4 * DAY + 77.7, END - 0.3 * DAY)]
+
+
+def test_a_stretch_of_rows_as_wide_as_the_step_s_tier_is_read_from_them(mixed):
+    reader = Reader(mixed, 0)
+    for t0, t1 in MIXED_WINDOWS:
+        for points in (20, 100):
+            assert_same(reader, f"{C}.w", t0, t1, points)
+
+
 def test_a_field_whose_rate_changes_is_exact_while_its_coarse_tiers_wait(env, monkeypatch):
     mixed_archive(archive_dir(env))
     index = make_index(env)
     monkeypatch.setattr(index, "refresh_summaries", lambda: 0)  # a scanner stopped before its refresh
     Scanner(index, archive_dir(env)).scan_once()
     reader = Reader(index, 0)
-    for t0, t1 in WINDOWS + [(END - 2.9 * DAY + 11.1, END - 1.2 * DAY), (END - 1.6 * DAY, END - 0.9 * DAY),
-                             (END - 1.4 * DAY + 77.7, END - 0.3 * DAY)]:
+    for t0, t1 in WINDOWS + MIXED_WINDOWS + [(END - 2.9 * DAY + 11.1, END - 1.2 * DAY),
+                                             (END - 1.6 * DAY, END - 0.9 * DAY)]:
         for points in (20, 100, 1000):
             assert_same(reader, f"{C}.w", t0, t1, points)

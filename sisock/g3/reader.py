@@ -229,22 +229,25 @@ class Reader:
                 stale = summaries.stale(cur, sorted(summarized), start, end)
                 for description in sorted(summarized):
                     keys = sorted({f.key for f in wanted.values() if f.description == description})
-                    by_edges: Dict[Tuple[float, float], List[str]] = {}
+                    by_edges: Dict[summaries.Edges, List[str]] = {}
                     edges_of = summaries.finest(cur, description, keys, start, end, top, description in stale)
                     for key, edges in edges_of.items():
                         if edges is not None:  # else the field is read from its frames
                             by_edges.setdefault(edges, []).append(key)
-                    for (left, right), group in by_edges.items():
-                        lo, hi = math.ceil(start / left) * left, math.floor(end / right) * right
+                    for edges, group in by_edges.items():
+                        lo = math.ceil(start / edges.left) * edges.left
+                        hi = math.floor(end / edges.right) * edges.right
                         if lo >= hi:
                             continue
                         inner.update({(description, key): (lo, hi) for key in group})
-                        rows_up_to = summaries.TIERS.index(max(left, right))
-                        # a field's finest tiers are its file rows (coarse rows hold only finer rows);
-                        # coarse tiers waiting for the scanner's refresh: the file rows answer meanwhile
+                        rows_up_to = summaries.TIERS.index(max(edges.left, edges.right))
+                        # a field's finest tiers are its file rows (coarse rows hold only finer rows), and
+                        # so is a stretch holding rows as wide as the top tier; coarse tiers waiting for
+                        # the scanner's refresh: the file rows answer meanwhile
                         top_k = rows_up_to if description in stale else tier
-                        for k, a, b in summaries.cover(lo, hi, max(top_k, rows_up_to)):
-                            if k <= rows_up_to:
+                        for k, a, b in summaries.split(summaries.cover(lo, hi, max(top_k, rows_up_to)),
+                                                       edges.wide_lo, edges.wide_hi):
+                            if k <= rows_up_to or (a < edges.wide_hi and b > edges.wide_lo):
                                 got = {key: merge([x.slots for x in found], summaries.TIERS[k]) for key, found in
                                        summaries.file_buckets(cur, description, group, a, b).items()}
                             else:

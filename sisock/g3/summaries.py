@@ -282,20 +282,30 @@ def file_buckets(cur, description: str, keys: Optional[Sequence[str]], lo: float
     return found
 
 
+class Edges(NamedTuple):
+    """A field's finest tier at a window's two edges, and where in it rows as wide as the
+    request's top tier lie (``wide_lo`` = ``wide_hi``: nowhere); those are read from file rows."""
+
+    left: float
+    right: float
+    wide_lo: float = 0.0
+    wide_hi: float = 0.0
+
+
 def finest(cur, description: str, keys: Sequence[str], start: float, end: float, top: float,
-           everywhere: bool = False) -> Dict[str, Optional[Tuple[float, float]]]:
-    """For each of ``keys``, the widths of its finest tier at the window's two edges, for a request
-    answered with tiers up to ``top`` seconds; None where some file in the window has only
-    coarser buckets than ``top`` (the field is then read from its frames).
+           everywhere: bool = False) -> Dict[str, Optional[Edges]]:
+    """For each of ``keys``, :class:`Edges` for a request answered with tiers up to ``top``
+    seconds; None where some file in the window has only coarser buckets than ``top`` (the
+    field is then read from its frames).
 
     Only the edges need a field's own width (buckets finer than ``top`` are read within one
-    ``top`` bucket of each edge); the middle only needs every row to be finer than ``top``, or
-    as wide, when the top pieces too come from the file rows (``(top, top)``). ``everywhere``:
-    the widest row of the whole window at both edges (for a window read from file rows alone).
-    The catalogue's width of each field (its widest row anywhere) comes first: on an archive
-    whose fields all fill 60 s buckets that is all it costs, and the whole window is searched
-    only when some row of the field may be as wide as ``top``."""
-    out: Dict[str, Optional[Tuple[float, float]]] = {key: (FINE, FINE) for key in keys}
+    ``top`` bucket of each edge); the middle only needs every row to be finer than ``top`` (the
+    coarse rows hold those), and where some are as wide, the file rows answer that stretch.
+    ``everywhere``: the widest row of the whole window at both edges (for a window read from
+    file rows alone). The catalogue's width of each field (its widest row anywhere) comes first:
+    on an archive whose fields all fill 60 s buckets that is all it costs, and the whole window
+    is searched only when some row of the field may be as wide as ``top``."""
+    out: Dict[str, Optional[Edges]] = {key: Edges(FINE, FINE) for key in keys}
     if not keys:
         return out
     marks = ", ".join("?" * len(keys))
@@ -304,33 +314,42 @@ def finest(cur, description: str, keys: Sequence[str], start: float, end: float,
     if widest is None or widest <= FINE:
         return out
     if everywhere:
-        left = right = _widest_rows(cur, description, keys, start, end, FINE)
+        left = right = {k: w for k, (w, _, _) in _widest_rows(cur, description, keys, start, end, FINE).items()}
     else:
         left_end, right_start = math.ceil(start / top) * top, math.floor(end / top) * top
-        left = _widest_rows(cur, description, keys, start, min(left_end, end), FINE)
-        right = _widest_rows(cur, description, keys, max(right_start, start), end, FINE)
+        left = {k: w for k, (w, _, _) in _widest_rows(cur, description, keys, start, min(left_end, end),
+                                                       FINE).items()}
+        right = {k: w for k, (w, _, _) in _widest_rows(cur, description, keys, max(right_start, start), end,
+                                                        FINE).items()}
     whole = _widest_rows(cur, description, keys, start, end, top) if widest >= top else {}
     for key in keys:
-        if whole.get(key, 0) > top:
+        width, lo, hi = whole.get(key, (0.0, 0.0, 0.0))
+        if width > top:
             out[key] = None
-        elif whole.get(key, 0) == top:
-            out[key] = (top, top)
         else:
-            out[key] = (left.get(key, FINE), right.get(key, FINE))
+            out[key] = Edges(left.get(key, FINE), right.get(key, FINE), *((lo, hi) if width == top else (0.0, 0.0)))
     return out
 
 
-def _widest_rows(cur, description: str, keys: Sequence[str], lo: float, hi: float, above: float) -> Dict[str, float]:
-    """The widest row of each key in ``[lo, hi)`` among the feeds whose widest row is over ``above``
-    (at least ``above`` when it is not the finest width): only files holding coarse rows are searched."""
+def _widest_rows(cur, description: str, keys: Sequence[str], lo: float, hi: float,
+                 above: float) -> Dict[str, Tuple[float, float, float]]:
+    """``(widest, t_start, t_end)`` of each key's rows in ``[lo, hi)`` among the feeds whose widest
+    row is over ``above`` (at least ``above`` when it is not the finest width), the times spanning
+    its rows of that widest width: only files holding coarse rows are searched."""
     if hi <= lo:
         return {}
     marks = ", ".join("?" * len(keys))
     compare = ">" if above <= FINE else ">="
-    return {key: float(w) for key, w in cur.all(
-        "SELECT sf.field, MAX(sf.width) FROM feeds fe JOIN summaries_file sf ON sf.feed_id = fe.id "
-        f"WHERE fe.description = ? AND {window.overlaps()} AND fe.summary_width {compare} ? "
-        f"AND sf.field IN ({marks}) GROUP BY sf.field", (description, *window.bounds(lo, hi), above, *keys))}
+    rows = cur.all("SELECT sf.field, sf.width, MIN(sf.t_start), MAX(sf.t_end) FROM feeds fe "
+                   "JOIN summaries_file sf ON sf.feed_id = fe.id "
+                   f"WHERE fe.description = ? AND {window.overlaps()} AND fe.summary_width {compare} ? "
+                   f"AND sf.field IN ({marks}) GROUP BY sf.field, sf.width",
+                   (description, *window.bounds(lo, hi), above, *keys))
+    out: Dict[str, Tuple[float, float, float]] = {}
+    for key, width, t_start, t_end in rows:
+        if key not in out or width > out[key][0]:
+            out[key] = (float(width), float(t_start), float(t_end))
+    return out
 
 
 def coarse_buckets(cur, description: str, keys: Sequence[str], width: float, lo: float,
@@ -404,6 +423,18 @@ def cover(lo: float, hi: float, top: int) -> List[Tuple[int, float, float]]:
             lo = edge
         k -= 1
     return pieces
+
+
+def split(pieces: List[Tuple[int, float, float]], lo: float, hi: float) -> List[Tuple[int, float, float]]:
+    """:func:`cover`'s pieces cut at the bucket boundaries around ``[lo, hi)``, so that only the
+    buckets meeting that stretch are read from elsewhere."""
+    out = []
+    for k, a, b in pieces:
+        width = TIERS[k]
+        cuts = sorted({a, b} | {c for c in (math.floor(lo / width) * width, math.ceil(hi / width) * width)
+                                if a < c < b}) if hi > lo else [a, b]
+        out.extend((k, x, y) for x, y in zip(cuts, cuts[1:]))
+    return out
 
 
 def tier_for(step: float) -> Optional[int]:
