@@ -240,14 +240,17 @@ class Reader:
                         if lo >= hi:
                             continue
                         inner.update({(description, key): (lo, hi) for key in group})
-                        rows_up_to = summaries.TIERS.index(max(edges.left, edges.right))
-                        # a field's finest tiers are its file rows (coarse rows hold only finer rows), and
-                        # so is a stretch holding rows as wide as the top tier; coarse tiers waiting for
-                        # the scanner's refresh: the file rows answer meanwhile
-                        top_k = rows_up_to if description in stale else tier
-                        for k, a, b in summaries.split(summaries.cover(lo, hi, max(top_k, rows_up_to)),
-                                                       edges.wide_lo, edges.wide_hi):
-                            if k <= rows_up_to or (a < edges.wide_hi and b > edges.wide_lo):
+                        waiting = description in stale
+                        left_k, right_k = summaries.TIERS.index(edges.left), summaries.TIERS.index(edges.right)
+                        left_end, right_start = math.ceil(start / top) * top, math.floor(end / top) * top
+                        # from the file rows: the 60 s tier, a field's finest tier at each edge (coarse
+                        # rows hold only finer rows), a stretch holding rows as wide as the top tier, and
+                        # everything while the coarse tiers wait for the scanner's refresh
+                        top_k = max(left_k, right_k) if waiting else tier
+                        for k, a, b in summaries.split(summaries.cover(lo, hi, top_k), edges.wide_lo,
+                                                       edges.wide_hi):
+                            if k == 0 or waiting or (a < edges.wide_hi and b > edges.wide_lo) or \
+                                    (b <= left_end and k <= left_k) or (a >= right_start and k <= right_k):
                                 got = {key: merge([x.slots for x in found], summaries.TIERS[k]) for key, found in
                                        summaries.file_buckets(cur, description, group, a, b).items()}
                             else:
