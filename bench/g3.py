@@ -37,7 +37,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 from sisock.config import load  # noqa: E402
 from sisock.g3 import format as fmt  # noqa: E402
 from sisock.g3.index import open_index  # noqa: E402
-from sisock.g3.reader import FrameCache, Reader, _assemble, _collect, _Timeline  # noqa: E402
+from sisock.g3.reader import FrameCache, Reader, _assemble, _collect, _Timeline, unpack  # noqa: E402
 from sisock.g3.scanner import Scanner  # noqa: E402
 from sisock.g3.writer import Archive, Block, Provider  # noqa: E402
 
@@ -87,7 +87,7 @@ def naive_read(paths: List[Path], names: Dict[str, Dict[str, List[str]]], t0: fl
                 description = provs.get(int(frame["prov_id"]))
                 decoded = list(fmt.blocks(frame))
                 if description in names and decoded:
-                    _collect(pieces, description, frame, names[description], t0, t1)
+                    _collect(pieces, description, unpack(frame), names[description], t0, t1)
     return {tl: _assemble(piece) for tl, piece in pieces.items()}
 
 

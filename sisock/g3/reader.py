@@ -42,15 +42,16 @@ Columns = Dict[str, np.ndarray]
 
 
 class FrameCache:
-    """Decoded frames by ``(path, byte offset)``, least recently used dropped beyond ``capacity`` bytes."""
+    """Decoded frames (their :class:`Block` s) by ``(path, byte offset)``, least recently used
+    dropped beyond ``capacity`` bytes."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.size = 0
-        self._frames: "OrderedDict[Tuple[str, int], Tuple[tuple, int, core.G3Frame]]" = OrderedDict()
+        self._frames: "OrderedDict[Tuple[str, int], Tuple[tuple, int, object]]" = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Tuple[str, int], stamp: tuple) -> Optional[core.G3Frame]:
+    def get(self, key: Tuple[str, int], stamp: tuple) -> Optional[object]:
         """The frame cached under ``key`` if its file still has ``stamp`` (size, mtime)."""
         with self._lock:
             hit = self._frames.get(key)
@@ -59,7 +60,7 @@ class FrameCache:
             self._frames.move_to_end(key)
             return hit[2]
 
-    def put(self, key: Tuple[str, int], stamp: tuple, nbytes: int, frame: core.G3Frame) -> None:
+    def put(self, key: Tuple[str, int], stamp: tuple, nbytes: int, frame: object) -> None:
         """Keep a frame, dropping the oldest ones to stay within capacity."""
         if nbytes > self.capacity:
             return
@@ -72,6 +73,32 @@ class FrameCache:
             while self.size > self.capacity:
                 _, (_, dropped, _) = self._frames.popitem(last=False)
                 self.size -= dropped
+
+
+class Block:
+    """One block of a decoded data frame as the reader uses it: its name, its times (G3Time
+    ticks, a view) and its columns, each a numpy view made the first time it is asked for. The
+    frame cache keeps these, so a warm read does not go through spt3g's objects again."""
+
+    __slots__ = ("name", "ticks", "_block", "_columns")
+
+    def __init__(self, name: str, block: core.G3TimesampleMap) -> None:
+        self.name, self.ticks, self._block = name, fmt.ticks(block), block
+        self._columns: Dict[str, Optional[np.ndarray]] = {key: None for key in block.keys()}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._columns
+
+    def column(self, key: str) -> np.ndarray:
+        found = self._columns[key]
+        if found is None:
+            found = self._columns[key] = np.asarray(self._block[key])
+        return found
+
+
+def unpack(frame: core.G3Frame) -> Tuple[Block, ...]:
+    """A decoded data frame's blocks (:class:`Block`)."""
+    return tuple(Block(name, block) for name, block in fmt.blocks(frame))
 
 
 @dataclass
@@ -204,9 +231,8 @@ class Reader:
         for a, b in windows:
             if b <= a or not by_description:
                 continue
-            for description, frame, whole in self.frames(list(by_description), a, b):
-                _collect(pieces, description, frame, by_description[description], a, b, whole)
-                frame.drop_blobs()  # the cache then holds the decoded objects only, not the bytes too
+            for description, blocks, whole in self.frames(list(by_description), a, b):
+                _collect(pieces, description, blocks, by_description[description], a, b, whole)
                 if 0 < step < math.inf:
                     _compact(pieces, step)
         return {timeline: _assemble(piece) for timeline, piece in pieces.items()}
@@ -278,8 +304,9 @@ class Reader:
         return result
 
     def frames(self, descriptions: List[str], start: float, end: float):
-        """Yield ``(description, frame, whole)`` for each indexed data frame overlapping the window;
-        ``whole`` says that the index puts all of the frame's samples inside it."""
+        """Yield ``(description, blocks, whole)`` for each indexed data frame overlapping the window
+        (its :func:`unpack`-ed blocks); ``whole`` says that the index puts all of the frame's
+        samples inside it."""
         handle, handle_path, stamp = None, None, None
         try:
             for path, _size, _mtime, offset, nbytes, description, t_start, t_end in self.index.frames_in(
@@ -290,13 +317,15 @@ class Reader:
                     handle, handle_path, stamp = self._open(path)
                 if handle is None:
                     continue
-                frame = self.cache.get((path, offset), stamp)
-                if frame is None:
+                blocks = self.cache.get((path, offset), stamp)
+                if blocks is None:
                     frame = self._read(handle, path, stamp[0], offset, nbytes)
                     if frame is None:
                         continue
-                    self.cache.put((path, offset), stamp, nbytes, frame)
-                yield description, frame, start <= t_start and t_end < end
+                    blocks = unpack(frame)
+                    frame.drop_blobs()  # the cache then holds the decoded objects only, not the bytes too
+                    self.cache.put((path, offset), stamp, nbytes, blocks)
+                yield description, blocks, start <= t_start and t_end < end
         finally:
             if handle is not None:
                 handle.close()
@@ -333,29 +362,25 @@ class Reader:
             self.log.warn(text + (" ({held} more such lines held back)" if held else ""), held=held, **values)
 
 
-def _collect(pieces: Dict[str, _Timeline], description: str, frame: core.G3Frame,
+def _collect(pieces: Dict[str, _Timeline], description: str, blocks: Tuple[Block, ...],
              keys: Dict[str, List[str]], start: float, end: float, whole: bool = False) -> None:
-    """Add the samples of ``keys`` in ``[start, end)`` from one data frame, as views (no copies).
-
-    ``whole`` (every sample is known to lie inside) skips the per-sample test.
+    """Add the samples of ``keys`` in ``[start, end)`` from one data frame's blocks, as views
+    (no copies). ``whole`` (every sample is known to lie inside) skips the per-sample test.
     """
-    for block_name, block in fmt.blocks(frame):
-        present = [(names, block[key]) for key, names in keys.items() if key in block]
-        if not present:
+    for block in blocks:
+        present = [(names, key) for key, names in keys.items() if key in block]
+        if not present or not len(block.ticks):
             continue
-        ticks = fmt.ticks(block)
-        if not len(ticks):
-            continue
-        inside = slice(None) if whole else _window(ticks, start, end)
+        inside = slice(None) if whole else _window(block.ticks, start, end)
         if inside is None:
             continue
-        timeline = f"{description}.{block_name}"
+        timeline = f"{description}.{block.name}"
         piece = pieces.get(timeline)
         if piece is None:
             piece = pieces[timeline] = _Timeline()
-        piece.add_ticks(ticks[inside])
-        for names, vector in present:
-            column = np.asarray(vector)[inside]
+        piece.add_ticks(block.ticks[inside])
+        for names, key in present:
+            column = block.column(key)[inside]
             for name in names:
                 piece.add(name, column)
 
