@@ -77,20 +77,26 @@ class FrameCache:
 
 class Block:
     """One block of a decoded data frame as the reader uses it: its name, its times (G3Time
-    ticks, a view) and its columns, each a numpy view made the first time it is asked for. The
-    frame cache keeps these, so a warm read does not go through spt3g's objects again."""
+    ticks) and its columns, each a numpy view made the first time it is asked for. The frame
+    cache keeps these, so a warm read does not go through spt3g's objects again."""
 
-    __slots__ = ("name", "ticks", "_block", "_columns")
+    __slots__ = ("name", "_block", "_ticks", "_columns")
 
     def __init__(self, name: str, block: core.G3TimesampleMap) -> None:
-        self.name, self.ticks, self._block = name, fmt.ticks(block), block
-        self._columns: Dict[str, Optional[np.ndarray]] = {key: None for key in block.keys()}
+        self.name, self._block, self._ticks = name, block, None
+        self._columns: Dict[str, np.ndarray] = {}
+
+    @property
+    def ticks(self) -> np.ndarray:
+        if self._ticks is None:
+            self._ticks = fmt.ticks(self._block)
+        return self._ticks
 
     def __contains__(self, key: str) -> bool:
-        return key in self._columns
+        return key in self._columns or key in self._block
 
     def column(self, key: str) -> np.ndarray:
-        found = self._columns[key]
+        found = self._columns.get(key)
         if found is None:
             found = self._columns[key] = np.asarray(self._block[key])
         return found
@@ -315,11 +321,12 @@ class Reader:
                     if handle is not None:
                         handle.close()
                     handle, handle_path, stamp = self._open(path)
+                    source = None if handle is None else framing.FileBytes(handle, stamp[0])
                 if handle is None:
                     continue
                 blocks = self.cache.get((path, offset), stamp)
                 if blocks is None:
-                    frame = self._read(handle, path, stamp[0], offset, nbytes)
+                    frame = self._read(source, path, offset, nbytes)
                     if frame is None:
                         continue
                     blocks = unpack(frame)
@@ -340,10 +347,11 @@ class Reader:
             return None, path, None
         return handle, path, (st.st_size, st.st_mtime_ns)
 
-    def _read(self, handle, path: str, size: int, offset: int, nbytes: int) -> Optional[core.G3Frame]:
+    def _read(self, source: framing.FileBytes, path: str, offset: int, nbytes: int) -> Optional[core.G3Frame]:
         """The frame the index puts at ``offset``, or None (logged) if the file no longer has it there."""
+        source.ahead = nbytes  # the index knows the frame's size: one read, into the file's one buffer
         try:
-            frame, length = framing.frame_at(framing.FileBytes(handle, size, nbytes), offset)
+            frame, length = framing.frame_at(source, offset)
         except (framing.Truncated, framing.Damaged) as exc:
             self._warn("cannot read the frame at byte {offset} of {path}: {error}; it is left out until the "
                        "scanner reads the file again", offset=offset, path=path, error=str(exc))
