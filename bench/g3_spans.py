@@ -36,7 +36,7 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-from typing import Callable, Dict, List  # noqa: E402
+from typing import Callable, Dict, List, Optional  # noqa: E402
 
 from bench.g3 import providers, scale_for, scan  # noqa: E402
 from sisock.config import load  # noqa: E402
@@ -143,7 +143,7 @@ class Stack:
         self.router.stop()
 
 
-def bench_http(stack: Stack, index_path: Path, naive_path: Path, names: List[str], spans: Dict[str, float],
+def bench_http(stack: Stack, index_path: Path, naive_path: Optional[Path], names: List[str], spans: Dict[str, float],
                repeat: int) -> None:
     print(f"\n(c) /query of {len(names)} targets through sisock-http, maxDataPoints={POINTS}")
     print(f"  {'span':>5} | {'p50 ms':>9} | {'naive ms':>10}")
@@ -152,11 +152,13 @@ def bench_http(stack: Stack, index_path: Path, naive_path: Path, names: List[str
     for label, span in spans.items():
         stack.ask(names, NOW - span, NOW)  # the reader's name table and the page cache
         rows[label] = statistics.median(stack.ask(names, NOW - span, NOW) for _ in range(repeat))
-    stack.serve(naive_path, names)
+    if naive_path is not None:
+        stack.serve(naive_path, names)
     for label, span in spans.items():
-        naive = stack.ask(names, NOW - span, NOW)
+        naive = stack.ask(names, NOW - span, NOW) if naive_path is not None else float("nan")
         print(f"  {label:>5} | {rows[label] * 1000:9.1f} | {naive * 1000:10.0f}", flush=True)
-    stack.serve(index_path, names)
+    if naive_path is not None:
+        stack.serve(index_path, names)
 
 
 def bench_load(stack: Stack, archive: Archive, clients: int, seconds: float) -> None:
@@ -207,6 +209,7 @@ def main() -> int:
     parser.add_argument("--load-seconds", type=float, default=60, help="length of (d) (default 60)")
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one, removed after)")
     parser.add_argument("--reader-only", action="store_true", help="only (b), without its naive row")
+    parser.add_argument("--skip-naive", action="store_true", help="(b) to (d) without the naive rows (minutes)")
     parser.add_argument("--reuse", action="store_true",
                         help="with --dir: read the archive and indexes an earlier run left there, skip (a)")
     parser.add_argument("--reuse-archive", action="store_true",
@@ -278,12 +281,13 @@ def scan_and_measure(args, directory: Path, data: Path, archive: Archive, size: 
 def measure(args, directory: Path, data: Path, archive: Archive, index, naive_index, spans: Dict[str, float]) -> int:
     """Parts (b) to (d) on scanned indexes."""
     names = panel(archive)
-    bench_reader(index, naive_index, names, spans, args.repeat, naive_too=not args.reader_only)
+    bench_reader(index, naive_index, names, spans, args.repeat, naive_too=not (args.reader_only or args.skip_naive))
     if args.reader_only:
         return 0
     stack = Stack(directory, data)
     try:
-        bench_http(stack, directory / "index.sqlite", directory / "naive.sqlite", names, spans, args.repeat)
+        bench_http(stack, directory / "index.sqlite", None if args.skip_naive else directory / "naive.sqlite",
+                   names, spans, args.repeat)
         if args.clients:
             bench_load(stack, archive, args.clients, args.load_seconds)
     finally:

@@ -27,6 +27,8 @@ from sisock.wamp_thread import ThreadedSession
 
 #: CherryPy worker threads: concurrent requests being answered (at most half of them reading slow requests).
 THREADS = 32
+#: Connections the kernel holds for sisock-http before a worker takes them.
+LISTEN_BACKLOG = 128
 
 
 def _forward_cherrypy_log(message: str, level: int = 20, traceback: bool = False) -> None:
@@ -92,6 +94,9 @@ def main(args, config: Config) -> int:
         "server.socket_host": config.http_host,
         "server.socket_port": config.port,
         "server.thread_pool": THREADS,
+        # CherryPy's default backlog of 5 overflows when a dashboard's panels connect at once:
+        # the kernel drops the excess SYNs, and the client retries only after a second
+        "server.socket_queue_size": LISTEN_BACKLOG,
         "server.max_request_body_size": MAX_BODY,
         "log.screen": False,
         "log.access_file": "",
