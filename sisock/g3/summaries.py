@@ -19,7 +19,7 @@ Storage, in the index database and in the same per-file transaction as the frame
   ``summaries_dirty``, and :func:`refresh` (the scanner's, after each pass and
   during a long one) rebuilds the coarse buckets of logged spans from the 60 s
   rows, a few days per transaction. Until then the reader answers those spans
-  from the 60 s rows: the incremental refresh of continuous aggregates.
+  from the file rows: the incremental refresh of continuous aggregates.
 
 A row holds a :class:`~sisock.decimate.Slots` in a compact blob: its width, bucket index,
 count, the four sample times as seconds past the bucket's start (a difference
@@ -193,7 +193,7 @@ def store(cur, feeds: Dict[int, Tuple[int, str]], found: Dict[Key, Buckets]) -> 
 
 
 def remove_file(cur, file_id: int) -> None:
-    """Take a file's aggregates out: its 60 s rows go, and their span is logged for :func:`refresh`."""
+    """Take a file's aggregates out: its rows go, and their span is logged for :func:`refresh`."""
     for description, lo, hi in cur.all(
             "SELECT fe.description, MIN(sf.t_start), MAX(sf.t_end) FROM summaries_file sf "
             "JOIN feeds fe ON fe.id = sf.feed_id WHERE fe.file_id = ? GROUP BY fe.description", (file_id,)):
@@ -217,9 +217,9 @@ def stale(cur, descriptions: Sequence[str], start: float, end: float) -> set:
 
 
 def refresh(index, days: float = REFRESH_DAYS) -> int:
-    """Recompute the coarse tiers wherever 60 s rows came or went since the last refresh (the
+    """Recompute the coarse tiers wherever file rows came or went since the last refresh (the
     log in ``summaries_dirty``, as continuous aggregates keep an invalidation log), from the
-    60 s rows, ``days`` (whole UTC days) per transaction so memory stays bounded. Returns how
+    file rows, ``days`` (whole UTC days) per transaction so memory stays bounded. Returns how
     many stretches were done. A stretch's log entries go in the same transaction as its rows,
     so a refresh stopped anywhere is finished by the next one."""
     widest = TIERS[-1]
