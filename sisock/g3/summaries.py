@@ -14,15 +14,16 @@ Storage, in the index database and in the same per-file transaction as the frame
   buckets at the field's finest width there (``width``). They go with the
   file's ``feeds`` row, whose ``summary_width`` is the widest of its rows.
 - ``summaries``: one row per (provider, field, tier, chunk of :data:`CHUNK`
-  buckets) for the coarser tiers, across files. They are derived from the 60 s
-  rows finer than the tier (a field's finest tier is its file rows): a file's transaction logs the span its rows changed (added or gone) in
+  buckets) for the coarser tiers, across files. They are derived from the file
+  rows finer than the tier (a field's finest tier is its file rows): a file's
+  transaction logs the span its rows changed (added or gone) in
   ``summaries_dirty``, and :func:`refresh` (the scanner's, after each pass and
-  during a long one) rebuilds the coarse buckets of logged spans from the 60 s
+  during a long one) rebuilds the coarse buckets of logged spans from the file
   rows, a few days per transaction. Until then the reader answers those spans
   from the file rows: the incremental refresh of continuous aggregates.
 
-A row holds a :class:`~sisock.decimate.Slots` in a compact blob: its width, bucket index,
-count, the four sample times as seconds past the bucket's start (a difference
+A row holds a :class:`~sisock.decimate.Slots` in a compact blob: its width, bucket
+index, count, the four sample times as seconds past the bucket's start (a difference
 of nearby doubles, so exact both ways), and the four values, each column
 byte-shuffled and the whole zlib-compressed.
 """
