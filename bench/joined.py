@@ -29,6 +29,7 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
+from bench.http import machine  # noqa: E402
 from sisock.config import load  # noqa: E402
 from sisock.g3 import watch  # noqa: E402
 from sisock.g3.index import open_index  # noqa: E402
@@ -177,18 +178,13 @@ def bench_query(work: Path, repeat: int) -> None:
         router.stop()
 
 
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    return f"{os.cpu_count()} CPUs, {model}, load average {os.getloadavg()[0]:.1f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0, help="how long frames are written in (a)")
     parser.add_argument("--frame", type=float, default=5.0, help="seconds between two frames in (a)")
     parser.add_argument("--repeat", type=int, default=30, help="timed requests per case in (b)")
     args = parser.parse_args()
-    print(f"joined-series benchmark on {machine()}")
+    print(f"joined-series benchmark on {machine()}, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as work:
         bench_lag(Path(work), args.minutes, args.frame)
         bench_watch(Path(work))

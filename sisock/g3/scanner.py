@@ -230,8 +230,7 @@ class Scanner:
                 self.log.warn("cannot read {path}: {error}", path=entry.path, error=exc.strerror or str(exc))
                 continue
             if start is not None:
-                providers = self.index.providers_of(row.id) if start and row is not None else {}
-                jobs.append(((path, st, row, start), (path, start, providers, finished, self.summarise)))
+                jobs.append(((path, st, row, start), self._read_args(path, row, start, finished)))
                 size += st.st_size - start
         for (path, st, row, start), scan in parallel.ordered(read_file, jobs, size):
             if self.stop.is_set():
@@ -275,8 +274,7 @@ class Scanner:
                 row = known.get(path)
                 start = self._start_offset(Path(path), st, row, False)
                 if start is not None:
-                    providers = self.index.providers_of(row.id) if start and row is not None else {}
-                    scan = read_file(Path(path), start, providers, False, self.summarise)
+                    scan = read_file(*self._read_args(Path(path), row, start, False))
                     self._store(Path(path), st, row, start, scan, stats)
             except IndexChanged as exc:
                 self.log.warn("{error}", error=str(exc))
@@ -284,6 +282,12 @@ class Scanner:
                 continue
             stats.files += 1
         return stats
+
+    def _read_args(self, path: Path, row: Optional[FileRow], start: int, finished: bool) -> tuple:
+        """:func:`read_file`'s arguments for reading ``path`` from ``start`` (a grown file keeps
+        the providers its status frames named before)."""
+        providers = self.index.providers_of(row.id) if start and row is not None else {}
+        return path, start, providers, finished, self.summarise
 
     def _start_offset(self, path: Path, st: os.stat_result, row: Optional[FileRow], finished: bool) -> Optional[int]:
         """Where to read ``path`` from this pass, or None to leave it alone."""
