@@ -19,6 +19,7 @@ setup(
         "twisted>=22.10",
         "txaio>=23.1",
         "cherrypy>=18.8",
+        "orjson>=3.9",
         "pymysql>=1.1",
         "python-dotenv>=1.0",
         "spt3g>=1.0",

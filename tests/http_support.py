@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np
+import orjson
 import pytest
 
 from sisock.servers.weather_example import generate
@@ -45,7 +46,8 @@ class JsonHttp:
             connection.request(method, path, body=payload, headers={"Content-Type": content_type, **self.headers})
             response = connection.getresponse()
             text = response.read()
-            return response.status, json.loads(text) if text else None, dict(response.getheaders())
+            # orjson: strict standard JSON (no NaN literals), and cheap enough for a load generator
+            return response.status, orjson.loads(text) if text else None, dict(response.getheaders())
         finally:
             connection.close()
 

@@ -17,7 +17,6 @@ import math
 import os
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -26,6 +25,7 @@ import txaio
 from spt3g import core
 
 from sisock import log
+from sisock.lru import SizedLRU
 from sisock.datanode import field_info
 from sisock.decimate import Slots, aggregate, choose_step, decimate_columns, merge, reduce_to_step
 from sisock.g3 import format as fmt
@@ -37,42 +37,25 @@ from sisock.g3.index import Index
 COMPACT_AT = 2_000_000
 #: Seconds a name lookup table is trusted before an unknown name makes us reload it.
 NAMES_TTL = 5.0
+#: Seconds a provider's newest indexed time is reused: an older one is still true (the archive
+#: holds every sample up to it), and busy panels then share one query.
+UNTIL_TTL = 0.25
 
 Columns = Dict[str, np.ndarray]
 
 
-class FrameCache:
+class FrameCache(SizedLRU):
     """Decoded frames (their :class:`Block` s) by ``(path, byte offset)``, least recently used
-    dropped beyond ``capacity`` bytes."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.size = 0
-        self._frames: "OrderedDict[Tuple[str, int], Tuple[tuple, int, object]]" = OrderedDict()
-        self._lock = threading.Lock()
+    dropped beyond ``capacity`` bytes; a frame is stale once its file's ``stamp`` changed."""
 
     def get(self, key: Tuple[str, int], stamp: tuple) -> Optional[object]:
         """The frame cached under ``key`` if its file still has ``stamp`` (size, mtime)."""
-        with self._lock:
-            hit = self._frames.get(key)
-            if hit is None or hit[0] != stamp:
-                return None
-            self._frames.move_to_end(key)
-            return hit[2]
+        hit = super().get(key)
+        return hit[1] if hit is not None and hit[0] == stamp else None
 
     def put(self, key: Tuple[str, int], stamp: tuple, nbytes: int, frame: object) -> None:
         """Keep a frame, dropping the oldest ones to stay within capacity."""
-        if nbytes > self.capacity:
-            return
-        with self._lock:
-            old = self._frames.pop(key, None)
-            if old is not None:
-                self.size -= old[1]
-            self._frames[key] = (stamp, nbytes, frame)
-            self.size += nbytes
-            while self.size > self.capacity:
-                _, (_, dropped, _) = self._frames.popitem(last=False)
-                self.size -= dropped
+        super().put(key, nbytes, (stamp, frame))
 
 
 class Block:
@@ -158,6 +141,7 @@ class Reader:
         txaio.use_twisted()
         self.log = log.logger()
         self._throttle = log.Throttle(60.0)
+        self._until: Dict[str, Tuple[float, float]] = {}  # description -> (when asked, newest time)
 
     def _ready(self) -> bool:
         """True once the index has this sisock's schema (the scanner makes and upgrades it)."""
@@ -204,8 +188,16 @@ class Reader:
     def indexed_until(self, names: List[str]) -> Dict[str, float]:
         """Each known name's newest indexed time (its provider's): the archive holds every sample up to it."""
         wanted = self.resolve(names)
-        until = self.index.indexed_until(sorted({f.description for f in wanted.values()}))
-        return {n: until[f.description] for n, f in wanted.items() if f.description in until}
+        now = time.monotonic()
+        descriptions = {f.description for f in wanted.values()}
+        if any(now - self._until.get(d, (-math.inf, 0.0))[0] > UNTIL_TTL for d in descriptions):
+            found = self.index.indexed_until(sorted(descriptions))
+            for d in descriptions:  # one whose frames all left the index has no time any more
+                if d in found:
+                    self._until[d] = (now, found[d])
+                else:
+                    self._until.pop(d, None)
+        return {n: self._until[f.description][1] for n, f in wanted.items() if f.description in self._until}
 
     # -- get_data ------------------------------------------------------------------
     def data(self, names: List[str], start: float, end: float, min_stride: Optional[float] = None,

@@ -39,6 +39,7 @@ import numpy as np
 from sisock.decimate import GRID, Slots, merge, segment_extremes, slot_bounds
 from sisock.g3 import format as fmt
 from sisock.g3 import window
+from sisock.lru import SizedLRU
 
 #: Bucket widths (s) of the tiers; each divides the next (they are the decimation grid's).
 TIERS: Tuple[float, ...] = tuple(w for w in GRID if w >= 60.0)
@@ -53,6 +54,10 @@ REFRESH_DAYS = 8
 _HEADER = struct.Struct("<BI")  # format version, bucket count
 _WIDTH = struct.Struct("<d")  # format 2: the bucket width follows the header
 _FORMAT = 2
+#: Bytes of decoded rows kept (:func:`decode_buckets`), and what one entry costs besides its arrays.
+DECODED_BYTES = 64 << 20
+_ENTRY_BYTES = 1500
+_DECODED = SizedLRU(DECODED_BYTES)
 
 Key = Tuple[int, str]  # (prov_id, field key)
 
@@ -93,7 +98,23 @@ def decode(blob: bytes, width: Optional[float] = None) -> Slots:
 
 
 def decode_buckets(blob: bytes, width: Optional[float] = None) -> Buckets:
-    """:func:`decode` with the blob's width (format 1, of schema 4, held 60 s rows or a known tier)."""
+    """:func:`decode` with the blob's width (format 1, of schema 4, held 60 s rows or a known tier).
+
+    Panels read the same rows again and again (every panel ending now reads the last files'),
+    so decoded rows are kept by their bytes (:data:`DECODED_BYTES`): a row that changed is
+    other bytes, so what is kept is never stale. Their arrays are read-only, as they are shared.
+    """
+    key = (bytes(blob), width)
+    found = _DECODED.get(key)
+    if found is None:
+        found = _decode(key[0], width)
+        for column in found.slots.COLUMNS:
+            getattr(found.slots, column).flags.writeable = False
+        _DECODED.put(key, len(key[0]) + 10 * 8 * len(found.slots) + _ENTRY_BYTES, found)
+    return found
+
+
+def _decode(blob: bytes, width: Optional[float]) -> Buckets:
     version, n = _HEADER.unpack_from(blob)
     at = _HEADER.size
     if version == 2:

@@ -2,7 +2,8 @@
 
 Fields that share a timeline are reduced together with the project's one
 min/max-preserving decimation (:mod:`sisock.decimate`), so a one-sample spike
-stays visible at any zoom. Times go out as UNIX milliseconds, NaN as null.
+stays visible at any zoom. Times go out as UNIX milliseconds, NaN as null (the
+JSON encoder's: :func:`sisock.http.app.encode`).
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from sisock.datanode import plain_list as json_values
 from sisock.decimate import decimate_columns
 from sisock.http.errors import NodeFailed, TooLarge
 from sisock.http.request import Query, Target
@@ -85,12 +85,11 @@ def _milliseconds(t: np.ndarray) -> list:
 
 
 def _timeseries(target: Target, t: np.ndarray, values: np.ndarray) -> dict:
-    return {"target": target.name,
-            "datapoints": list(map(list, zip(json_values(values), _milliseconds(t))))}
+    return {"target": target.name, "datapoints": list(zip(values.tolist(), _milliseconds(t)))}
 
 
 def _table(target: Target, t: np.ndarray, values: np.ndarray) -> dict:
     kind = "number" if values.dtype.kind in "biuf" else "string"
     return {"type": "table",
             "columns": [{"text": "Time", "type": "time"}, {"text": target.name, "type": kind}],
-            "rows": list(map(list, zip(_milliseconds(t), json_values(values))))}
+            "rows": list(zip(_milliseconds(t), values.tolist()))}
