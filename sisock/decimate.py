@@ -86,6 +86,15 @@ class Slots:
         """The slots selected by ``index`` (a mask, slice or positions)."""
         return Slots(*(getattr(self, c)[index] for c in self.COLUMNS))
 
+    def between(self, lo: float, hi: float) -> "Slots":
+        """The slots starting in ``[lo, hi)`` (starts are in order): these very slots when all
+        are, else views of them, never a copy."""
+        n = len(self.start)
+        if not n or (self.start[0] >= lo and self.start[-1] < hi):
+            return self
+        a, b = np.searchsorted(self.start, (lo, hi))
+        return self.take(slice(int(a), int(b)))
+
     def points(self) -> Tuple[np.ndarray, np.ndarray]:
         """The answer: each slot's first, minimum, maximum and last sample in time order, once each."""
         if not len(self):
@@ -218,7 +227,7 @@ def merge(parts: Sequence[Slots], step: float) -> Slots:
 
     lo = pick(a.min_t, np.where(np.isnan(a.min_v), np.inf, a.min_v))
     hi = pick(a.max_t, np.where(np.isnan(a.max_v), np.inf, -a.max_v))
-    last = pick(-a.last_t)
+    last = pick(-np.arange(len(key)), -a.last_t)  # of samples at one time, the later one is last
     return Slots(key[starts], np.add.reduceat(a.count, starts), a.first_t[starts], a.first_v[starts],
                  a.min_t[lo], a.min_v[lo], a.max_t[hi], a.max_v[hi], a.last_t[last], a.last_v[last])
 

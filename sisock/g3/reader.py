@@ -275,12 +275,13 @@ class Reader:
                                                        edges.wide_hi):
                             if k == 0 or waiting or (a < edges.wide_hi and b > edges.wide_lo) or \
                                     (b <= left_end and k <= left_k) or (a >= right_start and k <= right_k):
-                                got = {key: merge([x.slots for x in found], summaries.TIERS[k]) for key, found in
-                                       summaries.file_buckets(cur, description, group, a, b).items()}
+                                # each row's buckets divide the step's: the last merge combines them
+                                for key, found in summaries.file_buckets(cur, description, group, a, b).items():
+                                    parts.setdefault((description, key), []).extend(x.slots for x in found)
                             else:
                                 got = summaries.coarse_buckets(cur, description, group, summaries.TIERS[k], a, b)
-                            for key, slots in got.items():
-                                parts.setdefault((description, key), []).append(slots)
+                                for key, slots in got.items():
+                                    parts.setdefault((description, key), []).append(slots)
             self.index.run(read)
         # the rest from the samples: the window's edges outside whole buckets, or all of it
         groups: Dict[Tuple[float, float], Dict[str, Field]] = {}

@@ -300,7 +300,7 @@ def file_buckets(cur, description: str, keys: Optional[Sequence[str]], lo: float
     found: Dict[str, List[Buckets]] = {}
     for key, blob in rows:
         width, slots = decode_buckets(blob)
-        found.setdefault(key, []).append(Buckets(width, slots.take((slots.start >= lo) & (slots.start < hi))))
+        found.setdefault(key, []).append(Buckets(width, slots.between(lo, hi)))
     return found
 
 
@@ -390,7 +390,7 @@ def _gather(rows: Iterable[tuple], width: float, lo: float, hi: float) -> Dict[s
     parts: Dict[str, List[Slots]] = {}
     for key, blob in rows:
         slots = decode_buckets(blob, width).slots
-        parts.setdefault(key, []).append(slots.take((slots.start >= lo) & (slots.start < hi)))
+        parts.setdefault(key, []).append(slots.between(lo, hi))
     return {key: merge(p, width) if len(p) > 1 else p[0] for key, p in parts.items()}
 
 
