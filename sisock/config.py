@@ -220,7 +220,9 @@ class Config:
     sqlite_path: Path = _setting(Path("/var/lib/sisock/g3-index.sqlite"), "the SQLite g3 index file")
     data_directory: Optional[Path] = _setting(None, "top of the archive this server reads")
     scan_interval: float = _setting(3600.0, "seconds between two scans")
-    g3_cache_mb: int = _setting(256, "megabytes of decoded frames kept in memory")
+    g3_cache_mb: int = _setting(256, "megabytes of decoded frames kept in memory (shared out among the workers)")
+    g3_reader_processes: int = _setting(0, "worker processes answering get_data (0: one per core, at most 4; "
+                                           "1: none, the reader itself)")
     # every data node server
     max_points: int = _setting(0, "cap on the points returned per field and call (0: none)")
     # data-feed instance
@@ -297,6 +299,7 @@ _PARSERS: Mapping[str, Callable[[str, str], object]] = {
     "data_directory": _optional_path,
     "scan_interval": _positive_number,
     "g3_cache_mb": _non_negative_integer,
+    "g3_reader_processes": _non_negative_integer,
     "max_points": _non_negative_integer,
     "target": _optional_text,
     "feed": _optional_text,
@@ -329,7 +332,7 @@ READS: Dict[str, Tuple[str, ...]] = {
     "hub": _WAMP,
     "http": _WAMP + _HTTP,
     "g3-file-scanner": ("DATA_DIRECTORY", "SCAN_INTERVAL") + _INDEX + _LOG,
-    "g3-reader": _NODE + _INDEX + ("G3_CACHE_MB",),
+    "g3-reader": _NODE + _INDEX + ("G3_CACHE_MB", "G3_READER_PROCESSES"),
     "data-feed": _NODE + ("TARGET", "FEED", "NAME", "DESCRIPTION", "BUFFER_TIME", "DATA_FEED_TRANSPORT",
                           "CROSSBAR_OCS_PORT", "CROSSBAR_OCS_INTERFACE"),
     "weather": _NODE + ("DATA_DIRECTORY",),

@@ -3,13 +3,17 @@
 Fields are named ``<provider description>.<field>``; the short form
 ``observatory.<agent>.<field>`` works too. The index comes from
 ``sisock g3-file-scanner`` (MySQL/MariaDB when SQL_HOST is set, else SQLite).
+``get_data`` runs in worker processes (:mod:`sisock.g3.workers`, G3_READER_PROCESSES).
 """
 from __future__ import annotations
 
 from typing import List, Optional
 
+from twisted.internet import reactor
+
 from sisock.config import Config
-from sisock.datanode import DataNodeServer, data_result
+from sisock.datanode import DataNodeServer
+from sisock.g3 import workers
 from sisock.g3.index import open_index
 from sisock.g3.reader import Reader
 
@@ -22,24 +26,23 @@ class G3ReaderServer(DataNodeServer):
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
-        self.reader = Reader(open_index(config), config.g3_cache_mb)
+        processes = workers.processes_for(config)
+        # get_fields stays here (one query); with workers this reader keeps no frames
+        self.reader = Reader(open_index(config), config.g3_cache_mb if processes == 1 else 0)
+        self.workers = workers.ReaderPool(config, processes) if processes > 1 else None
 
     def get_fields(self, start: float, end: float):
         return self.reader.fields(start, end)
 
     def get_data(self, fields: List[str], start: float, end: float, min_stride: Optional[float]):
-        """The samples, each timeline's ``finalized_until`` the newest time the index holds for its
-        provider (taken before reading, so nothing after it is missing from the answer's sources);
-        a known field without samples in the window comes as an empty timeline carrying it."""
-        until = self.reader.indexed_until(fields)
-        answer = data_result(self.reader.data(fields, start, end, min_stride, self.config.max_points))
-        for timeline in answer["timeline"].values():
-            marks = [until[f] for f in timeline["fields"] if f in until]
-            timeline["finalized_until"] = min(marks) if marks else None
-        for name in sorted(set(until) - set(answer["data"])):
-            answer["timeline"][name] = {"t": [], "finalized_until": until[name], "fields": [name]}
-            answer["data"][name] = []
-        return answer
+        if self.workers is None:
+            return workers.answer(self.reader, fields, start, end, min_stride, self.config.max_points)
+        return self.workers.answer(fields, start, end, min_stride, self.config.max_points)
+
+    def run(self) -> int:
+        if self.workers is not None:
+            reactor.addSystemEventTrigger("after", "shutdown", self.workers.close)
+        return super().run()
 
 
 def main(args, config: Config) -> int:
