@@ -211,3 +211,38 @@ def test_get_fields_of_an_upgraded_version_4_index_are_those_it_had(scanned):
     index.run(back_to_version_4)
     assert "upgraded schema version 4" in index.ensure_schema()
     assert Reader(index, 16).fields(*window) == before and before[0]
+
+
+def test_g3_reader_survives_a_worker_process_that_dies(g3_env, procs, client):
+    """get_data runs in worker processes: one killed (OOM killer, a crash) is replaced, and the
+    requests it held or that come after it are answered as before, by the same reader."""
+    spiky_archive().write(archive_dir(g3_env))
+    procs.start("g3-file-scanner", "--once", env=g3_env).wait_for("pass done")
+    procs.start("hub").wait_for("hub ready")
+    node = procs.start("g3-reader", env=dict(g3_env, G3_READER_PROCESSES="2"))
+    node.wait_for("added data node g3_reader")
+    ask = lambda: client.call(wamp.get_data_uri("g3_reader"), [f"{LS1}.ch0"], END - 1800, END, 10.0)  # noqa: E731
+    before = ask()
+    assert max(before["data"][f"{LS1}.ch0"]) == SPIKE
+    workers = _children(node.proc.pid)
+    assert len(workers) >= 2  # the pool's worker processes (and spawn's resource tracker)
+    for pid in workers:
+        os.kill(pid, 9)
+    for _ in range(5):
+        assert ask() == before
+    node.wait_for("a g3-reader worker process died")
+    assert node.proc.poll() is None and len(_children(node.proc.pid)) >= 2
+    # what a worker says reaches the reader's log: a file cut short since it was indexed
+    for path in archive_dir(g3_env).rglob("*.g3"):
+        os.truncate(path, 100)
+    ask()
+    node.wait_for("scanner reads the file again")
+
+
+def _children(pid: int) -> list:
+    """The processes ``pid`` started, from whichever of its threads."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as handle:
+            found += [int(p) for p in handle.read().split()]
+    return found

@@ -52,7 +52,9 @@ def answer(reader: Reader, names: List[str], start: float, end: float, min_strid
 
 
 def _start(config: Config, cache_mb: int) -> None:
+    """A worker's beginning: its log lines go where the reader's go, as the reader's."""
     global _reader
+    log.start("g3-reader", config.loglevel)
     _reader = Reader(open_index(config), cache_mb)
 
 
@@ -85,16 +87,19 @@ class ReaderPool:
 
     def answer(self, names: List[str], start: float, end: float, min_stride: Optional[float],
                max_points: int) -> dict:
-        """:func:`answer` in a worker (blocking: called from the node's thread pool)."""
-        pool = self._pool
-        try:
-            return pool.submit(_answer, names, start, end, min_stride, max_points).result()
-        except BrokenProcessPool:
-            with self._lock:
-                if self._pool is pool:
-                    self.log.error("a g3-reader worker process died; starting {n} new ones", n=self.processes)
-                    self._pool = self._make()
-            raise RuntimeError("a reader worker process died while answering; asking again will work") from None
+        """:func:`answer` in a worker (blocking: called from the node's thread pool). A request
+        whose worker died is asked once more of new workers: a worker killed for its own
+        reasons costs nothing, one that the request itself kills costs only that request."""
+        for attempt in (1, 2):
+            pool = self._pool
+            try:
+                return pool.submit(_answer, names, start, end, min_stride, max_points).result()
+            except BrokenProcessPool:
+                with self._lock:
+                    if self._pool is pool:
+                        self.log.error("a g3-reader worker process died; starting {n} new ones", n=self.processes)
+                        self._pool = self._make()
+        raise RuntimeError("reader worker processes died twice while answering this request")
 
     def close(self) -> None:
         """Stop the workers (what they hold is dropped)."""
