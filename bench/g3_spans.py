@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
 import sqlite3  # noqa: E402
@@ -161,8 +162,24 @@ def bench_http(stack: Stack, index_path: Path, naive_path: Optional[Path], names
         stack.serve(index_path, names)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) used so far by ``pid`` and the processes it started, alive ones."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / tick
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                total += sum(cpu_seconds(int(child)) for child in handle.read().split())
+    except (OSError, IndexError, ValueError):  # gone meanwhile
+        return 0.0
+    return total
+
+
 def bench_load(stack: Stack, archive: Archive, clients: int, seconds: float) -> None:
-    """``clients`` threads, each asking a random panel as soon as the last one came back."""
+    """``clients`` threads, each asking a random panel as soon as the last one came back; then
+    the share of a core each process used (the reader with its worker processes)."""
     every = [f"{p.description}.{b.fields[0]}" for p in archive.providers for b in p.blocks]
     spans = [HOUR, 6 * HOUR, DAY, 7 * DAY, 30 * DAY]
     latencies: List[float] = []
@@ -187,16 +204,24 @@ def bench_load(stack: Stack, archive: Archive, clients: int, seconds: float) -> 
             with lock:
                 (latencies if ok else errors).append(time.perf_counter() - began if ok else str(status))
 
+    parts = {"router": stack.router.process.proc.pid, **{p.name: p.proc.pid for p in stack.procs.running
+                                                          if p.proc.poll() is None}}
+    before, began = {name: cpu_seconds(pid) for name, pid in parts.items()}, time.monotonic()
+    clients_before = time.process_time()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    elapsed = time.monotonic() - began
+    shares = {name: (cpu_seconds(pid) - before[name]) / elapsed for name, pid in parts.items()}
+    shares["the clients (this benchmark)"] = (time.process_time() - clients_before) / elapsed
     latencies.sort()
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
     print(f"\n(d) {clients} clients for {seconds:.0f} s, mixed panels (1 h to 30 d, 2 to 5 targets, {POINTS} points): "
           f"{len(latencies) / seconds:.1f} requests/s, p50 {p(0.5):.0f} ms, p95 {p(0.95):.0f} ms, "
           f"{len(errors)} errors{(' ' + str(sorted(set(errors)))) if errors else ''}")
+    print("  share of a core: " + ", ".join(f"{name} {share:.0%}" for name, share in shares.items() if share >= 0.005))
 
 
 def main() -> int:
