@@ -134,7 +134,8 @@ class FrameAggregator:
         """The aggregates of each numeric field over every block added."""
         out: Dict[Key, Buckets] = {}
         for (prov_id, keys), pieces in self._blocks.items():
-            t = np.concatenate([ticks for ticks, _ in pieces]).astype(np.float64) / fmt.TICKS
+            t = np.concatenate([ticks for ticks, _ in pieces], dtype=np.float64)
+            t /= fmt.TICKS
             values = np.empty((len(keys), len(t)))
             for i in range(len(keys)):  # one copy of each column, straight into its row
                 np.concatenate([columns[i] for _, columns in pieces], out=values[i])
@@ -238,21 +239,27 @@ def refresh(index, days: float = REFRESH_DAYS) -> int:
 
 def _refresh_stretch(cur, description: str, lo: float, hi: float) -> None:
     """Rebuild every coarse bucket of ``description`` in ``[lo, hi)`` (whole days) and take the
-    stretch out of the log. A tier is made of the file rows finer than its buckets: a field whose
-    rows are that wide already is read from them (the reader does), so its copy would cost as
-    much again."""
+    stretch out of the log. A tier is made of the file rows finer than its buckets (merged from the
+    tier below and the rows of its width: exact, as merging is, and a fraction of the rows to
+    merge again); a field whose rows are that wide already is read from them (the reader does),
+    so its copy would cost as much again."""
     rows = file_buckets(cur, description, None, lo, hi)
-    for width in TIERS[1:]:
+    below: Dict[str, Slots] = {}  # each field's buckets of the tier below, made of its rows finer than that
+    for finer, width in zip(TIERS, TIERS[1:]):
         first, last = _chunk(lo, width), _chunk(hi - width, width)
         old = _read_chunks(cur, description, width, None, first, last)
-        fits = {key: [b.slots for b in found if b.width < width] for key, found in rows.items()}
+        # the rows finer than this tier: the tier below (its own finer rows, merged) and the rows of its width
+        fits = {key: [b.slots for b in found if b.width == finer] for key, found in rows.items()}
+        for key, merged in below.items():
+            fits.setdefault(key, []).append(merged)
         out: Dict[Tuple[str, int], Slots] = {}
         for key in set(fits) | {k for k, _ in old}:
-            new = merge(fits.get(key, []), width)
+            new = below[key] = merge(fits.get(key, []), width)
+            chunks = np.floor(new.start / (width * CHUNK))
             for chunk in range(first, last + 1):
                 stored = old.get((key, chunk))
                 kept = [] if stored is None else [stored.take((stored.start < lo) | (stored.start >= hi))]
-                inside = new.take(np.floor(new.start / (width * CHUNK)) == chunk)
+                inside = new.take(chunks == chunk)
                 if stored is not None or len(inside):
                     out[(key, chunk)] = merge(kept + [inside], width)
         _write_chunks(cur, description, width, out, set(old))
