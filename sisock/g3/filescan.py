@@ -143,8 +143,11 @@ class _Blocks:
         self.aggregator = aggregator
         #: (prov_id, block name) -> the keys, types and numeric keys its block had last
         self.layouts: Dict[Tuple[int, str], Tuple[tuple, tuple, tuple]] = {}
-        #: (prov_id, block name, keys, types) -> each such block's ticks and the number of its frame
-        self.groups: Dict[tuple, Tuple[List[np.ndarray], List[int]]] = {}
+        #: (prov_id, block name, keys, types) -> its number
+        self.groups: Dict[tuple, int] = {}
+        #: each block's ticks, and the numbers of its group and of its frame
+        self.ticks: List[np.ndarray] = []
+        self.owners: List[Tuple[int, int]] = []
         #: (prov_id, byte offset, bytes) of each data frame that has samples
         self.entries: List[Tuple[int, int, int]] = []
 
@@ -165,11 +168,8 @@ class _Blocks:
                 continue
             name = names[i]
             keys, types, numeric = self._layout(prov_id, name, block)
-            group = self.groups.get((prov_id, name, keys, types))
-            if group is None:
-                group = self.groups[(prov_id, name, keys, types)] = ([], [])
-            group[0].append(ticks)
-            group[1].append(number)
+            self.ticks.append(ticks)
+            self.owners.append((self.groups.setdefault((prov_id, name, keys, types), len(self.groups)), number))
             if self.aggregator is not None:
                 self.aggregator.add_block(prov_id, block, ticks, numeric)
             found = True
@@ -186,24 +186,30 @@ class _Blocks:
         return known
 
     def frames_and_fields(self) -> Tuple[List[FrameEntry], Dict[Tuple[int, str], FieldEntry]]:
-        """Each data frame's time range, and each field's block, type and time range."""
-        lo = np.full(len(self.entries), np.iinfo(np.int64).max)
-        hi = np.full(len(self.entries), np.iinfo(np.int64).min)
+        """Each data frame's time range, and each field's block, type and time range (every
+        block's first and last tick in one reduction, whatever the number of blocks and layouts)."""
+        if not self.ticks:
+            return [], {}
+        starts = np.zeros(len(self.ticks), dtype=np.int64)
+        np.cumsum([len(t) for t in self.ticks[:-1]], out=starts[1:])
+        t = np.concatenate(self.ticks)
+        first, last = np.minimum.reduceat(t, starts), np.maximum.reduceat(t, starts)
+        group, frame = np.array(self.owners, dtype=np.int64).T
+        of_frame = np.flatnonzero(np.diff(frame, prepend=-1))  # a frame's blocks follow one another
+        frames = [FrameEntry(prov_id, offset, nbytes, a / fmt.TICKS, b / fmt.TICKS)
+                  for (prov_id, offset, nbytes), a, b in zip(self.entries, np.minimum.reduceat(first, of_frame).tolist(),
+                                                             np.maximum.reduceat(last, of_frame).tolist())]
+        group_lo, group_hi = np.full(len(self.groups), first.max()), np.full(len(self.groups), last.min())
+        np.minimum.at(group_lo, group, first)
+        np.maximum.at(group_hi, group, last)
+        group_lo, group_hi = group_lo.tolist(), group_hi.tolist()
         fields: Dict[Tuple[int, str], FieldEntry] = {}
-        for (prov_id, name, keys, types), (ticks, numbers) in self.groups.items():
-            starts = np.zeros(len(ticks), dtype=np.int64)
-            np.cumsum([len(t) for t in ticks[:-1]], out=starts[1:])
-            t = np.concatenate(ticks)
-            first, last = np.minimum.reduceat(t, starts), np.maximum.reduceat(t, starts)
-            np.minimum.at(lo, numbers, first)
-            np.maximum.at(hi, numbers, last)
-            start, end = int(first.min()) / fmt.TICKS, int(last.max()) / fmt.TICKS
+        for ((prov_id, name, keys, types), number) in self.groups.items():
+            start, end = group_lo[number] / fmt.TICKS, group_hi[number] / fmt.TICKS
             for key, type_ in zip(keys, types):
                 entry = fields.get((prov_id, key))
                 if entry is None:
                     fields[(prov_id, key)] = FieldEntry(name, type_, start, end)
                 else:
                     entry.start, entry.end = min(entry.start, start), max(entry.end, end)
-        frames = [FrameEntry(prov_id, offset, nbytes, a / fmt.TICKS, b / fmt.TICKS)
-                  for (prov_id, offset, nbytes), a, b in zip(self.entries, lo.tolist(), hi.tolist())]
         return frames, fields
