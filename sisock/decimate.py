@@ -157,6 +157,10 @@ def _long_extremes(values: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray, 
     """:func:`segment_extremes` of few long segments (a file's minutes): each segment's extreme in
     one reduction over them all, then its first position among the samples equal to it (one
     search over every row at once; a loop of an argmin per segment cost six times as much)."""
+    if len(starts) == 1:  # one segment (a file of a minute): argmin and argmax, unless it holds NaN
+        imin, imax = values.argmin(axis=1)[:, None], values.argmax(axis=1)[:, None]
+        if not np.isnan(np.take_along_axis(values, imin, axis=1)).any():  # argmin stops at a NaN
+            return imin, imax
     n = values.shape[1]
     lengths = np.diff(starts, append=n)
     offsets = (np.arange(len(values)) * n)[:, None]
