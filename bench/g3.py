@@ -34,12 +34,16 @@ from spt3g import core
 
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from sisock.config import load  # noqa: E402
-from sisock.g3 import format as fmt  # noqa: E402
-from sisock.g3.index import open_index  # noqa: E402
-from sisock.g3.reader import FrameCache, Reader, _assemble, _collect, _Timeline, unpack  # noqa: E402
-from sisock.g3.scanner import Scanner  # noqa: E402
-from sisock.g3.writer import Archive, Block, Provider  # noqa: E402
+# The scanner's worker processes run the main script's top level again, as __mp_main__
+# (multiprocessing's spawn): importing the reader and the scanner (Twisted, autobahn) there would
+# make every worker start a second later than in production, whose main script is `sisock`.
+if __name__ != "__mp_main__":
+    from sisock.config import load
+    from sisock.g3 import format as fmt
+    from sisock.g3.index import open_index
+    from sisock.g3.reader import FrameCache, Reader, _assemble, _collect, _Timeline, unpack
+    from sisock.g3.scanner import Scanner
+    from sisock.g3.writer import Archive, Block, Provider
 
 DAY, HOUR = 86400.0, 3600.0
 END = 1_700_006_400.0  # a UTC midnight

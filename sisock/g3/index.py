@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -21,8 +21,8 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import pymysql
 
 from sisock.config import Config
-from sisock.decimate import Slots
 from sisock.g3 import schema, summaries, window
+from sisock.g3.filescan import FieldEntry, FileScan, FrameEntry
 
 #: PyMySQL errors that mean the connection is gone (server restarted, killed, timed out).
 _LOST = (2006, 2013, 2014, 2045, 2055, 1927, 4031)
@@ -58,44 +58,6 @@ class FileRow:
     def state(self) -> tuple:
         """What a scan of this file was based on (compared before its result is written)."""
         return (self.size, self.mtime_ns, self.scanned_to, self.status, self.fingerprint, self.summarized)
-
-
-@dataclass
-class FrameEntry:
-    """One data frame found by a scan."""
-
-    prov_id: int
-    byte_offset: int
-    nbytes: int
-    t_start: float
-    t_end: float
-
-
-@dataclass
-class FieldEntry:
-    """A field of one provider in one file: its block, type and time range."""
-
-    block: str
-    type: str
-    start: float
-    end: float
-
-
-@dataclass
-class FileScan:
-    """The result of reading a file from ``start_offset`` on (see ``sisock.g3.scanner``)."""
-
-    start_offset: int
-    scanned_to: int
-    status: str
-    error: Optional[str]
-    providers: Dict[int, str]
-    frames: List[FrameEntry]
-    fields: Dict[Tuple[int, str], FieldEntry]
-    #: identifies the bytes read so far (see ``sisock.g3.scanner.fingerprint``)
-    fingerprint: Optional[str] = None
-    #: 60 s aggregates of each numeric field of the frames read, by (prov_id, field key)
-    summaries: Dict[Tuple[int, str], Slots] = field(default_factory=dict)
 
 
 class IndexChanged(RuntimeError):
