@@ -163,13 +163,20 @@ def segment_extremes(values: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray
 
 
 def _long_extremes(values: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """:func:`segment_extremes` of few long segments (a file's minutes): each segment's extreme in
-    one reduction over them all, then its first position among the samples equal to it (one
-    search over every row at once; a loop of an argmin per segment cost six times as much)."""
-    if len(starts) == 1:  # one segment (a file of a minute): argmin and argmax, unless it holds NaN
+    """:func:`segment_extremes` of few long segments (a file's minutes): one segment (a file of a
+    minute) is a plain argmin and argmax unless it holds NaN; more go to :func:`_general_extremes`,
+    whose one search over every row beat a loop of an argmin per segment sixfold."""
+    if len(starts) == 1:
         imin, imax = values.argmin(axis=1)[:, None], values.argmax(axis=1)[:, None]
         if not np.isnan(np.take_along_axis(values, imin, axis=1)).any():  # argmin stops at a NaN
             return imin, imax
+    return _general_extremes(values, starts)
+
+
+def _general_extremes(values: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`segment_extremes` for segments of any lengths: each segment's extreme in one
+    reduction over them all, then its first position among the samples equal to it (one search
+    over every row at once). NaN are ignored, as if they were the other extreme."""
     n = values.shape[1]
     lengths = np.diff(starts, append=n)
     offsets = (np.arange(len(values)) * n)[:, None]
@@ -177,26 +184,11 @@ def _long_extremes(values: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray, 
     for reduce, fill in ((np.minimum, np.inf), (np.maximum, -np.inf)):
         v = values
         extreme = reduce.reduceat(v, starts, axis=1)
-        if np.isnan(extreme).any():  # NaN are ignored: as if they were the other extreme
+        if np.isnan(extreme).any():
             v = np.where(np.isnan(values), fill, values)
             extreme = reduce.reduceat(v, starts, axis=1)
         hits = np.flatnonzero(v == np.repeat(extreme, lengths, axis=1))  # row by row, in order
         found.append(hits[np.searchsorted(hits, offsets + starts)] - offsets)
-    return found[0], found[1]
-
-
-def _general_extremes(values: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """:func:`segment_extremes` for segments of any lengths."""
-    n = values.shape[1]
-    nan = np.isnan(values)
-    lengths = np.diff(starts, append=n)
-    position = np.arange(n)
-    found = []
-    for fill, reduce in ((np.inf, np.minimum), (-np.inf, np.maximum)):
-        v = np.where(nan, fill, values)
-        extreme = reduce.reduceat(v, starts, axis=1)
-        hit = v == np.repeat(extreme, lengths, axis=1)
-        found.append(np.minimum.reduceat(np.where(hit, position, n), starts, axis=1))
     return found[0], found[1]
 
 

@@ -30,6 +30,12 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def spawn_pool(processes: int, **options) -> ProcessPoolExecutor:
+    """A pool of ``processes`` workers, each a fresh interpreter (spawn): never a fork of a
+    process that may hold threads (the reactor's, a database driver's)."""
+    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"), **options)
+
+
 def ordered(work: Callable[..., object], jobs: Sequence[Tuple[Job, tuple]], size: int,
             processes: int = 0) -> Iterator[Tuple[Job, object]]:
     """``(job, work(*args) or the exception it raised)`` for each ``(job, args)``, in order.
@@ -43,8 +49,7 @@ def ordered(work: Callable[..., object], jobs: Sequence[Tuple[Job, tuple]], size
         for job, args in jobs:
             yield job, _call(work, args)
         return
-    # spawn: a fresh interpreter per worker, never a fork of a process that may hold threads
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with spawn_pool(processes) as pool:
         pending: Deque[Tuple[Job, Future]] = deque()
         queued: Iterable[Tuple[Job, tuple]] = iter(jobs)
         try:

@@ -10,7 +10,6 @@ it held: the pool is made anew for the next one.
 """
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -77,9 +76,7 @@ class ReaderPool:
         self._pool = self._make()
 
     def _make(self) -> ProcessPoolExecutor:
-        # spawn: fresh interpreters, never a fork of a process that holds the reactor's threads
-        pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start,
+        pool = parallel.spawn_pool(self.processes, initializer=_start,
                                    initargs=(self.config, max(1, self.config.g3_cache_mb // self.processes)))
         for _ in range(self.processes):  # start them now, not on the first panel
             pool.submit(_ready)
