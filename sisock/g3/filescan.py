@@ -20,7 +20,7 @@ from spt3g import core
 
 from sisock.g3 import format as fmt
 from sisock.g3 import framing
-from sisock.g3.summaries import Buckets, FrameAggregator
+from sisock.g3.summaries import FrameAggregator, Packed
 
 #: Bytes read at a time while reading a file frame after frame.
 READ_AHEAD = 8 << 20
@@ -62,8 +62,8 @@ class FileScan:
     fields: Dict[Tuple[int, str], FieldEntry]
     #: identifies the bytes read so far (:func:`fingerprint`)
     fingerprint: Optional[str] = None
-    #: aggregates of each numeric field of the frames read, by (prov_id, field key)
-    summaries: Dict[Tuple[int, str], Buckets] = field(default_factory=dict)
+    #: aggregates of each numeric field of the frames read, encoded, by (prov_id, field key)
+    summaries: Dict[Tuple[int, str], Packed] = field(default_factory=dict)
 
 
 def fingerprint(handle, upto: int) -> str:

@@ -71,6 +71,16 @@ class Buckets(NamedTuple):
     slots: Slots
 
 
+class Packed(NamedTuple):
+    """One field's aggregates from one read, encoded (:func:`encode`) where they were made: the
+    scanner's worker processes, so the process writing the index only stores them."""
+
+    width: float
+    t_start: float
+    t_end: float
+    data: bytes
+
+
 def width_for(count: int, span: float) -> float:
     """The finest tier width whose buckets would hold :data:`MIN_PER_BUCKET` of ``count``
     samples spread over ``span`` seconds (regular sampling assumed); the finest for fewer than two."""
@@ -83,15 +93,28 @@ def width_for(count: int, span: float) -> float:
 # -- the blob ----------------------------------------------------------------------------
 def encode(slots: Slots, width: float) -> bytes:
     """The compact form of aggregates on the grid of ``width`` seconds."""
-    index = np.round(slots.start / width).astype(np.int64)
-    columns = [np.diff(index, prepend=0), slots.count.astype(np.int64)]
-    for name in ("first_t", "min_t", "max_t", "last_t"):
-        columns.append((getattr(slots, name) - slots.start).view(np.int64))
-    for name in ("first_v", "min_v", "max_v", "last_v"):
-        columns.append(getattr(slots, name).astype(np.float64).view(np.int64))
-    table = np.stack(columns) if len(slots) else np.empty((10, 0), dtype=np.int64)
-    shuffled = table.view(np.uint8).reshape(10, len(slots), 8).transpose(0, 2, 1).tobytes()
-    return _HEADER.pack(_FORMAT, len(slots)) + _WIDTH.pack(width) + zlib.compress(shuffled, ZLIB_LEVEL)
+    return encode_fields([slots], width)[0]
+
+
+def encode_fields(fields: Sequence[Slots], width: float) -> List[bytes]:
+    """:func:`encode` of the aggregates of fields sampled together (the same buckets), all at once:
+    one table for them all, so a block of fields costs the numpy calls of one."""
+    first = fields[0]
+    if any(s.start is not first.start and not np.array_equal(s.start, first.start) for s in fields[1:]):
+        raise ValueError("encode_fields: the fields' buckets differ")
+    n = len(first)
+    table = np.empty((len(fields), 10, n), dtype=np.int64)
+    table[:, 0] = np.diff(np.round(first.start / width).astype(np.int64), prepend=0)
+    table[:, 1] = [s.count for s in fields]
+    times = np.array([[s.first_t, s.min_t, s.max_t, s.last_t] for s in fields],
+                     dtype=np.float64).reshape(len(fields), 4, n)
+    times -= first.start
+    table[:, 2:6] = times.view(np.int64)
+    table[:, 6:] = np.array([[s.first_v, s.min_v, s.max_v, s.last_v] for s in fields],
+                            dtype=np.float64).reshape(len(fields), 4, n).view(np.int64)
+    shuffled = np.ascontiguousarray(table.view(np.uint8).reshape(len(fields), 10, n, 8).transpose(0, 1, 3, 2))
+    head = _HEADER.pack(_FORMAT, n) + _WIDTH.pack(width)
+    return [head + zlib.compress(shuffled[i], ZLIB_LEVEL) for i in range(len(fields))]
 
 
 def decode(blob: bytes, width: Optional[float] = None) -> Slots:
@@ -153,9 +176,9 @@ class FrameAggregator:
             self._blocks.setdefault((prov_id, numeric), []).append(
                 (ticks, [np.asarray(block[k], dtype=np.float64) for k in numeric]))
 
-    def result(self) -> Dict[Key, Buckets]:
-        """The aggregates of each numeric field over every block added."""
-        out: Dict[Key, Buckets] = {}
+    def result(self) -> Dict[Key, Packed]:
+        """The aggregates of each numeric field over every block added, encoded."""
+        out: Dict[Key, Packed] = {}
         for (prov_id, keys), pieces in self._blocks.items():
             t = np.concatenate([ticks for ticks, _ in pieces], dtype=np.float64)
             t /= fmt.TICKS
@@ -169,20 +192,21 @@ class FrameAggregator:
             starts, ends = slot_bounds(t, width)
             imin, imax = segment_extremes(values, starts)
             bucket, count, last = np.floor(t[starts] / width) * width, ends - starts, ends - 1
-            for row, key in enumerate(keys):
-                v = values[row]
-                out[(prov_id, key)] = Buckets(width, Slots(bucket, count, t[starts], v[starts], t[imin[row]],
-                                                           v[imin[row]], t[imax[row]], v[imax[row]], t[last], v[last]))
+            first_t, last_t = t[starts], t[last]
+            fields = [Slots(bucket, count, first_t, v[starts], t[lo], v[lo], t[hi], v[hi], last_t, v[last])
+                      for v, lo, hi in zip(values, imin, imax)]
+            span = float(bucket[0]), float(bucket[-1] + width)
+            for key, blob in zip(keys, encode_fields(fields, width)):
+                out[(prov_id, key)] = Packed(width, *span, blob)
         return out
 
 
 # -- the database side ------------------------------------------------------------------
-def store(cur, feeds: Dict[int, Tuple[int, str]], found: Dict[Key, Buckets]) -> None:
+def store(cur, feeds: Dict[int, Tuple[int, str]], found: Dict[Key, Packed]) -> None:
     """Add a scan's aggregates (``feeds``: prov_id -> (feed id, description)) to its files' rows,
     and log their span for the coarse tiers' :func:`refresh`. A grown file's row is coarsened
     when its samples so far fill only a coarser tier (never made finer: that cannot be exact)."""
-    todo = [(feeds[prov_id], key, buckets) for (prov_id, key), buckets in sorted(found.items())
-            if prov_id in feeds and len(buckets.slots)]
+    todo = [(feeds[prov_id], key, packed) for (prov_id, key), packed in sorted(found.items()) if prov_id in feeds]
     if not todo:
         return
     ids = sorted({feed_id for (feed_id, _), _, _ in todo})
@@ -193,20 +217,18 @@ def store(cur, feeds: Dict[int, Tuple[int, str]], found: Dict[Key, Buckets]) -> 
     widest: Dict[int, float] = {}
     for (feed_id, description), key, new in todo:
         old = existing.get((feed_id, key))
-        whole = new
-        if old:
-            before = decode_buckets(old)
-            count = int(before.slots.count.sum() + new.slots.count.sum())
-            span = max(float(new.slots.last_t[-1]), float(before.slots.last_t[-1])) - \
-                min(float(new.slots.first_t[0]), float(before.slots.first_t[0]))
-            width = max(before.width, new.width, width_for(count, span))
-            whole = Buckets(width, merge([before.slots, new.slots], width))
-        slots, width = whole.slots, whole.width
-        (updates if old else inserts).append(
-            (encode(slots, width), float(slots.start[0]), float(slots.start[-1] + width), width, feed_id, key))
-        widest[feed_id] = max(widest.get(feed_id, FINE), width)
+        if old:  # a grown file: its buckets so far and the new ones, merged
+            before, after = decode_buckets(old), decode_buckets(new.data)
+            count = int(before.slots.count.sum() + after.slots.count.sum())
+            span = max(float(after.slots.last_t[-1]), float(before.slots.last_t[-1])) - \
+                min(float(after.slots.first_t[0]), float(before.slots.first_t[0]))
+            width = max(before.width, after.width, width_for(count, span))
+            slots = merge([before.slots, after.slots], width)
+            new = Packed(width, float(slots.start[0]), float(slots.start[-1] + width), encode(slots, width))
+        (updates if old else inserts).append((new.data, new.t_start, new.t_end, new.width, feed_id, key))
+        widest[feed_id] = max(widest.get(feed_id, FINE), new.width)
         lo, hi = spans.get(description, (math.inf, -math.inf))
-        spans[description] = (min(lo, float(slots.start[0])), max(hi, float(slots.start[-1] + width)))
+        spans[description] = (min(lo, new.t_start), max(hi, new.t_end))
     cur.executemany("INSERT INTO summaries_file (data, t_start, t_end, width, feed_id, field) "
                     "VALUES (?, ?, ?, ?, ?, ?)", inserts)
     cur.executemany("UPDATE summaries_file SET data = ?, t_start = ?, t_end = ?, width = ? "
