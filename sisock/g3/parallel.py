@@ -49,26 +49,26 @@ def ordered(work: Callable[..., object], jobs: Sequence[Tuple[Job, tuple]], size
         for job, args in jobs:
             yield job, _call(work, args)
         return
-    with spawn_pool(processes) as pool:
-        pending: Deque[Tuple[Job, Future]] = deque()
-        queued: Iterable[Tuple[Job, tuple]] = iter(jobs)
-        try:
-            for job, args in queued:
-                pending.append((job, pool.submit(work, *args)))
-                if len(pending) >= processes * AHEAD:
-                    break
-            while pending:
-                job, future = pending.popleft()
-                for more, args in queued:  # keep the workers fed
-                    pending.append((more, pool.submit(work, *args)))
-                    break
-                try:
-                    yield job, future.result()
-                except Exception as exc:  # the worker's exception, as a serial read would have raised it
-                    yield job, exc
-        finally:
-            for _, future in pending:
-                future.cancel()
+    pool = spawn_pool(processes)
+    pending: Deque[Tuple[Job, Future]] = deque()
+    queued: Iterable[Tuple[Job, tuple]] = iter(jobs)
+    try:
+        for job, args in queued:
+            pending.append((job, pool.submit(work, *args)))
+            if len(pending) >= processes * AHEAD:
+                break
+        while pending:
+            job, future = pending.popleft()
+            for more, args in queued:  # keep the workers fed
+                pending.append((more, pool.submit(work, *args)))
+                break
+            try:
+                yield job, future.result()
+            except Exception as exc:  # the worker's exception, as a serial read would have raised it
+                yield job, exc
+    finally:
+        # the workers exit in the background (a tenth of a second) while the caller goes on
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _call(work: Callable[..., object], args: tuple) -> object:

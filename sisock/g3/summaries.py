@@ -123,23 +123,37 @@ def decode(blob: bytes, width: Optional[float] = None) -> Slots:
 
 
 def decode_buckets(blob: bytes, width: Optional[float] = None) -> Buckets:
-    """:func:`decode` with the blob's width (format 1, of schema 4, held 60 s rows or a known tier).
+    """:func:`decode` with the blob's width (format 1, of schema 4, held 60 s rows or a known tier)."""
+    return decode_all([blob], width)[0]
+
+
+def decode_all(blobs: Sequence[bytes], width: Optional[float] = None) -> List[Buckets]:
+    """:func:`decode_buckets` of many rows; rows of one length and width are unshuffled together
+    (a refresh or a long window reads hundreds of a file's hour each).
 
     Panels read the same rows again and again (every panel ending now reads the last files'),
     so decoded rows are kept by their bytes (:data:`DECODED_BYTES`): a row that changed is
     other bytes, so what is kept is never stale. Their arrays are read-only, as they are shared.
     """
-    key = (bytes(blob), width)
-    found = _DECODED.get(key)
-    if found is None:
-        found = _decode(key[0], width)
-        for column in found.slots.COLUMNS:
-            getattr(found.slots, column).flags.writeable = False
-        _DECODED.put(key, len(key[0]) + 10 * 8 * len(found.slots) + _ENTRY_BYTES, found)
-    return found
+    out: List[Optional[Buckets]] = [None] * len(blobs)
+    todo: Dict[Tuple[int, float], List[Tuple[int, bytes, int]]] = {}
+    for i, blob in enumerate(blobs):
+        data = bytes(blob)
+        found = _DECODED.get((data, width))
+        if found is not None:
+            out[i] = found
+            continue
+        n, row_width, at = _header(data, width)
+        todo.setdefault((n, row_width), []).append((i, data, at))
+    for (n, row_width), rows in todo.items():
+        for (i, data, _), found in zip(rows, _decode_rows(n, row_width, [d[at:] for _, d, at in rows])):
+            out[i] = found
+            _DECODED.put((data, width), len(data) + 10 * 8 * n + _ENTRY_BYTES, found)
+    return out
 
 
-def _decode(blob: bytes, width: Optional[float]) -> Buckets:
+def _header(blob: bytes, width: Optional[float]) -> Tuple[int, float, int]:
+    """``(buckets, width, where the compressed table starts)`` of a blob."""
     version, n = _HEADER.unpack_from(blob)
     at = _HEADER.size
     if version == 2:
@@ -147,15 +161,21 @@ def _decode(blob: bytes, width: Optional[float]) -> Buckets:
         at += _WIDTH.size
     elif version != 1:
         raise ValueError(f"summary format {version} is unknown")
-    width = FINE if width is None else width
-    raw = np.frombuffer(zlib.decompress(blob[at:]), dtype=np.uint8)
-    table = raw.reshape(10, 8, n).transpose(0, 2, 1).copy().view(np.int64).reshape(10, n)
-    index = np.cumsum(table[0])
-    start = index.astype(np.float64) * width
-    times = [start + table[2 + i].view(np.float64) for i in range(4)]
-    values = [table[6 + i].view(np.float64) for i in range(4)]
-    return Buckets(width, Slots(start, table[1].copy(), times[0], values[0], times[1], values[1], times[2],
-                                values[2], times[3], values[3]))
+    return n, FINE if width is None else width, at
+
+
+def _decode_rows(n: int, width: float, tables: List[bytes]) -> List[Buckets]:
+    """Rows of ``n`` buckets of ``width`` from their compressed tables, in one set of numpy calls."""
+    raw = np.frombuffer(b"".join(zlib.decompress(t) for t in tables), dtype=np.uint8)
+    table = raw.reshape(len(tables), 10, 8, n).transpose(0, 1, 3, 2).copy().view(np.int64).reshape(-1, 10, n)
+    start = np.cumsum(table[:, 0], axis=1).astype(np.float64) * width
+    times = start[:, None, :] + table[:, 2:6].view(np.float64)
+    values = table[:, 6:].view(np.float64)
+    count = table[:, 1].copy()
+    for array in (start, times, values, count):
+        array.flags.writeable = False
+    return [Buckets(width, Slots(start[r], count[r], times[r, 0], values[r, 0], times[r, 1], values[r, 1],
+                                 times[r, 2], values[r, 2], times[r, 3], values[r, 3])) for r in range(len(tables))]
 
 
 # -- the scanner's side: aggregating frames --------------------------------------------
@@ -329,8 +349,7 @@ def file_buckets(cur, description: str, keys: Optional[Sequence[str]], lo: float
                    f"{which}AND sf.t_start < ? AND sf.t_end > ?",
                    (description, *window.bounds(lo, hi), *(keys or ()), hi, lo))
     found: Dict[str, List[Buckets]] = {}
-    for key, blob in rows:
-        width, slots = decode_buckets(blob)
+    for (key, _), (width, slots) in zip(rows, decode_all([blob for _, blob in rows])):
         found.setdefault(key, []).append(Buckets(width, slots.between(lo, hi)))
     return found
 
@@ -418,10 +437,10 @@ def coarse_buckets(cur, description: str, keys: Sequence[str], width: float, lo:
 
 
 def _gather(rows: Iterable[tuple], width: float, lo: float, hi: float) -> Dict[str, Slots]:
+    rows = list(rows)
     parts: Dict[str, List[Slots]] = {}
-    for key, blob in rows:
-        slots = decode_buckets(blob, width).slots
-        parts.setdefault(key, []).append(slots.between(lo, hi))
+    for (key, _), found in zip(rows, decode_all([blob for _, blob in rows], width)):
+        parts.setdefault(key, []).append(found.slots.between(lo, hi))
     return {key: merge(p, width) if len(p) > 1 else p[0] for key, p in parts.items()}
 
 
@@ -435,7 +454,7 @@ def _read_chunks(cur, description: str, width: float, keys: Optional[Sequence[st
     which = "" if keys is None else f"AND field IN ({', '.join('?' * len(keys))}) "
     rows = cur.all(f"SELECT field, chunk, data FROM summaries WHERE description = ? AND tier = ? {which}"
                    "AND chunk BETWEEN ? AND ?", (description, int(width), *(keys or ()), first, last))
-    return {(key, chunk): decode(blob, width) for key, chunk, blob in rows}
+    return {(key, chunk): found.slots for (key, chunk, _), found in zip(rows, decode_all([r[2] for r in rows], width))}
 
 
 def _write_chunks(cur, description: str, width: float, rows: Dict[Tuple[str, int], Slots],
