@@ -117,13 +117,9 @@ def encode_fields(fields: Sequence[Slots], width: float) -> List[bytes]:
     return [head + zlib.compress(shuffled[i], ZLIB_LEVEL) for i in range(len(fields))]
 
 
-def decode(blob: bytes, width: Optional[float] = None) -> Slots:
-    """Aggregates from :func:`encode`'s blob, bit for bit (``width``: for format 1, which lacks it)."""
-    return decode_buckets(blob, width).slots
-
-
 def decode_buckets(blob: bytes, width: Optional[float] = None) -> Buckets:
-    """:func:`decode` with the blob's width (format 1, of schema 4, held 60 s rows or a known tier)."""
+    """Aggregates from :func:`encode`'s blob, bit for bit, with their width (``width``: for format 1,
+    of schema 4, which lacks it: 60 s rows or a known tier)."""
     return decode_all([blob], width)[0]
 
 
@@ -167,7 +163,7 @@ def _header(blob: bytes, width: Optional[float]) -> Tuple[int, float, int]:
 def _decode_rows(n: int, width: float, tables: List[bytes]) -> List[Buckets]:
     """Rows of ``n`` buckets of ``width`` from their compressed tables, in one set of numpy calls."""
     raw = np.frombuffer(b"".join(zlib.decompress(t) for t in tables), dtype=np.uint8)
-    table = raw.reshape(len(tables), 10, 8, n).transpose(0, 1, 3, 2).copy().view(np.int64).reshape(-1, 10, n)
+    table = raw.reshape(len(tables), 10, 8, n).transpose(0, 1, 3, 2).copy().view(np.int64).reshape(len(tables), 10, n)
     start = np.cumsum(table[:, 0], axis=1).astype(np.float64) * width
     times = start[:, None, :] + table[:, 2:6].view(np.float64)
     values = table[:, 6:].view(np.float64)
