@@ -23,6 +23,7 @@ setup(
         "pymysql>=1.1",
         "python-dotenv>=1.0",
         "spt3g>=1.0",
+        "crc32c>=2.3",  # checks a frame the scanner reads without spt3g (sisock/g3/rawframe.py)
         "numpy>=1.24",
         "cryptography>=41",
         "service-identity>=23.1",

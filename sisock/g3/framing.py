@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import BinaryIO, Optional, Tuple
+from typing import BinaryIO, List, Optional, Tuple
 
 from spt3g import core
 
@@ -45,8 +45,8 @@ class Damaged(Exception):
 
 class FileBytes:
     """The bytes of one open file, read in pieces of at least ``ahead`` bytes and never past
-    ``file_size``: a scan reading frame after frame asks for large pieces, the reader seeking
-    to one frame for small ones. Holds one piece at a time, so memory stays bounded."""
+    ``file_size``: the reader seeking to one frame asks for small ones. Holds one piece at a
+    time, so memory stays bounded."""
 
     def __init__(self, handle: BinaryIO, file_size: int, ahead: int = 1 << 16) -> None:
         self.handle, self.size, self.ahead = handle, file_size, ahead
@@ -84,8 +84,33 @@ class FileBytes:
         return bytes(self.data[start - self.base:end - self.base])
 
 
-def frame_length(source: FileBytes, offset: int) -> int:
-    """The length of the frame at ``offset``, its layout checked; Truncated or Damaged otherwise."""
+class LoadedBytes(FileBytes):
+    """A file's bytes from ``start`` to ``file_size``, read at once into ``buffer`` (which holds them
+    and which the caller may reuse from file to file): a scan sees its frames in place, with no copy."""
+
+    def __init__(self, handle: BinaryIO, file_size: int, start: int, buffer: bytearray) -> None:
+        super().__init__(handle, file_size)
+        handle.seek(start)
+        with memoryview(buffer) as view:
+            got = handle.readinto(view[:file_size - start])
+        self.size, self.buffer, self.base, self.length = start + got, buffer, start, got  # a shrunk file ends sooner
+        self.data = buffer
+
+    def need(self, start: int, end: int, frame: int) -> None:
+        if end > self.size:
+            raise Truncated(f"needs {end - frame} bytes, {self.size - frame} remain in the file")
+        if start < self.base:
+            raise ValueError(f"byte {start} is before the bytes read (from {self.base})")
+
+    def piece(self, start: int, end: int) -> Tuple[bytearray, int]:
+        """The bytes holding ``[start, end)`` and where that starts in them."""
+        self.need(start, end, start)
+        return self.buffer, start - self.base
+
+
+def frame_length(source: FileBytes, offset: int, spans: Optional[List[Tuple[int, int, int]]] = None) -> int:
+    """The length of the frame at ``offset``, its layout checked; Truncated or Damaged otherwise.
+    ``spans`` gets where each entry's name starts, and its blob, relative to ``offset`` (:func:`blob_of`)."""
     endian, _version, entries, _type = source.unpack(_HEADER, offset, offset)
     if endian != 1:
         raise Damaged(f"not the start of a frame (endianness byte {endian})")
@@ -96,15 +121,26 @@ def frame_length(source: FileBytes, offset: int) -> int:
         (name_length,) = source.unpack(_LENGTH, at, offset)
         if name_length > MAX_NAME:
             raise Damaged(f"an entry name of {name_length} bytes")
-        at += _LENGTH.size + name_length
+        name_at = at + _LENGTH.size
+        at = name_at + name_length
         (blob_length,) = source.unpack(_LENGTH, at, offset)
         at += _LENGTH.size + blob_length
         if at > source.size:
             raise Truncated(f"an entry of {blob_length} bytes runs past the end of the file")
+        if spans is not None:
+            spans.append((name_at - offset, at - blob_length - offset, at - offset))
     at += _CRC_BYTES
     if at > source.size:
         raise Truncated(f"needs {at - offset} bytes, {source.size - offset} remain in the file")
     return at - offset
+
+
+def blob_of(data: bytes, spans: List[Tuple[int, int, int]], name: bytes) -> Optional[Tuple[int, int]]:
+    """Where the blob of entry ``name`` lies in a frame's bytes ``data`` (spans from :func:`frame_length`)."""
+    for name_at, start, end in spans:
+        if start - name_at - _LENGTH.size == len(name) and data.startswith(name, name_at):
+            return start, end
+    return None
 
 
 def decode(data: bytes) -> core.G3Frame:
@@ -119,8 +155,16 @@ def decode(data: bytes) -> core.G3Frame:
 
 def frame_at(source: FileBytes, offset: int) -> Tuple[core.G3Frame, int]:
     """The decoded frame at ``offset`` and its length in bytes; Truncated or Damaged otherwise."""
-    length = frame_length(source, offset)
-    return decode(source.take(offset, offset + length)), length
+    frame, data, _ = frame_with_bytes(source, offset)
+    return frame, len(data)
+
+
+def frame_with_bytes(source: FileBytes, offset: int) -> Tuple[core.G3Frame, bytes, List[Tuple[int, int, int]]]:
+    """:func:`frame_at`'s frame, with its bytes and where its entries lie in them (:func:`blob_of`)."""
+    spans: List[Tuple[int, int, int]] = []
+    length = frame_length(source, offset, spans)
+    data = source.take(offset, offset + length)
+    return decode(data), data, spans
 
 
 def next_frame(source: FileBytes, offset: int) -> Optional[int]:

@@ -186,11 +186,9 @@ class FrameAggregator:
     def __init__(self) -> None:
         self._blocks: Dict[Tuple[int, Tuple[str, ...]], List[Tuple[np.ndarray, List[np.ndarray]]]] = {}
 
-    def add_block(self, prov_id: int, block, ticks: np.ndarray, numeric: Tuple[str, ...]) -> None:
-        """Keep one ``G3TimesampleMap``'s times (``ticks``) and its ``numeric`` columns."""
-        if numeric:
-            self._blocks.setdefault((prov_id, numeric), []).append(
-                (ticks, [np.asarray(block[k], dtype=np.float64) for k in numeric]))
+    def add_block(self, prov_id: int, keys: Tuple[str, ...], ticks: np.ndarray, columns: List[np.ndarray]) -> None:
+        """Keep one block's times (``ticks``) and the ``columns`` of its numeric ``keys``."""
+        self._blocks.setdefault((prov_id, keys), []).append((ticks, columns))
 
     def result(self) -> Dict[Key, Packed]:
         """The aggregates of each numeric field over every block added, encoded."""
