@@ -3,8 +3,9 @@
 Makes a one-day archive (5 providers, 50 fields at 1-10 Hz times a factor
 that brings it to ``--size-gb``; hourly files, 60 s frames, as the OCS
 aggregator writes), then prints:
-  (a) first scan (MB/s, frames/s) and a rescan of the unchanged archive; the
-      same rescan over ``--many-files`` small files;
+  (a) first scan (MB/s, frames/s) with summaries, without them and (``--before``) by an
+      earlier checkout, and a rescan of the unchanged archive; the same rescan over
+      ``--many-files`` small files;
   (b) ``get_data`` of 10 fields for 1 hour and 24 hours, cold (empty frame
       cache; the OS page cache stays warm) and warm, in samples/s, each the
       best of ``--repeat`` runs;
@@ -17,13 +18,19 @@ aggregator writes), then prints:
 Two sets of 10 fields: all of one provider (a typical panel) and 2 from each
 of the 5 providers (every frame of the window must be decoded).
 
-Usage: ``.venv/bin/python bench/g3.py [--size-gb 1.0] [--dir DIR] [--many-files 10000] [--repeat 3]``
+Usage: ``.venv/bin/python bench/g3.py [--size-gb 1.0] [--dir DIR] [--many-files 10000] [--repeat 3] [--before DIR]``
+
+``--before`` names a checkout of an earlier sisock, such as the scanner before summary
+tiers (``git worktree add /tmp/before 92226e9``): its first scan of the same archive is
+run in the same loop, so both rates come from one machine at one time.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -76,6 +83,31 @@ def scan(directory: Path, index_path: Path, summarise: bool = True):
     if not summarise:
         index.run(lambda cur: cur.execute("UPDATE files SET summarized = 0"))
     return index, stats, seconds
+
+
+#: A first scan by the sisock of another checkout (``--before``), in its own interpreter; prints seconds.
+_SCAN_BEFORE = """
+import sys, time
+from pathlib import Path
+import sisock
+assert Path(sisock.__file__).resolve().is_relative_to(Path.cwd().resolve()), sisock.__file__
+from sisock.config import load
+from sisock.g3.index import open_index
+from sisock.g3.scanner import Scanner
+index = open_index(load({"SQLITE_PATH": sys.argv[2]}))
+index.ensure_schema()
+began = time.perf_counter()
+Scanner(index, Path(sys.argv[1])).scan_once()
+print(time.perf_counter() - began)
+"""
+
+
+def scan_before(checkout: Path, directory: Path, index_path: Path) -> float:
+    """Seconds of a first scan of ``directory`` by the scanner of ``checkout`` (another sisock tree)."""
+    env = dict(os.environ, PYTHONPATH=str(checkout))
+    done = subprocess.run([sys.executable, "-c", _SCAN_BEFORE, str(directory), str(index_path)], cwd=checkout,
+                          env=env, capture_output=True, text=True, check=True, timeout=3600)
+    return float(done.stdout.split()[-1])
 
 
 def naive_read(paths: List[Path], names: Dict[str, Dict[str, List[str]]], t0: float, t1: float):
@@ -211,7 +243,9 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one, removed after)")
     parser.add_argument("--many-files", type=int, default=10000, help="files for the rescan figure (0 = skip)")
     parser.add_argument("--cache-mb", type=int, default=0, help="reader cache (default: 1.2 x the archive)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each read; the fastest counts (default 3)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each read and scan; the fastest counts (default 3)")
+    parser.add_argument("--before", type=Path, help="a checkout of an earlier sisock (a git worktree): its first scan "
+                        "of the same archive is printed beside this one's")
     args = parser.parse_args()
     directory = args.dir or Path(tempfile.mkdtemp(prefix="sisock-bench-g3-"))
     try:
@@ -221,12 +255,21 @@ def main() -> int:
         written, paths = timed(lambda: archive.write(directory / "archive"))
         size = sum(p.stat().st_size for p in paths)
         print(f"written: {len(paths)} files, {size / 1e6:.0f} MB in {written:.1f} s")
-        _, plain, plain_s = scan(directory / "archive", directory / "plain.sqlite", summarise=False)
-        index, stats, first = scan(directory / "archive", directory / "index.sqlite")
+        plain_s = first = before = math.inf
+        for run in range(args.repeat):  # interleaved, each the best of its runs: the machine's drift hits all alike
+            _, plain, seconds = scan(directory / "archive", directory / f"plain{run}.sqlite", summarise=False)
+            plain_s = min(plain_s, seconds)
+            index, stats, seconds = scan(directory / "archive", directory / f"index{run}.sqlite")
+            first = min(first, seconds)
+            if args.before:
+                before = min(before, scan_before(args.before, directory / "archive", directory / f"before{run}.sqlite"))
         rescan, again = timed(Scanner(index, directory / "archive").scan_once)
-        print(f"\n(a) first scan: {first:.2f} s, {stats.bytes / 1e6 / first:.0f} MB/s, {stats.frames / first:,.0f} frames/s;"
-              f" without summaries {plain.bytes / 1e6 / plain_s:.0f} MB/s (with them: {plain_s / first:.0%} of that"
-              f" rate); rescan of the unchanged archive: {rescan:.4f} s ({again.read} files read)")
+        print(f"\n(a) first scan, best of {args.repeat}: {first:.2f} s, {stats.bytes / 1e6 / first:.0f} MB/s,"
+              f" {stats.frames / first:,.0f} frames/s; without summaries {plain.bytes / 1e6 / plain_s:.0f} MB/s (with them:"
+              f" {plain_s / first:.0%} of that rate); rescan of the unchanged archive: {rescan:.4f} s ({again.read} files read)")
+        if args.before:
+            print(f"    the scanner of {args.before}: {before:.2f} s, {size / 1e6 / before:.0f} MB/s (this one, with"
+                  f" summaries: {before / first:.0%} of that rate)")
         raw, frames = timed(lambda: raw_read(paths))
         print(f"    raw G3Reader over the whole archive: {raw:.2f} s, {size / 1e6 / raw:.0f} MB/s, "
               f"{frames / raw:,.0f} frames/s (the scan's limit)")

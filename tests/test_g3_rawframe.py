@@ -9,6 +9,7 @@ from spt3g import core
 
 from sisock.g3 import format as fmt
 from sisock.g3 import framing, rawframe
+from sisock.g3 import filescan
 from sisock.g3.filescan import read_file
 from tests.g3_support import small_archive
 
@@ -156,3 +157,22 @@ def test_a_scan_is_the_same_whichever_way_its_frames_are_read(tmp_path, monkeypa
         assert [_summary(s) for s in theirs] == [_summary(s) for s in mine]
     types = {f.type for s in mine for f in s.fields.values()}
     assert types == {"number", "string", "bool"}
+
+
+def test_the_read_buffer_is_reused_only_when_nothing_views_it():
+    """The memory files are read into is kept for the next read, never while an array still
+    views it or another read holds it."""
+    buffers = filescan._ReadBuffer()
+    with buffers.lease(100) as first:
+        first[:3] = b"abc"
+    with buffers.lease(50) as again:
+        assert again is first
+        with buffers.lease(10) as other:  # a second read meanwhile (another thread's)
+            assert other is not first and len(other) >= 10
+        kept = np.frombuffer(again, np.uint8, 3)
+    with buffers.lease(50) as third:
+        assert third is not first  # `kept` still views the old one, which stays as it was
+        third[:3] = b"xyz"
+    assert bytes(kept) == b"abc"
+    with buffers.lease(1000) as bigger:
+        assert len(bigger) >= 1000

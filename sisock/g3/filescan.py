@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,63 +89,79 @@ def read_file(path: Path, start_offset: int = 0, providers: Optional[Dict[int, s
     damage: List[str] = []
     with _collector_paused(), open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
-        source = framing.LoadedBytes(handle, size, start_offset, _BUFFER.get(size - start_offset))
-        position = start_offset
-        while position < size:
-            try:
-                spans: List[Tuple[int, int, int]] = []
-                length = framing.frame_length(source, position, spans)
-                piece, at = source.piece(position, position + length)
-                raw = rawframe.read_data_frame(piece, at, length, spans)
-                frame = framing.decode(bytes(memoryview(piece)[at:at + length])) if raw is None else None
-            except (framing.Truncated, framing.Damaged) as exc:
-                later = framing.next_frame(source, position + 1)
-                if later is None and isinstance(exc, framing.Truncated) and not finished:
-                    break  # still being written: read on from here next time
-                cut = " and the file is no longer written" if later is None and isinstance(exc, framing.Truncated) \
-                    else ""
-                damage.append(f"unreadable frame at byte {position}: {exc}{cut}")
-                if later is None:
-                    break
-                position = later
-                continue
-            if raw is None:
-                blocks.take(scan, frame, position, length)
-            else:
-                blocks.add(raw.prov_id, position, length, zip(raw.names, raw.blocks))
-            position += length
-            scan.scanned_to = position
+        with _BUFFER.lease(max(0, size - start_offset)) as buffer:
+            _read_frames(framing.LoadedBytes(handle, size, start_offset, buffer), scan, blocks, finished, damage)
+            scan.frames, scan.fields = blocks.frames_and_fields()
+            scan.summaries = blocks.aggregator.result() if blocks.aggregator is not None else {}
+            del blocks  # its views of the buffer
         scan.fingerprint = fingerprint(handle, scan.scanned_to)
-        scan.frames, scan.fields = blocks.frames_and_fields()
-        scan.summaries = blocks.aggregator.result() if blocks.aggregator is not None else {}
     if damage:
         more = f" (and {len(damage) - 1} more damaged places)" if len(damage) > 1 else ""
         scan.status, scan.error = "bad", damage[0] + more
     return scan
 
 
+def _read_frames(source: framing.LoadedBytes, scan: FileScan, blocks: "_Blocks", finished: bool,
+                 damage: List[str]) -> None:
+    """Read frame after frame from ``scan.start_offset`` into ``blocks`` (:func:`read_file`)."""
+    position = scan.start_offset
+    while position < source.size:
+        try:
+            spans: List[Tuple[int, int, int]] = []
+            length = framing.frame_length(source, position, spans)
+            piece, at = source.piece(position, position + length)
+            raw = rawframe.read_data_frame(piece, at, length, spans)
+            frame = framing.decode(bytes(memoryview(piece)[at:at + length])) if raw is None else None
+        except (framing.Truncated, framing.Damaged) as exc:
+            later = framing.next_frame(source, position + 1)
+            if later is None and isinstance(exc, framing.Truncated) and not finished:
+                break  # still being written: read on from here next time
+            cut = " and the file is no longer written" if later is None and isinstance(exc, framing.Truncated) \
+                else ""
+            damage.append(f"unreadable frame at byte {position}: {exc}{cut}")
+            if later is None:
+                break
+            position = later
+            continue
+        if raw is None:
+            blocks.take(scan, frame, position, length)
+        else:
+            blocks.add(raw.prov_id, position, length, zip(raw.names, raw.blocks))
+        position += length
+        scan.scanned_to = position
+
+
 class _ReadBuffer:
     """The memory a process reads its files into, kept for the next file: fresh memory costs a
-    page fault every 4 KiB (about 1 us on a VM: a fifth of a read). It is reused only when nothing
-    views it any more (a bytearray with views cannot be resized), else a new one is made."""
+    page fault every 4 KiB (about 1 us on a VM: a fifth of a read). One read at a time holds it
+    (another thread's read gets memory of its own), and it is reused only when nothing views it
+    any more (a bytearray with views cannot be resized), else a new one is made."""
 
     def __init__(self) -> None:
         self.buffer = bytearray()
+        self.lock = threading.Lock()
 
-    def get(self, nbytes: int) -> bytearray:
-        """A buffer of at least ``nbytes`` that nothing else uses."""
+    @contextmanager
+    def lease(self, nbytes: int) -> Iterator[bytearray]:
+        """A buffer of at least ``nbytes`` that nothing else uses, for the ``with`` block."""
+        if not self.lock.acquire(blocking=False):
+            yield bytearray(nbytes)
+            return
         try:
-            self.buffer.append(0)  # BufferError if a view of it lives on
-            del self.buffer[-1]
-        except BufferError:
-            self.buffer = bytearray()
-        if len(self.buffer) < nbytes:
-            self.buffer = bytearray()  # let the old memory go first
-            self.buffer = bytearray(nbytes)
-        buffer = self.buffer
-        if len(buffer) > KEEP_BUFFER_BYTES:
-            self.buffer = bytearray()
-        return buffer
+            try:
+                self.buffer.append(0)  # BufferError if a view of it lives on
+                del self.buffer[-1]
+            except BufferError:
+                self.buffer = bytearray()
+            if len(self.buffer) < nbytes:
+                self.buffer = bytearray()  # the old memory goes before the new comes
+                self.buffer = bytearray(nbytes)
+            buffer = self.buffer
+            if len(buffer) > KEEP_BUFFER_BYTES:
+                self.buffer = bytearray()
+            yield buffer
+        finally:
+            self.lock.release()
 
 
 _BUFFER = _ReadBuffer()

@@ -92,7 +92,7 @@ class LoadedBytes(FileBytes):
         super().__init__(handle, file_size)
         handle.seek(start)
         with memoryview(buffer) as view:
-            got = handle.readinto(view[:file_size - start])
+            got = handle.readinto(view[:max(0, file_size - start)])
         self.size, self.buffer, self.base, self.length = start + got, buffer, start, got  # a shrunk file ends sooner
         self.data = buffer
 
