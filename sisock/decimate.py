@@ -144,7 +144,7 @@ def segment_extremes(values: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray
     n = values.shape[1]
     if n >= LONG_SEGMENTS * len(starts):
         return _long_extremes(values, starts)
-    lengths = np.diff(starts, append=n)
+    lengths = _lengths(starts, n)
     if len(starts) > 3 and lengths[1] > 1 and np.all(lengths[1:-1] == lengths[1]):
         lo, hi = int(starts[1]), int(starts[-1])
         inner = values[:, lo:hi].reshape(len(values), len(starts) - 2, int(lengths[1]))
@@ -177,19 +177,32 @@ def _general_extremes(values: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarra
     """:func:`segment_extremes` for segments of any lengths: each segment's extreme in one
     reduction over them all, then its first position among the samples equal to it (one search
     over every row at once). NaN are ignored, as if they were the other extreme."""
-    n = values.shape[1]
-    lengths = np.diff(starts, append=n)
-    offsets = (np.arange(len(values)) * n)[:, None]
-    found = []
-    for reduce, fill in ((np.minimum, np.inf), (np.maximum, -np.inf)):
-        v = values
+    lengths = _lengths(starts, values.shape[1])
+    return (_first_extreme(values, starts, lengths, np.minimum, np.inf),
+            _first_extreme(values, starts, lengths, np.maximum, -np.inf))
+
+
+def _first_extreme(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, reduce: np.ufunc,
+                   fill: float) -> np.ndarray:
+    """Each row's segments' first position of their extreme (``reduce``: np.minimum or np.maximum;
+    ``fill``: what stands for NaN, the other extreme)."""
+    v = values
+    extreme = reduce.reduceat(v, starts, axis=1)
+    if np.isnan(extreme).any():
+        v = np.where(np.isnan(values), fill, values)
         extreme = reduce.reduceat(v, starts, axis=1)
-        if np.isnan(extreme).any():
-            v = np.where(np.isnan(values), fill, values)
-            extreme = reduce.reduceat(v, starts, axis=1)
-        hits = np.flatnonzero(v == np.repeat(extreme, lengths, axis=1))  # row by row, in order
-        found.append(hits[np.searchsorted(hits, offsets + starts)] - offsets)
-    return found[0], found[1]
+    hits = np.flatnonzero(v == np.repeat(extreme, lengths, axis=1))  # row by row, in order
+    offsets = (np.arange(len(values)) * values.shape[1])[:, None]
+    return hits[np.searchsorted(hits, offsets + starts)] - offsets
+
+
+def _lengths(starts: np.ndarray, n: int) -> np.ndarray:
+    """The lengths of the segments beginning at ``starts`` of ``n`` items (``np.diff`` with
+    ``append`` costs ten times as much, and merges of few rows make many calls)."""
+    lengths = np.empty_like(starts)
+    np.subtract(starts[1:], starts[:-1], out=lengths[:-1])
+    lengths[-1:] = n - starts[-1:]
+    return lengths
 
 
 def aggregate(t: np.ndarray, v: np.ndarray, step: float) -> Slots:
@@ -239,9 +252,10 @@ def _merge_ordered(a: Slots, step: float) -> Slots:
     if np.all(key[1:] > key[:-1]):  # one row per slot already: nothing to combine
         return Slots(key, *(getattr(a, c) for c in Slots.COLUMNS[1:]))
     starts = np.flatnonzero(_changes(key))
-    last = np.append(starts[1:], len(key)) - 1
-    extreme = segment_extremes(np.stack([a.min_v, a.max_v]), starts)
-    lo, hi = extreme[0][0], extreme[1][1]
+    lengths = _lengths(starts, len(key))
+    last = starts + lengths - 1
+    lo = _first_extreme(a.min_v[None], starts, lengths, np.minimum, np.inf)[0]
+    hi = _first_extreme(a.max_v[None], starts, lengths, np.maximum, -np.inf)[0]
     return Slots(key[starts], np.add.reduceat(a.count, starts), a.first_t[starts], a.first_v[starts],
                  a.min_t[lo], a.min_v[lo], a.max_t[hi], a.max_v[hi], a.last_t[last], a.last_v[last])
 

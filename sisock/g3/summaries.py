@@ -104,7 +104,9 @@ def encode_fields(fields: Sequence[Slots], width: float) -> List[bytes]:
         raise ValueError("encode_fields: the fields' buckets differ")
     n = len(first)
     table = np.empty((len(fields), 10, n), dtype=np.int64)
-    table[:, 0] = np.diff(np.round(first.start / width).astype(np.int64), prepend=0)
+    index = np.round(first.start / width).astype(np.int64)
+    table[:, 0] = index
+    table[:, 0, 1:] -= index[:-1]  # each bucket's index after the one before
     table[:, 1] = [s.count for s in fields]
     times = np.array([[s.first_t, s.min_t, s.max_t, s.last_t] for s in fields],
                      dtype=np.float64).reshape(len(fields), 4, n)
