@@ -253,6 +253,7 @@ def main() -> int:
         archive = Archive(providers(factor), END - DAY, END, file_seconds=HOUR, frame_seconds=60.0)
         print(f"one-day archive: 5 providers, 50 fields at {factor:.2f} x (1, 2, 5, 10) Hz, hourly files, 60 s frames")
         written, paths = timed(lambda: archive.write(directory / "archive"))
+        os.sync()  # the archive's writeback would otherwise run during the scans
         size = sum(p.stat().st_size for p in paths)
         print(f"written: {len(paths)} files, {size / 1e6:.0f} MB in {written:.1f} s")
         plain_s = first = before = math.inf
