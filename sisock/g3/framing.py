@@ -110,7 +110,8 @@ class LoadedBytes(FileBytes):
 
 def frame_length(source: FileBytes, offset: int, spans: Optional[List[Tuple[int, int, int]]] = None) -> int:
     """The length of the frame at ``offset``, its layout checked; Truncated or Damaged otherwise.
-    ``spans`` gets where each entry's name starts, and its blob, relative to ``offset`` (:func:`blob_of`)."""
+    ``spans`` gets where each entry's name starts, and its blob, relative to ``offset``
+    (what :func:`sisock.g3.rawframe.read_data_frame` reads)."""
     endian, _version, entries, _type = source.unpack(_HEADER, offset, offset)
     if endian != 1:
         raise Damaged(f"not the start of a frame (endianness byte {endian})")
@@ -135,14 +136,6 @@ def frame_length(source: FileBytes, offset: int, spans: Optional[List[Tuple[int,
     return at - offset
 
 
-def blob_of(data: bytes, spans: List[Tuple[int, int, int]], name: bytes) -> Optional[Tuple[int, int]]:
-    """Where the blob of entry ``name`` lies in a frame's bytes ``data`` (spans from :func:`frame_length`)."""
-    for name_at, start, end in spans:
-        if start - name_at - _LENGTH.size == len(name) and data.startswith(name, name_at):
-            return start, end
-    return None
-
-
 def decode(data: bytes) -> core.G3Frame:
     """A G3Frame from its serialised bytes (spt3g checks the CRC); Damaged if it does not decode."""
     frame = core.G3Frame.__new__(core.G3Frame)
@@ -155,16 +148,8 @@ def decode(data: bytes) -> core.G3Frame:
 
 def frame_at(source: FileBytes, offset: int) -> Tuple[core.G3Frame, int]:
     """The decoded frame at ``offset`` and its length in bytes; Truncated or Damaged otherwise."""
-    frame, data, _ = frame_with_bytes(source, offset)
-    return frame, len(data)
-
-
-def frame_with_bytes(source: FileBytes, offset: int) -> Tuple[core.G3Frame, bytes, List[Tuple[int, int, int]]]:
-    """:func:`frame_at`'s frame, with its bytes and where its entries lie in them (:func:`blob_of`)."""
-    spans: List[Tuple[int, int, int]] = []
-    length = frame_length(source, offset, spans)
-    data = source.take(offset, offset + length)
-    return decode(data), data, spans
+    length = frame_length(source, offset)
+    return decode(source.take(offset, offset + length)), length
 
 
 def next_frame(source: FileBytes, offset: int) -> Optional[int]:
