@@ -137,7 +137,7 @@ class DataNodeServer:
         if failure.check(ApplicationError):
             return failure
         message = f"{self.name}: {call} failed: {failure.getErrorMessage()}"
-        self.log.error("{message}", message=message, log_failure=failure)
+        self.log.error("{text}", text=message, log_failure=failure)
         raise ApplicationError(ERROR_FAILED, message)
 
     def _in_pool(self, fn: Callable, *args) -> defer.Deferred:

@@ -143,7 +143,7 @@ _exit_code = [0]
 
 def fatal(message: str) -> None:
     """Log why this process cannot go on, and stop it with exit code 1."""
-    log.logger().critical("{message}", message=message)
+    log.logger().critical("{text}", text=message)
     _exit_code[0] = 1
     if reactor.running:
         reactor.stop()

@@ -16,7 +16,7 @@ from typing import Callable, Dict
 
 import cherrypy
 import orjson
-from twisted.logger import LogLevel
+from twisted.python.failure import Failure
 
 from sisock import log
 from sisock.config import Config
@@ -106,7 +106,7 @@ class Datasource:
         except RequestError as exc:
             return exc.status, {"error": str(exc)}, f"{exc}; "
         except Exception as exc:  # a bug must cost one request, never the server
-            _log.failure("{path}: unexpected error", path=request.path_info, level=LogLevel.error)
+            _log.error("{path}: unexpected error", path=request.path_info, log_failure=Failure())
             return 500, {"error": f"internal error: {describe(exc)}"}, "internal error; "
 
     def _fresh_catalogue(self) -> Catalogue:

@@ -34,7 +34,7 @@ LISTEN_BACKLOG = 128
 def _forward_cherrypy_log(message: str, level: int = 20, traceback: bool = False) -> None:
     """CherryPy's own warnings and errors (a port already in use, ...) as our log lines."""
     if level >= 30:
-        log.logger().warn("cherrypy: {message}", message=message)
+        log.logger().warn("cherrypy: {text}", text=message)
 
 
 def _cannot_listen(host: str, port: int) -> str:
