@@ -62,7 +62,8 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
                 status, payload, note = 404, {"error": f"no such endpoint {request.path_info}"}, ""
             elif request.method not in methods:
                 cherrypy.response.headers["Allow"] = ", ".join(methods)
-                status, payload, note = 405, {"error": f"{request.method} is not allowed here; use {' or '.join(methods)}"}, ""
+                allowed = " or ".join(methods)
+                status, payload, note = 405, {"error": f"{request.method} is not allowed here; use {allowed}"}, ""
             else:
                 status, payload, note = self._run(handler, request)
             encode_began = time.perf_counter()

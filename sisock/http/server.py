@@ -71,7 +71,7 @@ def main(args, config: Config) -> int:
 
     scheme = "https" if config.http_tls_cert else "http"
     url = f"{scheme}://{config.http_host}:{config.port}"
-    listening = []
+    listening: list = []  # True once CherryPy listens
 
     def tell_systemd(*_) -> None:
         """READY once both listening and joined (in the reactor thread); else say what is missing."""
