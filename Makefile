@@ -24,7 +24,10 @@ $(STAMP): setup.py
 demo: $(STAMP)
 	$(VENV)/bin/sisock demo --state-dir $(STATE)
 
+# ruff and mypy first (settings in pyproject.toml): a finding stops before the slow tests.
 test: $(STAMP)
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Benchmarks print figures (see the README's performance section); not part of the tests.

@@ -33,8 +33,12 @@ setup(
         "crossbar": ["crossbar>=23.1"],
         # ansible-playbook with its bundled collections, and ansible-lint (tests/test_deploy.py)
         "deploy": ["ansible>=9", "ansible-lint>=24"],
-        # hypothesis fuzzes sisock-http from the OpenAPI file (schemathesis needs an idna that crossbar's pin forbids)
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "jsonschema>=4.17", "pyyaml>=6", "hypothesis>=6.100"],
+        # hypothesis fuzzes sisock-http from the OpenAPI file (schemathesis needs an idna that crossbar's pin forbids);
+        # ruff and mypy check the tree before the tests (`make test`, settings in pyproject.toml)
+        "test": [
+            "pytest>=8", "pytest-timeout>=2.3", "jsonschema>=4.17", "pyyaml>=6", "hypothesis>=6.100",
+            "ruff>=0.6", "mypy>=1.11",
+        ],
     },
     entry_points={"console_scripts": ["sisock = sisock.cli:main"]},
 )

@@ -243,7 +243,8 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one, removed after)")
     parser.add_argument("--many-files", type=int, default=10000, help="files for the rescan figure (0 = skip)")
     parser.add_argument("--cache-mb", type=int, default=0, help="reader cache (default: 1.2 x the archive)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each read and scan; the fastest counts (default 3)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each read and scan; the fastest counts (default 3)")
     parser.add_argument("--before", type=Path, help="a checkout of an earlier sisock (a git worktree): its first scan "
                         "of the same archive is printed beside this one's")
     args = parser.parse_args()
@@ -266,8 +267,9 @@ def main() -> int:
                 before = min(before, scan_before(args.before, directory / "archive", directory / f"before{run}.sqlite"))
         rescan, again = timed(Scanner(index, directory / "archive").scan_once)
         print(f"\n(a) first scan, best of {args.repeat}: {first:.2f} s, {stats.bytes / 1e6 / first:.0f} MB/s,"
-              f" {stats.frames / first:,.0f} frames/s; without summaries {plain.bytes / 1e6 / plain_s:.0f} MB/s (with them:"
-              f" {plain_s / first:.0%} of that rate); rescan of the unchanged archive: {rescan:.4f} s ({again.read} files read)")
+              f" {stats.frames / first:,.0f} frames/s; without summaries {plain.bytes / 1e6 / plain_s:.0f} MB/s"
+              f" (with them: {plain_s / first:.0%} of that rate); rescan of the unchanged archive: {rescan:.4f} s"
+              f" ({again.read} files read)")
         if args.before:
             print(f"    the scanner of {args.before}: {before:.2f} s, {size / 1e6 / before:.0f} MB/s (this one, with"
                   f" summaries: {before / first:.0%} of that rate)")

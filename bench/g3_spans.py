@@ -91,14 +91,14 @@ def bench_reader(index, naive_index, names: List[str], spans: Dict[str, float], 
 
     for label, span in spans.items():
         t0 = NOW - span
-        cold = median_time(lambda: cold_read(t0), repeat)
+        cold = median_time(lambda t0=t0: cold_read(t0), repeat)
         warm_reader = Reader(index, 256)
         answer = warm_reader.data(names, t0, NOW, max_points=POINTS)
-        warm = median_time(lambda: warm_reader.data(names, t0, NOW, max_points=POINTS), repeat)
-        naive = median_time(lambda: Reader(naive_index, 256).data(names, t0, NOW, max_points=POINTS), 1) \
+        warm = median_time(lambda r=warm_reader, t0=t0: r.data(names, t0, NOW, max_points=POINTS), repeat)
+        naive = median_time(lambda t0=t0: Reader(naive_index, 256).data(names, t0, NOW, max_points=POINTS), 1) \
             if naive_too else float("nan")
         points = sum(len(t) for t, _ in answer.values())
-        fields = median_time(lambda: warm_reader.fields(t0, NOW), repeat)
+        fields = median_time(lambda r=warm_reader, t0=t0: r.fields(t0, NOW), repeat)
         print(f"  {label:>5} | {cold * 1000:9.1f} | {warm * 1000:9.1f} | {naive * 1000:10.0f} | "
               f"{naive / cold:9.0f}x | {points:7d} | {fields * 1000:13.1f}", flush=True)
 

@@ -118,9 +118,9 @@ def report(client: JsonHttp, session: ThreadedSession, end: float, repeat: int) 
         capped = query(end - DAY, end, *targets, max_points=CAP)
         uncapped = {"range": capped["range"], "targets": capped["targets"]}
         stride = choose_step(end - DAY, end, capped["intervalMs"] / 1000, CAP)  # what sisock-http asks for
-        cases = ((f"http maxDataPoints={CAP}", lambda: http_case(client, capped), repeat),
-                 ("raw limit: WAMP get_data", lambda: wamp_case(session, names, end, stride), repeat),
-                 ("http uncapped (naive)", lambda: http_case(client, uncapped), max(3, repeat // 10)))
+        cases = ((f"http maxDataPoints={CAP}", lambda q=capped: http_case(client, q), repeat),
+                 ("raw limit: WAMP get_data", lambda n=names, s=stride: wamp_case(session, n, end, s), repeat),
+                 ("http uncapped (naive)", lambda q=uncapped: http_case(client, q), max(3, repeat // 10)))
         for way, case, runs in cases:
             try:
                 times, (points, share) = timed(case, runs)
@@ -155,7 +155,8 @@ def _node_back(session: ThreadedSession) -> bool:
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                 "?")
     return f"{os.cpu_count()} CPUs, {model}"
 
 

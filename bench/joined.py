@@ -154,7 +154,8 @@ def bench_query(work: Path, repeat: int) -> None:
         wait_until(lambda: all(n in http.request("POST", "/search", {})[1] for n in joined), 60, "the joined names")
         wait_until(lambda: "bench_feed::channel_00_t" in http.request("POST", "/search", {})[1], 60, "the feed")
         end = time.time()
-        print(f"(b) /query of 10 fields over the last 3 h, maxDataPoints 1000, after 2 warm-up requests; {repeat} timed:")
+        print(f"(b) /query of 10 fields over the last 3 h, maxDataPoints 1000, after 2 warm-up requests;"
+              f" {repeat} timed:")
         for label, targets in (("joined (archive to now-2 min, live after)", joined),
                                ("archive alone (g3_reader::)", [f"g3_reader::{n}" for n in joined])):
             body = query(end - 3 * 3600, end, *targets, max_points=1000)

@@ -7,4 +7,4 @@ __version__ = "0.1.0"
 # not import bjdata: installed by pip alone (crossbar pulls it in), bjdata is built
 # against NumPy 1.x (its build needs oldest-supported-numpy) and prints NumPy 2's
 # "_ARRAY_API not found" traceback at every import. An already imported bjdata stays.
-sys.modules.setdefault("bjdata", None)
+sys.modules.setdefault("bjdata", None)  # type: ignore[arg-type]  # None there is how Python blocks an import

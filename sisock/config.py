@@ -11,7 +11,7 @@ import os
 import stat
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from dotenv import dotenv_values
 
@@ -397,11 +397,11 @@ def load(environ: Optional[Mapping[str, str]] = None) -> Config:
         source.update(_read_env_file(Path(env_file)))
     source.update(environ)
 
-    values = {}
-    for field in fields(Config):
-        variable = field.name.upper()
+    values: Dict[str, Any] = {}
+    for setting in fields(Config):
+        variable = setting.name.upper()
         if variable in source:
-            values[field.name] = _PARSERS[field.name](variable, source[variable].strip())
+            values[setting.name] = _PARSERS[setting.name](variable, source[variable].strip())
     config = Config(**values)
     check_secret(config)
     return config

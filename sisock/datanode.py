@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 from autobahn.wamp.exception import ApplicationError
@@ -53,10 +53,10 @@ def field_info(timeline: str, description: str = "", units: str = "", type_: str
     return {"description": description, "timeline": timeline, "type": type_, "units": units}
 
 
-def data_result(timelines: Dict[str, Tuple[Iterable[float], Dict[str, Iterable]]],
+def data_result(timelines: Mapping[str, Tuple[Iterable[float], Mapping[str, Iterable]]],
                 finalized_until: Optional[float] = None) -> dict:
     """Build a ``get_data`` answer from ``{timeline: (t, {field: values})}``."""
-    answer = {"data": {}, "timeline": {}}
+    answer: Dict[str, Dict[str, Any]] = {"data": {}, "timeline": {}}
     for name, (t, columns) in timelines.items():
         answer["timeline"][name] = {"t": t, "finalized_until": finalized_until, "fields": list(columns)}
         answer["data"].update(columns)
@@ -137,7 +137,7 @@ class DataNodeServer:
         if failure.check(ApplicationError):
             return failure
         message = f"{self.name}: {call} failed: {failure.getErrorMessage()}"
-        self.log.error("{message}", message=message, log_failure=failure)
+        self.log.error("{text}", text=message, log_failure=failure)
         raise ApplicationError(ERROR_FAILED, message)
 
     def _in_pool(self, fn: Callable, *args) -> defer.Deferred:
@@ -274,7 +274,7 @@ class DataNodeServer:
         """Connect, serve until SIGTERM, and return the exit code."""
         self.component = wamp.make_component(self.config)
         reactor.callWhenRunning(self.pool.start)
-        reactor.addSystemEventTrigger("during", "shutdown", self.pool.stop)
+        reactor.addSystemEventTrigger("during", "shutdown", self.pool.stop)  # type: ignore[arg-type]  # zope interface (mypy sees no self)
         self.component.on("join", self._join)
         self.component.on("leave", self._leave)
         return wamp.run(self.name, self.config, self.components(), on_shutdown=[self._subtract])

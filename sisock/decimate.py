@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 #: Widths (s) that steps are rounded to multiples of; each divides the next.
 GRID = (1.0, 60.0, 600.0, 3600.0, 21600.0, 86400.0)
@@ -269,8 +270,8 @@ def _changes(key: np.ndarray) -> np.ndarray:
 
 
 def decimate(
-    t: Sequence[float],
-    values: Sequence,
+    t: ArrayLike,
+    values: ArrayLike,
     min_stride: Optional[float] = None,
     max_points: Optional[int] = None,
     window: Optional[Window] = None,
@@ -281,8 +282,8 @@ def decimate(
 
 
 def decimate_columns(
-    t: Sequence[float],
-    columns: Dict[str, Sequence],
+    t: ArrayLike,
+    columns: Mapping[str, ArrayLike],
     min_stride: Optional[float] = None,
     max_points: Optional[int] = None,
     window: Optional[Window] = None,
@@ -296,24 +297,25 @@ def decimate_columns(
     returned unchanged, so decimating an answer again changes nothing.
     """
     t = np.asarray(t, dtype=float)
-    columns = {name: np.asarray(v) for name, v in columns.items()}
+    arrays = {name: np.asarray(v) for name, v in columns.items()}
     n = len(t)
     if n == 0:
-        return t, columns
+        return t, arrays
     t0, t1 = window or (float(t[0]), float(t[-1]))
     step = choose_step(t0, t1, min_stride, max_points)
     if not step or ((not max_points or n <= max_points) and _fits(t, step)):
-        return t, columns
-    keep = _m4_positions(t, columns, step)
+        return t, arrays
+    keep = _m4_positions(t, arrays, step)
     while max_points and len(keep) > max_points and math.isfinite(step):
         step *= 2
-        keep = _m4_positions(t, columns, step)
+        keep = _m4_positions(t, arrays, step)
     if max_points and len(keep) > max_points:
         keep = keep[:max_points]
-    return t[keep], {name: v[keep] for name, v in columns.items()}
+    return t[keep], {name: v[keep] for name, v in arrays.items()}
 
 
-def reduce_to_step(t: np.ndarray, columns: Dict[str, np.ndarray], step: float) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+def reduce_to_step(t: np.ndarray, columns: Dict[str, np.ndarray],
+                   step: float) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
     """Reduce sorted samples onto the grid of ``step`` seconds, as :func:`decimate_columns` does.
 
     Readers of long ranges use it to shrink what they hold chunk by chunk: what it keeps

@@ -22,7 +22,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, cast
 
 from sisock.config import Config, load
 from sisock.files import private_dir, set_mode, write_private
@@ -117,14 +117,14 @@ def _forward_router_output(stream) -> None:
 
 
 def _name(proc: subprocess.Popen) -> str:
-    return " ".join(Path(a).name for a in proc.args[:2])
+    return " ".join(Path(a).name for a in cast(List[str], proc.args)[:2])  # _start's argument lists
 
 
 def _stop(processes: List[subprocess.Popen], grace: float = 15.0) -> None:
     """SIGTERM the data node servers and sisock-http at once, then the hub, then the
     router (the first process), so that each leaves a router and hub still there;
     SIGKILL, and name, whatever is still running after ``grace`` seconds."""
-    hub = [p for p in processes[1:] if p.args[1:2] == ["hub"]]
+    hub = [p for p in processes[1:] if cast(List[str], p.args)[1:2] == ["hub"]]
     others = [p for p in processes[1:] if p not in hub]
     for group in (others, hub, processes[:1]):
         running = [p for p in group if p.poll() is None]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.interfaces import ISession
 from autobahn.wamp.types import CallDetails, RegisterOptions
 from twisted.internet import defer
 
@@ -23,7 +24,7 @@ class Hub:
     """The hub's state and its WAMP procedures."""
 
     def __init__(self) -> None:
-        self.session = None
+        self.session: Optional[ISession] = None
         #: name -> {"name", "description", "session_id"}
         self.nodes: Dict[str, dict] = {}
         self.log = log.logger()
@@ -40,6 +41,7 @@ class Hub:
 
     @defer.inlineCallbacks
     def _alive(self, session_id: int):
+        assert self.session is not None  # called at once by add(), a procedure of the joined session
         try:
             yield self.session.call("wamp.session.get", session_id)
         except ApplicationError as exc:
@@ -65,7 +67,8 @@ class Hub:
         if held is None or held["session_id"] != caller or held["description"] != description:
             self.nodes[name] = {"name": name, "description": str(description), "session_id": caller}
             self.log.info("added data node {name} (session {sid})", name=name, sid=caller)
-            self.session.publish(wamp.TOPIC_ADDED, {"name": name, "description": str(description)})
+            if self.session is not None:  # None if the hub left while _alive() waited
+                self.session.publish(wamp.TOPIC_ADDED, {"name": name, "description": str(description)})
             self._status()
         return True
 

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import time
-from typing import TextIO
+from typing import Optional, TextIO
 
 import txaio
 from twisted.logger import (
@@ -81,29 +81,32 @@ class LineObserver:
         if failure is not None:
             text = f"{text} {failure.getTraceback()}"
         level = event.get("log_level", LogLevel.info).name
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime(event.get("log_time", time.time()))) if self.with_time else ""
+        prefix = (time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime(event.get("log_time", time.time())))
+                  if self.with_time else "")
         self.stream.write(f"{prefix}{self.component} {level}: {one_line(text)}\n")
         self.stream.flush()
 
 
-def start(component: str, level: str = "info", stream: TextIO = None) -> None:
+def start(component: str, level: str = "info", stream: Optional[TextIO] = None) -> None:
     """Send every Twisted and txaio log event of this process through one observer."""
     global _started
     txaio.use_twisted()
-    txaio.set_global_log_level(level)
+    txaio.set_global_log_level(level)  # type: ignore[attr-defined]  # use_twisted() defines it
     if _started:
         return
     _started = True
     stream = stream or sys.stderr
     with_time = "JOURNAL_STREAM" not in os.environ
     predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS.get(level, LogLevel.critical))
-    observer = FilteringLogObserver(LineObserver(component, stream, with_time), [predicate])
+    # zope interfaces: mypy cannot see that LineObserver and the predicate provide them
+    observer = FilteringLogObserver(LineObserver(component, stream, with_time),  # type: ignore[arg-type]
+                                    [predicate])  # type: ignore[list-item]
     globalLogBeginner.beginLoggingTo([relevel(observer)], redirectStandardIO=False, discardBuffer=True)
 
 
 def logger() -> "txaio.interfaces.ILogger":
     """A txaio logger for a module."""
-    return txaio.make_logger()
+    return txaio.make_logger()  # type: ignore[attr-defined]  # use_twisted() defines it
 
 
 class Throttle:

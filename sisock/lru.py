@@ -3,19 +3,21 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Hashable, Optional, Tuple
+from typing import Generic, Hashable, Optional, Tuple, TypeVar
+
+Value = TypeVar("Value")
 
 
-class SizedLRU:
+class SizedLRU(Generic[Value]):
     """Values by key, the least recently used dropped once their sizes pass ``capacity`` bytes."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.size = 0
-        self._entries: "OrderedDict[Hashable, Tuple[int, object]]" = OrderedDict()
+        self._entries: "OrderedDict[Hashable, Tuple[int, Value]]" = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> Optional[object]:
+    def get(self, key: Hashable) -> Optional[Value]:
         """The value kept under ``key``, or None."""
         with self._lock:
             hit = self._entries.get(key)
@@ -24,7 +26,7 @@ class SizedLRU:
             self._entries.move_to_end(key)
             return hit[1]
 
-    def put(self, key: Hashable, nbytes: int, value: object) -> None:
+    def put(self, key: Hashable, nbytes: int, value: Value) -> None:
         """Keep ``value`` as ``nbytes`` bytes (not at all if it alone passes the capacity)."""
         if nbytes > self.capacity:
             return

@@ -7,7 +7,7 @@ away, and leaves cleanly when the process gets SIGTERM or SIGINT.
 from __future__ import annotations
 
 import sys
-from typing import Awaitable, Callable, List, Optional
+from typing import Awaitable, Callable, List, Optional, Sequence
 
 from autobahn.twisted.component import Component
 from autobahn.wamp.exception import ApplicationError
@@ -143,13 +143,14 @@ _exit_code = [0]
 
 def fatal(message: str) -> None:
     """Log why this process cannot go on, and stop it with exit code 1."""
-    log.logger().critical("{message}", message=message)
+    log.logger().critical("{text}", text=message)
     _exit_code[0] = 1
     if reactor.running:
-        reactor.stop()
+        reactor.stop()  # type: ignore[misc]  # zope interface (mypy sees no self)
 
 
-def run(component_name: str, config: Config, components: List[Component], on_shutdown: List[ShutdownHook] = ()) -> int:
+def run(component_name: str, config: Config, components: List[Component],
+        on_shutdown: Sequence[ShutdownHook] = ()) -> int:
     """Run components in the reactor until SIGTERM/SIGINT or a fatal error; return the exit code.
 
     ``on_shutdown`` hooks run before the sessions leave (a data node subtracts itself there).
@@ -191,9 +192,9 @@ def run(component_name: str, config: Config, components: List[Component], on_shu
             d = comp.start(reactor)
             d.addErrback(failed, comp)
 
-    reactor.addSystemEventTrigger("before", "shutdown", shut_down)
+    reactor.addSystemEventTrigger("before", "shutdown", shut_down)  # type: ignore[arg-type]  # zope interface (mypy sees no self)
     reactor.callWhenRunning(start)
-    reactor.run()
+    reactor.run()  # type: ignore[misc]  # zope interface (mypy sees no self)
     sys.stdout.flush()
     if config_problem:
         raise ConfigError(config_problem[0])

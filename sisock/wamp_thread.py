@@ -27,7 +27,8 @@ def ensure_reactor_thread() -> None:
         if _reactor_thread is not None and _reactor_thread.is_alive():
             return
         _reactor_thread = threading.Thread(
-            target=reactor.run, kwargs={"installSignalHandlers": False}, name="twisted-reactor", daemon=True
+            target=reactor.run,  # type: ignore[misc]  # zope interface (mypy sees no self)
+            kwargs={"installSignalHandlers": False}, name="twisted-reactor", daemon=True
         )
         _reactor_thread.start()
 

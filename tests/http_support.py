@@ -29,7 +29,8 @@ def write_field(directory: Path, name: str, t: np.ndarray, values: np.ndarray, u
 class JsonHttp:
     """A tiny JSON client for sisock-http on a loopback port (https with a ``tls`` context)."""
 
-    def __init__(self, port: int, headers: Optional[Dict[str, str]] = None, tls: Optional[ssl.SSLContext] = None) -> None:
+    def __init__(self, port: int, headers: Optional[Dict[str, str]] = None,
+                 tls: Optional[ssl.SSLContext] = None) -> None:
         self.port = port
         self.headers = dict(headers or {})
         self.tls = tls

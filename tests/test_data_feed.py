@@ -48,7 +48,8 @@ def test_block_and_single_sample_messages_are_served(procs, client, ocs):
     publish(ocs, {"temps": {"block_name": "temps", "timestamps": t,
                             "data": {"Channel 01": [0.11, 0.12, 0.13], "Channel 02": [4.0, 4.5, 5.0]}},
                   "heaters": {"block_name": "heaters", "timestamps": [now - 2.5], "data": {"Heater Power": [0.5]}}})
-    publish(ocs, {"block_name": "status", "timestamp": now - 1.5, "data": {"State": "ramping", "Setpoint": 0.1, "Heater On": True}})
+    publish(ocs, {"block_name": "status", "timestamp": now - 1.5,
+                  "data": {"State": "ramping", "Setpoint": 0.1, "Heater On": True}})
 
     wanted = ["channel_01", "channel_02", "heater_power", "state", "setpoint", "no_such_field"]
     answer = wait_until(lambda: (lambda a: a if len(a["data"]) == 5 else None)(served(client, wanted)), 10,

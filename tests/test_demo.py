@@ -68,7 +68,8 @@ def test_demo_starts_the_stack_and_ctrl_c_stops_everything(tmp_path):
         assert session.wait_connected(30)
         try:
             try:
-                wait_until(lambda: "apex_archive" in [n["name"] for n in attempt(lambda: session.call(wamp.HUB_LIST)) or []],
+                wait_until(lambda: "apex_archive" in [n["name"] for n in
+                                                      attempt(lambda: session.call(wamp.HUB_LIST)) or []],
                            30, "the demo's weather server in the hub")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; demo output:\n{process.output[-6000:]}") from None

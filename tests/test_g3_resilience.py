@@ -262,7 +262,8 @@ def test_upgrade_from_version_2_killed_at_every_step_keeps_the_frames(g3_env):
                                 "VALUES (1, ?, 100, ?, ?)", (offset, offset, offset + 1))
             index.run(fill)
             stop_part_way(index, after)
-            assert index.ensure_schema().endswith((f" to {schema.CURRENT}", f"schema version {schema.CURRENT} is current"))
+            assert index.ensure_schema().endswith((f" to {schema.CURRENT}",
+                                                   f"schema version {schema.CURRENT} is current"))
             assert schema.version(index) == schema.CURRENT
             frames = index.run(lambda cur: cur.all("SELECT byte_offset FROM frames ORDER BY byte_offset"))
             assert frames == [(0,), (100,), (200,)], f"killed after {after} actions"

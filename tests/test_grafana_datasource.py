@@ -15,15 +15,16 @@ ANSIBLE = Path(sys.executable).parent / "ansible"
 
 
 def render(tmp_path: Path, **variables) -> dict:
-    variables = {"grafana_provisioning_datasource_name": "sisock", "grafana_provisioning_plugin": "simpod-json-datasource",
+    variables = {"grafana_provisioning_datasource_name": "sisock",
+                 "grafana_provisioning_plugin": "simpod-json-datasource",
                  "grafana_provisioning_user": "", "grafana_provisioning_password": "", "grafana_provisioning_token": "",
                  "grafana_provisioning_ca_file": str(tmp_path / "ca.pem"), "ansible_python_interpreter": sys.executable,
                  **variables}
     extra = tmp_path / "vars.json"
     extra.write_text(json.dumps(variables))
     dest = tmp_path / "sisock.yml"
-    result = subprocess.run([str(ANSIBLE), "localhost", "-c", "local", "-i", "localhost,", "-m", "ansible.builtin.template",
-                             "-a", f"src={TEMPLATE} dest={dest}", "-e", f"@{extra}"],
+    result = subprocess.run([str(ANSIBLE), "localhost", "-c", "local", "-i", "localhost,",
+                             "-m", "ansible.builtin.template", "-a", f"src={TEMPLATE} dest={dest}", "-e", f"@{extra}"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     return yaml.safe_load(dest.read_text())["datasources"][0]

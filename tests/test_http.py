@@ -17,7 +17,8 @@ WEATHER = "apex_archive::apex_temperature"
 def serve_node(client, name, get_data, fields=("value",)):
     """Register a data node from the test's own session and add it to the hub; return its get_data registration."""
     info = {f: {"description": f, "timeline": "tl", "type": "number", "units": "V"} for f in fields}
-    client.register(wamp.get_fields_uri(name), lambda start, end: [info, {"tl": {"interval": 1.0, "field": list(fields)}}])
+    client.register(wamp.get_fields_uri(name),
+                    lambda start, end: [info, {"tl": {"interval": 1.0, "field": list(fields)}}])
     registration = client.register(wamp.get_data_uri(name), get_data)
     assert client.call(wamp.HUB_ADD, name, f"test node {name}", client.session._session_id) is True
     return registration
@@ -49,7 +50,8 @@ def test_each_time_format_gives_the_same_series(stack):
              (start.astimezone(chile).isoformat(), end.astimezone(chile).isoformat())]
     series = []
     for frm, to in forms:
-        status, body, _ = stack.request("POST", "/query", {"range": {"from": frm, "to": to}, "targets": [{"target": WEATHER}]})
+        status, body, _ = stack.request("POST", "/query",
+                                        {"range": {"from": frm, "to": to}, "targets": [{"target": WEATHER}]})
         assert status == 200, body
         series.append(body[0]["datapoints"])
     assert series[0] and all(s == series[0] for s in series)
@@ -97,11 +99,13 @@ def test_unknown_node_or_field_is_an_empty_series(stack):
     (b"{not json", "not valid JSON"),
     (b'{"targets": [{"target": "apex_archive::apex_temperature"}]}', "range"),
     (b'{"range": {"from": "2025-11-10T00:00:00Z", "to": "2025-11-11T00:00:00Z"}}', "targets"),
-    (b'{"range": {"from": "2025-11-10T00:00:00Z", "to": "2025-11-11T00:00:00Z"}, "targets": [{"target": "apex_temperature"}]}',
+    (b'{"range": {"from": "2025-11-10T00:00:00Z", "to": "2025-11-11T00:00:00Z"},'
+     b' "targets": [{"target": "apex_temperature"}]}',
      "<data node>::<field>"),
     (b'{"range": {"from": "yesterday", "to": "2025-11-11T00:00:00Z"}, "targets": []}', "range.from"),
     (b'{"range": {"from": "2025-11-10T00:00:00", "to": "2025-11-11T00:00:00Z"}, "targets": []}', "time zone"),
-    (b'{"range": {"from": "2025-11-10T00:00:00Z", "to": "2025-11-11T00:00:00Z"}, "maxDataPoints": "many", "targets": []}',
+    (b'{"range": {"from": "2025-11-10T00:00:00Z", "to": "2025-11-11T00:00:00Z"},'
+     b' "maxDataPoints": "many", "targets": []}',
      "maxDataPoints"),
     (b'{"range": {"from": "1969-12-31T23:00:00Z", "to": "2025-11-11T00:00:00Z"}, "targets": []}', "after 1970"),
     (b"[" * 100000 + b"]" * 100000, "nested too deeply"),

@@ -280,7 +280,8 @@ def test_listed_node_that_stops_is_a_502_naming_it(stack, router):
     node = ThreadedSession(router.config).start()
     assert node.wait_connected(30)
     t = [stack.now - 60, stack.now - 30]
-    get_data = serve_node(node, "doomed_node", lambda field, start, end, min_stride=None: answer(field[0], t, [1.0, 2.0]))
+    get_data = serve_node(node, "doomed_node",
+                          lambda field, start, end, min_stride=None: answer(field[0], t, [1.0, 2.0]))
     wait_until(lambda: "doomed_node::value" in stack.request("POST", "/search", {"target": "doomed"})[1], 15,
                "the node in /search")
     status, body, _ = stack.request("POST", "/query", query(stack.now - 3600, stack.now, "doomed_node::value"))

@@ -98,7 +98,8 @@ EXAMPLES = 500
 EXPECTED = {200, 400, 404, 405, 413, 415}
 
 #: Numbers of every size: beyond a float's range too (JSON has no limit).
-NUMBERS = st.integers() | st.floats(allow_nan=False) | st.sampled_from([2 ** 63, 2 ** 64, 10 ** 300, 10 ** 400, -10 ** 400])
+NUMBERS = (st.integers() | st.floats(allow_nan=False)
+           | st.sampled_from([2 ** 63, 2 ** 64, 10 ** 300, 10 ** 400, -10 ** 400]))
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | NUMBERS | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),

@@ -95,7 +95,8 @@ def test_a_real_router_serves_ocs_agents_on_the_private_address_only(tmp_path, p
 
     def handshake(host: str) -> str:
         return subprocess.run([*private_network.prefix, sys.executable, "-c", HANDSHAKE, host,
-                               str(config.crossbar_ocs_port)], capture_output=True, text=True, timeout=30).stdout.strip()
+                               str(config.crossbar_ocs_port)],
+                              capture_output=True, text=True, timeout=30).stdout.strip()
 
     try:
         wait_until(lambda: "101" in handshake(ROUTER_ADDRESS) or not crossbar.alive(), 60, "the OCS port")

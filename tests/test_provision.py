@@ -182,7 +182,8 @@ def test_every_unit_of_the_target_is_active(site):
     wanted = site.guest.ssh("systemctl list-dependencies --plain --no-pager sisock.target").stdout
     assert expected <= {line.strip() for line in wanted.splitlines()}
     for unit in sorted(expected) + ["sisock.target"]:
-        wait_until(lambda: site.guest.ssh(f"systemctl is-active {unit}", check=False).stdout.strip() == "active",
+        wait_until(lambda unit=unit: site.guest.ssh(f"systemctl is-active {unit}",
+                                                    check=False).stdout.strip() == "active",
                    60, f"{unit} to be active")
     env = site.guest.ssh("stat -c '%a %U:%G' /etc/sisock/sisock.env").stdout.split()
     assert env == ["640", "root:sisock"]

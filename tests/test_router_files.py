@@ -169,5 +169,6 @@ def test_crossbar_config_refuses_a_missing_certificate_file(tmp_path, variable):
     result = run("crossbar-config", "--dir", str(tmp_path / "node"), env=_router_env(tmp_path, **{variable: missing}))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f"sisock crossbar-config: configuration error: {variable}={missing!r}: cannot read it (No such file or directory)"]
+        f"sisock crossbar-config: configuration error: {variable}={missing!r}: "
+        "cannot read it (No such file or directory)"]
     assert not (tmp_path / "node" / "config.json").exists()

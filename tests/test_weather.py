@@ -140,7 +140,9 @@ def test_exception_in_a_data_node_is_a_readable_error(procs, client):
     with pytest.raises(ApplicationError) as caught:
         client.call(wamp.get_data_uri("failing_node"), ["broken"], END - 10, END)
     assert caught.value.error == f"{wamp.BASE_URI}.error.data_node_failed"
-    assert "the archive disk is unreadable" in caught.value.args[0]
+    message = "failing_node: get_data(['broken'], 1699999990.0, 1700000000.0) failed: the archive disk is unreadable"
+    assert caught.value.args[0] == message
+    node.wait_for(f"error: {message} Traceback")
     assert client.call(wamp.get_data_uri("failing_node"), ["ok"], END - 10, END)["data"] == {"ok": [1.0]}
     assert node.alive()
 

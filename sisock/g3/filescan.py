@@ -259,15 +259,16 @@ class _Blocks:
         group, frame = np.array(self.owners, dtype=np.int64).T
         of_frame = np.flatnonzero(np.diff(frame, prepend=-1))  # a frame's blocks follow one another
         frames = [FrameEntry(prov_id, offset, nbytes, a / fmt.TICKS, b / fmt.TICKS)
-                  for (prov_id, offset, nbytes), a, b in zip(self.entries, np.minimum.reduceat(first, of_frame).tolist(),
+                  for (prov_id, offset, nbytes), a, b in zip(self.entries,
+                                                             np.minimum.reduceat(first, of_frame).tolist(),
                                                              np.maximum.reduceat(last, of_frame).tolist())]
         group_lo, group_hi = np.full(len(self.groups), first.max()), np.full(len(self.groups), last.min())
         np.minimum.at(group_lo, group, first)
         np.maximum.at(group_hi, group, last)
-        group_lo, group_hi = group_lo.tolist(), group_hi.tolist()
+        lows, highs = group_lo.tolist(), group_hi.tolist()
         fields: Dict[Tuple[int, str], FieldEntry] = {}
         for ((prov_id, name, keys, types), number) in self.groups.items():
-            start, end = group_lo[number] / fmt.TICKS, group_hi[number] / fmt.TICKS
+            start, end = lows[number] / fmt.TICKS, highs[number] / fmt.TICKS
             for key, type_ in zip(keys, types):
                 entry = fields.get((prov_id, key))
                 if entry is None:

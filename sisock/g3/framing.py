@@ -13,9 +13,10 @@ so one bad frame costs only itself.
 """
 from __future__ import annotations
 
+import io
 import re
 import struct
-from typing import BinaryIO, List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 from spt3g import core
 
@@ -48,11 +49,11 @@ class FileBytes:
     ``file_size``: the reader seeking to one frame asks for small ones. Holds one piece at a
     time, so memory stays bounded."""
 
-    def __init__(self, handle: BinaryIO, file_size: int, ahead: int = 1 << 16) -> None:
+    def __init__(self, handle: io.BufferedIOBase, file_size: int, ahead: int = 1 << 16) -> None:
         self.handle, self.size, self.ahead = handle, file_size, ahead
         self.base, self.length = 0, 0
         self.buffer = bytearray()  # reused: a new piece costs no fresh allocation (nor page faults)
-        self.data = memoryview(self.buffer)
+        self.data: Union[memoryview, bytearray] = memoryview(self.buffer)
 
     def need(self, start: int, end: int, frame: int) -> None:
         """Have bytes ``[start, end)`` at hand (``frame``: where the frame being walked starts)."""
@@ -62,7 +63,8 @@ class FileBytes:
             return
         want = min(max(end - start, self.ahead), self.size - start)
         if want > len(self.buffer):
-            self.data.release()
+            if isinstance(self.data, memoryview):  # always here: only LoadedBytes holds a bytearray
+                self.data.release()
             self.buffer = bytearray(want)
             self.data = memoryview(self.buffer)
         self.handle.seek(start)
@@ -88,7 +90,7 @@ class LoadedBytes(FileBytes):
     """A file's bytes from ``start`` to ``file_size``, read at once into ``buffer`` (which holds them
     and which the caller may reuse from file to file): a scan sees its frames in place, with no copy."""
 
-    def __init__(self, handle: BinaryIO, file_size: int, start: int, buffer: bytearray) -> None:
+    def __init__(self, handle: io.BufferedIOBase, file_size: int, start: int, buffer: bytearray) -> None:
         super().__init__(handle, file_size)
         handle.seek(start)
         with memoryview(buffer) as view:

@@ -89,7 +89,8 @@ class Index:
 
     def _drop_connection(self) -> None:
         try:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
         except Exception:
             pass
         self._conn = None
@@ -201,7 +202,8 @@ class Index:
             cur.execute("INSERT INTO files (path, size, mtime_ns, scanned_to, status, error, scanned, fingerprint) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (str(path), size, mtime_ns, scan.scanned_to, scan.status,
                                                             scan.error, now, scan.fingerprint))
-            file_id = cur.one("SELECT id FROM files WHERE path = ?", (str(path),))[0]
+            file_id = cur.one("SELECT id FROM files WHERE path = ?",  # type: ignore[index]
+                              (str(path),))[0]  # inserted above
         else:
             file_id = previous.id
             if scan.start_offset == 0:
@@ -248,7 +250,8 @@ class Index:
                 continue
             cur.execute("INSERT INTO feeds (filename, path, prov_id, description, scanned, file_id) "
                         "VALUES (?, ?, ?, ?, ?, ?)", (path.name, str(path.parent), prov_id, description, now, file_id))
-            feeds[prov_id] = cur.one("SELECT id FROM feeds WHERE file_id = ? AND prov_id = ?", (file_id, prov_id))[0]
+            feeds[prov_id] = cur.one("SELECT id FROM feeds WHERE file_id = ? AND prov_id = ?",  # type: ignore[index]
+                                     (file_id, prov_id))[0]  # inserted above
             if description not in known:
                 cur.execute("INSERT INTO description (description) VALUES (?)", (description,))
                 known.add(description)
@@ -273,7 +276,8 @@ class Index:
                 cur.execute("UPDATE fields SET `start` = ?, `end` = ? WHERE feed_id = ? AND field = ?",
                             (sql_time(min(start, entry.start)), sql_time(max(end, entry.end)), feeds[prov_id], name))
             else:
-                inserts.append((feeds[prov_id], name, sql_time(entry.start), sql_time(entry.end), entry.block, entry.type))
+                inserts.append((feeds[prov_id], name, sql_time(entry.start), sql_time(entry.end), entry.block,
+                                entry.type))
         cur.executemany("INSERT INTO fields (feed_id, field, `start`, `end`, block, type) VALUES (?, ?, ?, ?, ?, ?)",
                         inserts)
 

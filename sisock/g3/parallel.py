@@ -12,7 +12,7 @@ import multiprocessing
 import os
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Callable, Deque, Iterable, Iterator, Sequence, Tuple, TypeVar
+from typing import Callable, Deque, Iterable, Iterator, Sequence, Tuple, TypeVar, Union
 
 #: Bytes a pass must have to read before it is worth starting worker processes.
 PARALLEL_FROM = 64 << 20
@@ -20,6 +20,7 @@ PARALLEL_FROM = 64 << 20
 AHEAD = 2
 
 Job = TypeVar("Job")
+Result = TypeVar("Result")
 
 
 def cores() -> int:
@@ -36,8 +37,8 @@ def spawn_pool(processes: int, **options) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"), **options)
 
 
-def ordered(work: Callable[..., object], jobs: Sequence[Tuple[Job, tuple]], size: int,
-            processes: int = 0) -> Iterator[Tuple[Job, object]]:
+def ordered(work: Callable[..., Result], jobs: Sequence[Tuple[Job, tuple]], size: int,
+            processes: int = 0) -> Iterator[Tuple[Job, Union[Result, Exception]]]:
     """``(job, work(*args) or the exception it raised)`` for each ``(job, args)``, in order.
 
     Worker processes (``processes``, default every core) are used when there are at least two
@@ -71,7 +72,7 @@ def ordered(work: Callable[..., object], jobs: Sequence[Tuple[Job, tuple]], size
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _call(work: Callable[..., object], args: tuple) -> object:
+def _call(work: Callable[..., Result], args: tuple) -> Union[Result, Exception]:
     try:
         return work(*args)
     except Exception as exc:

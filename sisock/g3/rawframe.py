@@ -15,12 +15,15 @@ decodes the frame with spt3g, so an unusual or damaged frame reads as it always 
 from __future__ import annotations
 
 import struct
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import crc32c
 import numpy as np
 
 from sisock.g3 import format as fmt
+
+#: What frames are read from: a file's bytes, or the reused buffer of a scan (sisock.g3.framing).
+Bytes = Union[bytes, bytearray]
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -31,7 +34,7 @@ _NEW = 0x80000000  # cereal's flag on an id (class or pointer) seen for the firs
 _VALUE_START = b"\x01" + _U32.pack(_NEW | 1)
 #: Classes of the map values whose content the scanner does not need, and their field types.
 _UNREAD = {b"G3VectorString": "string", b"G3VectorBool": "bool"}
-_INTS = {8: np.dtype("<i1"), 16: np.dtype("<i2"), 32: np.dtype("<i4"), 64: np.dtype("<i8")}
+_INTS: Dict[int, np.dtype] = {8: np.dtype("<i1"), 16: np.dtype("<i2"), 32: np.dtype("<i4"), 64: np.dtype("<i8")}
 _TICKS, _DOUBLES = np.dtype("<i8"), np.dtype("<f8")
 _HOUSEKEEPING = ord("H")  # G3FrameType.Housekeeping
 _ALL_ONES = 0xFFFFFFFF
@@ -48,7 +51,7 @@ class RawBlock(NamedTuple):
     ticks: np.ndarray
     keys: Tuple[str, ...]
     types: Tuple[str, ...]
-    columns: Tuple[object, ...]
+    columns: Tuple[Optional[np.ndarray], ...]
 
 
 class RawFrame(NamedTuple):
@@ -62,14 +65,15 @@ class RawFrame(NamedTuple):
 def _prefix(name: bytes, version: int) -> bytes:
     """The bytes an archive of one object of class ``name`` starts with, up to its content:
     endianness, new class id 1 and its name, new pointer 1, its version and G3FrameObject's (1)."""
-    return b"\x01" + _ID_LENGTH.pack(_NEW | 1, len(name)) + name + _U32.pack(_NEW | 1) + _U32.pack(version) + _U32.pack(1)
+    return (b"\x01" + _ID_LENGTH.pack(_NEW | 1, len(name)) + name + _U32.pack(_NEW | 1) + _U32.pack(version)
+            + _U32.pack(1))
 
 
 _G3INT = _prefix(b"G3Int", 1)
 _NAMES = _prefix(b"G3VectorString", 1)
 
 
-def read_data_frame(data: bytes, start: int, length: int, spans: Sequence[Tuple[int, int, int]]) -> Optional[RawFrame]:
+def read_data_frame(data: Bytes, start: int, length: int, spans: Sequence[Tuple[int, int, int]]) -> Optional[RawFrame]:
     """The data frame in ``data[start:start + length]`` (its entries where ``spans`` say, from
     :func:`sisock.g3.framing.frame_length`), or None for another kind of frame, a CRC that does not
     match, or a layout read only by spt3g."""
@@ -95,14 +99,14 @@ def read_data_frame(data: bytes, start: int, length: int, spans: Sequence[Tuple[
     return RawFrame(prov_id, names, blocks)
 
 
-def _int(data: bytes, where: Optional[Tuple[int, int]]) -> int:
+def _int(data: Bytes, where: Optional[Tuple[int, int]]) -> int:
     """The value of a ``G3Int`` entry."""
     if where is None or where[1] - where[0] != len(_G3INT) + 8 or not data.startswith(_G3INT, where[0]):
         raise Unknown("not a G3Int")
     return _I64.unpack_from(data, where[0] + len(_G3INT))[0]
 
 
-def _strings(data: bytes, where: Optional[Tuple[int, int]]) -> List[str]:
+def _strings(data: Bytes, where: Optional[Tuple[int, int]]) -> List[str]:
     """The values of a ``G3VectorString`` entry."""
     if where is None or not data.startswith(_NAMES, where[0]) or where[1] - where[0] < len(_NAMES) + 8:
         raise Unknown("not a G3VectorString")
@@ -131,7 +135,7 @@ _BLOCKS = b"\x01" + _ID_LENGTH.pack(_NEW | 1, 19) + b"G3VectorFrameObject"
 _MAP = _U64.pack(15) + b"G3TimesampleMap"
 
 
-def read_blocks(data: bytes, start: int, end: int) -> List[RawBlock]:
+def read_blocks(data: Bytes, start: int, end: int) -> List[RawBlock]:
     """The blocks of a data frame's ``blocks`` entry, the bytes ``data[start:end]``; every length
     is checked against ``end`` before it is used, and any surprise raises :class:`Unknown`."""
     u32, u64 = _U32.unpack_from, _U64.unpack_from
@@ -165,7 +169,9 @@ def read_blocks(data: bytes, start: int, end: int) -> List[RawBlock]:
             raise Unknown("a block cut short")
         (n_keys,) = u32(data, at)
         at += 4
-        keys, types, columns = [], [], []
+        keys: List[str] = []
+        types: List[str] = []
+        columns: List[Optional[np.ndarray]] = []
         for _ in range(n_keys):
             if at + 8 > end:
                 raise Unknown("a key cut short")
@@ -204,7 +210,7 @@ def read_blocks(data: bytes, start: int, end: int) -> List[RawBlock]:
     return blocks
 
 
-def _value(data: bytes, start: int, end: int) -> Tuple[str, object]:
+def _value(data: Bytes, start: int, end: int) -> Tuple[str, Optional[np.ndarray]]:
     """``(field type, numeric column or None)`` of one map value: its own archive in ``data[start:end]``."""
     if data.startswith(_DOUBLE, start):
         at, dtype = start + len(_DOUBLE), _DOUBLES

@@ -44,16 +44,17 @@ UNTIL_TTL = 0.25
 Columns = Dict[str, np.ndarray]
 
 
-class FrameCache(SizedLRU):
+class FrameCache(SizedLRU[Tuple[tuple, object]]):
     """Decoded frames (their :class:`Block` s) by ``(path, byte offset)``, least recently used
     dropped beyond ``capacity`` bytes; a frame is stale once its file's ``stamp`` changed."""
 
-    def get(self, key: Tuple[str, int], stamp: tuple) -> Optional[object]:
+    # get and put take the file's stamp too (override): a FrameCache is only ever used as one
+    def get(self, key: Tuple[str, int], stamp: tuple) -> Optional[object]:  # type: ignore[override]
         """The frame cached under ``key`` if its file still has ``stamp`` (size, mtime)."""
         hit = super().get(key)
         return hit[1] if hit is not None and hit[0] == stamp else None
 
-    def put(self, key: Tuple[str, int], stamp: tuple, nbytes: int, frame: object) -> None:
+    def put(self, key: Tuple[str, int], stamp: tuple, nbytes: int, frame: object) -> None:  # type: ignore[override]
         """Keep a frame, dropping the oldest ones to stay within capacity."""
         super().put(key, nbytes, (stamp, frame))
 
@@ -66,7 +67,8 @@ class Block:
     __slots__ = ("name", "_block", "_ticks", "_columns")
 
     def __init__(self, name: str, block: core.G3TimesampleMap) -> None:
-        self.name, self._block, self._ticks = name, block, None
+        self.name, self._block = name, block
+        self._ticks: Optional[np.ndarray] = None
         self._columns: Dict[str, np.ndarray] = {}
 
     @property
@@ -173,7 +175,8 @@ class Reader:
     # -- get_fields ----------------------------------------------------------------
     def fields(self, start: float, end: float) -> Tuple[dict, dict]:
         """Fields with data frames in ``[start, end)`` and their timelines."""
-        fields, timelines = {}, {}
+        fields: Dict[str, dict] = {}
+        timelines: Dict[str, dict] = {}
         if not self._ready():
             return fields, timelines
         for description, key, block, type_ in self.index.fields_in(start, end):
@@ -249,6 +252,8 @@ class Reader:
         parts: Dict[Tuple[str, str], List[Slots]] = {}
         inner: Dict[Tuple[str, str], Tuple[float, float]] = {}  # what summaries answer, per field
         if summarized:
+            assert tier is not None  # summarized is empty otherwise
+
             def read(cur) -> None:
                 stale = summaries.stale(cur, sorted(summarized), start, end)
                 for description in sorted(summarized):
@@ -315,7 +320,7 @@ class Reader:
                         handle.close()
                     handle, handle_path, stamp = self._open(path)
                     source = None if handle is None else framing.FileBytes(handle, stamp[0])
-                if handle is None:
+                if source is None or stamp is None:  # the file could not be opened
                     continue
                 blocks = self.cache.get((path, offset), stamp)
                 if blocks is None:

@@ -241,7 +241,7 @@ def _set_version(value: int) -> Action:
     return act
 
 
-def version(index) -> Optional[int]:
+def version(index) -> int:
     """The index's schema version (0: none yet), read without changing anything."""
     return index.run(lambda cur: _stored_version(cur, index.dialect))
 

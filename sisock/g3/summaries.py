@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
@@ -59,7 +59,7 @@ _FORMAT = 2
 #: Bytes of decoded rows kept (:func:`decode_buckets`), and what one entry costs besides its arrays.
 DECODED_BYTES = 64 << 20
 _ENTRY_BYTES = 1500
-_DECODED = SizedLRU(DECODED_BYTES)
+_DECODED: "SizedLRU[Buckets]" = SizedLRU(DECODED_BYTES)
 
 Key = Tuple[int, str]  # (prov_id, field key)
 
@@ -147,7 +147,7 @@ def decode_all(blobs: Sequence[bytes], width: Optional[float] = None) -> List[Bu
         for (i, data, _), found in zip(rows, _decode_rows(n, row_width, [d[at:] for _, d, at in rows])):
             out[i] = found
             _DECODED.put((data, width), len(data) + 10 * 8 * n + _ENTRY_BYTES, found)
-    return out
+    return cast(List[Buckets], out)  # every row is decoded by now
 
 
 def _header(blob: bytes, width: Optional[float]) -> Tuple[int, float, int]:
@@ -228,7 +228,8 @@ def store(cur, feeds: Dict[int, Tuple[int, str]], found: Dict[Key, Packed]) -> N
     ids = sorted({feed_id for (feed_id, _), _, _ in todo})
     existing = {(r[0], r[1]): r[2] for r in cur.all(
         f"SELECT feed_id, field, data FROM summaries_file WHERE feed_id IN ({', '.join('?' * len(ids))})", ids)}
-    inserts, updates = [], []
+    inserts: List[tuple] = []
+    updates: List[tuple] = []
     spans: Dict[str, Tuple[float, float]] = {}
     widest: Dict[int, float] = {}
     for (feed_id, description), key, new in todo:
@@ -294,7 +295,8 @@ def refresh(index, days: float = REFRESH_DAYS) -> int:
             return done
         description, first = row
         lo = math.floor(first / widest) * widest
-        index.run(lambda cur: _refresh_stretch(cur, description, lo, lo + days * widest))
+        index.run(lambda cur, description=description, lo=lo:
+                  _refresh_stretch(cur, description, lo, lo + days * widest))
         done += 1
 
 
@@ -456,7 +458,9 @@ def _read_chunks(cur, description: str, width: float, keys: Optional[Sequence[st
 def _write_chunks(cur, description: str, width: float, rows: Dict[Tuple[str, int], Slots],
                   existed: set) -> None:
     """Write one tier's rows: new ones inserted, old ones updated, emptied ones deleted."""
-    inserts, updates, deletes = [], [], []
+    inserts: List[tuple] = []
+    updates: List[tuple] = []
+    deletes: List[tuple] = []
     for (key, chunk), slots in rows.items():
         where = (description, key, int(width), chunk)
         if not len(slots):
@@ -496,7 +500,7 @@ def cover(lo: float, hi: float, top: int) -> List[Tuple[int, float, float]]:
 def split(pieces: List[Tuple[int, float, float]], lo: float, hi: float) -> List[Tuple[int, float, float]]:
     """:func:`cover`'s pieces cut at the bucket boundaries around ``[lo, hi)``, so that only the
     buckets meeting that stretch are read from elsewhere."""
-    out = []
+    out: List[Tuple[int, float, float]] = []
     for k, a, b in pieces:
         width = TIERS[k]
         cuts = sorted({a, b} | {c for c in (math.floor(lo / width) * width, math.ceil(hi / width) * width)

@@ -58,6 +58,7 @@ def _start(config: Config, cache_mb: int) -> None:
 
 
 def _answer(*args) -> dict:
+    assert _reader is not None  # _start made it: the pool's initializer
     return answer(_reader, *args)
 
 
@@ -87,7 +88,7 @@ class ReaderPool:
         """:func:`answer` in a worker (blocking: called from the node's thread pool). A request
         whose worker died is asked once more of new workers: a worker killed for its own
         reasons costs nothing, one that the request itself kills costs only that request."""
-        for attempt in (1, 2):
+        for _attempt in (1, 2):
             pool = self._pool
             try:
                 return pool.submit(_answer, names, start, end, min_stride, max_points).result()

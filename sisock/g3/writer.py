@@ -190,13 +190,15 @@ class Archive:
     def samples(self, description: str, name: str, t0: float, t1: float) -> Tuple[np.ndarray, np.ndarray]:
         """Exactly the ``(t, values)`` of field ``name`` of a provider written in ``[t0, t1)``."""
         provider = self.provider(description)
+        assert provider is not None, f"no provider {description!r} was written"
         block = next(b for b in provider.blocks if name in b.fields)
         lo, hi = max(t0, self.start), min(t1, self.end)
         ticks = _outside(sample_times(block.rate, lo, hi), self.gaps) if hi > lo else np.empty(0, np.int64)
         return ticks / fmt.TICKS, values(description, block, name, ticks)
 
 
-def example_providers(n_providers: int = 3, fields_per_block: int = 4, rates: Sequence[float] = (1.0, 5.0)) -> List[Provider]:
+def example_providers(n_providers: int = 3, fields_per_block: int = 4,
+                      rates: Sequence[float] = (1.0, 5.0)) -> List[Provider]:
     """A few thermometry-like providers, each with number blocks at ``rates`` and a status string."""
     providers = []
     for i in range(n_providers):

@@ -16,7 +16,7 @@ from typing import Callable, Dict
 
 import cherrypy
 import orjson
-from twisted.logger import LogLevel
+from twisted.python.failure import Failure
 
 from sisock import log
 from sisock.config import Config
@@ -62,7 +62,8 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
                 status, payload, note = 404, {"error": f"no such endpoint {request.path_info}"}, ""
             elif request.method not in methods:
                 cherrypy.response.headers["Allow"] = ", ".join(methods)
-                status, payload, note = 405, {"error": f"{request.method} is not allowed here; use {' or '.join(methods)}"}, ""
+                allowed = " or ".join(methods)
+                status, payload, note = 405, {"error": f"{request.method} is not allowed here; use {allowed}"}, ""
             else:
                 status, payload, note = self._run(handler, request)
             encode_began = time.perf_counter()
@@ -106,7 +107,7 @@ class Datasource:
         except RequestError as exc:
             return exc.status, {"error": str(exc)}, f"{exc}; "
         except Exception as exc:  # a bug must cost one request, never the server
-            _log.failure("{path}: unexpected error", path=request.path_info, level=LogLevel.error)
+            _log.error("{path}: unexpected error", path=request.path_info, log_failure=Failure())
             return 500, {"error": f"internal error: {describe(exc)}"}, "internal error; "
 
     def _fresh_catalogue(self) -> Catalogue:

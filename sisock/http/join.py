@@ -74,7 +74,9 @@ def _field(node: str, answer: Optional[dict], name: str) -> Tuple[np.ndarray, np
     """One field of one node's ``get_data`` answer: times, values and its ``finalized_until``."""
     if not isinstance(answer, dict):
         return np.empty(0), np.empty(0), None
-    data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
+    data = answer.get("data")
+    if not isinstance(data, dict):
+        data = {}
     for timeline in (answer.get("timeline") or {}).values():
         if isinstance(timeline, dict) and name in (timeline.get("fields") or []) and name in data:
             t = np.asarray(timeline.get("t") or [], dtype=float)

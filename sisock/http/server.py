@@ -34,7 +34,7 @@ LISTEN_BACKLOG = 128
 def _forward_cherrypy_log(message: str, level: int = 20, traceback: bool = False) -> None:
     """CherryPy's own warnings and errors (a port already in use, ...) as our log lines."""
     if level >= 30:
-        log.logger().warn("cherrypy: {message}", message=message)
+        log.logger().warn("cherrypy: {text}", text=message)
 
 
 def _cannot_listen(host: str, port: int) -> str:
@@ -71,7 +71,7 @@ def main(args, config: Config) -> int:
 
     scheme = "https" if config.http_tls_cert else "http"
     url = f"{scheme}://{config.http_host}:{config.port}"
-    listening = []
+    listening: list = []  # True once CherryPy listens
 
     def tell_systemd(*_) -> None:
         """READY once both listening and joined (in the reactor thread); else say what is missing."""

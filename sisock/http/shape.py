@@ -30,7 +30,9 @@ def _column(values: list) -> np.ndarray:
 
 def reduce_answer(node: str, answer: dict, max_points: Optional[int]) -> Dict[str, Series]:
     """Each field of one ``get_data`` answer as ``(t, values)``, at most ``max_points`` samples."""
-    data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
+    data = answer.get("data")
+    if not isinstance(data, dict):
+        data = {}
     out: Dict[str, Series] = {}
     for name, timeline in (answer.get("timeline") or {}).items():
         if not isinstance(timeline, dict):

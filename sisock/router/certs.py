@@ -11,11 +11,15 @@ import ipaddress
 import socket
 import stat
 from pathlib import Path
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Sequence, Tuple, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificateIssuerPublicKeyTypes,
+)
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sisock.files import private_dir, set_mode, write_private
@@ -62,7 +66,7 @@ def _key_pem(key) -> bytes:
 
 
 def _san(names: Iterable[str]) -> x509.SubjectAlternativeName:
-    entries = []
+    entries: List[x509.GeneralName] = []
     for name in dict.fromkeys(names):
         try:
             entries.append(x509.IPAddress(ipaddress.ip_address(name)))
@@ -103,7 +107,9 @@ def make_ca(directory: Path) -> None:
 
 def make_server(directory: Path, names: Sequence[str]) -> None:
     """A server certificate signed by the CA in ``directory``, with ``names`` as SANs."""
-    ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+    # a CA key or certificate of a kind that cannot sign (X25519, DH) fails in sign() below
+    ca_key = cast(CertificateIssuerPrivateKeyTypes,
+                  serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None))
     ca_cert = x509.load_pem_x509_certificate((directory / "ca.pem").read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
@@ -113,7 +119,8 @@ def make_server(directory: Path, names: Sequence[str]) -> None:
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                cast(CertificateIssuerPublicKeyTypes, ca_cert.public_key())), critical=False
         )
         .sign(ca_key, hashes.SHA256())
     )

@@ -8,8 +8,8 @@ Two transports on one realm:
   environment (the unit shares ``/etc/sisock/sisock.env``).
 - an anonymous websocket for OCS agents on ``CROSSBAR_OCS_PORT``, bound to
   ``CROSSBAR_OCS_INTERFACE`` (127.0.0.1 unless the site puts it on a private
-  network; every interface only with ``CROSSBAR_OCS_WILDCARD=on``), whose role reaches ``observatory.*`` and nothing under
-  ``org.simonsobservatory``; plus, only with ``CROSSBAR_OCS_CALL=on``, the HTTP
+  network; every interface only with ``CROSSBAR_OCS_WILDCARD=on``), whose role reaches
+  ``observatory.*`` and nothing under ``org.simonsobservatory``; plus, only with ``CROSSBAR_OCS_CALL=on``, the HTTP
   ``/call`` bridge (crossbar answers it to any browser origin and cannot be
   told otherwise, so it stays off unless OCS clients need it).
 

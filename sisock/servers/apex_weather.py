@@ -52,7 +52,7 @@ def read_file(path: Path) -> Series:
     return sorted_by_time(*two_columns(path.read_text(errors="replace")))
 
 
-class ApexWeatherServer(ArchiveServer):
+class ApexWeatherServer(ArchiveServer[ArchiveFile]):
     """Serves the APEX weather archive."""
 
     name = "apex_weather"

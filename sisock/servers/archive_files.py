@@ -139,7 +139,7 @@ class ParsedFiles:
         return sorted_by_time(np.concatenate(parts_t), np.concatenate(parts_v))
 
 
-class ArchiveServer(DataNodeServer):
+class ArchiveServer(DataNodeServer, Generic[Entry]):
     """A data node server over the archive folder ``DATA_DIRECTORY/<subdirectory>``."""
 
     command = ""
@@ -152,7 +152,7 @@ class ArchiveServer(DataNodeServer):
         if config.data_directory is None:
             raise ConfigError(f"DATA_DIRECTORY is not set: sisock {self.command} reads "
                               f"DATA_DIRECTORY/{self.subdirectory}")
-        self.listing = Listing(config.data_directory / self.subdirectory, self.parse_name)
+        self.listing: Listing[Entry] = Listing(config.data_directory / self.subdirectory, self.parse_name)
         self.files = ParsedFiles()
 
     def read(self, sources: Iterable[Tuple[Path, Callable[[Path], Series]]], start: float, end: float) -> Series:

@@ -232,7 +232,7 @@ class FeedCache:
                 names = [n for n in names if self._home.get(n) == block]
                 if not names:
                     continue
-                aliases = [self.archive_name(n) for n in names] if self.archive_prefix else []
+                aliases = [a for n in names if (a := self.archive_name(n)) is not None]  # none without a prefix
                 timelines[block] = {"interval": interval, "field": names + aliases}
                 for name, alias in zip(names, aliases or names):
                     fields[name] = field_info(block, f"{name} of {self.agent_address}", "", self._types[name])
@@ -265,6 +265,7 @@ def settings(config: Config) -> Tuple[str, str, str, str]:
             raise ConfigError(f"{variable} is not set: sisock data-feed needs TARGET, FEED and NAME")
         if not URI_PART.match(value):
             raise ConfigError(f"{variable}={value!r}: must not contain dots, '#' or blanks (it is part of a URI)")
+    assert config.target and config.feed and config.name  # checked above
     description = config.description or f"OCS feed observatory.{config.target}.feeds.{config.feed}"
     return config.target, config.feed, config.name, description
 

@@ -41,7 +41,7 @@ class G3ReaderServer(DataNodeServer):
 
     def run(self) -> int:
         if self.workers is not None:
-            reactor.addSystemEventTrigger("after", "shutdown", self.workers.close)
+            reactor.addSystemEventTrigger("after", "shutdown", self.workers.close)  # type: ignore[arg-type]  # zope interface (mypy sees no self)
         return super().run()
 
 

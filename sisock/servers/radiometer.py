@@ -65,7 +65,7 @@ def read_file(path: Path, year: int) -> Series:
     return sorted_by_time(t, pwv[keep])
 
 
-class RadiometerServer(ArchiveServer):
+class RadiometerServer(ArchiveServer[DayFile]):
     """Serves the UCSC radiometer PWV archive."""
 
     name = "ucsc_radiometer"

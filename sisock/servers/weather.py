@@ -84,7 +84,8 @@ class WeatherServer(DataNodeServer):
         return list(current.values())
 
     def get_fields(self, start: float, end: float):
-        fields, timelines = {}, {}
+        fields: Dict[str, dict] = {}
+        timelines: Dict[str, dict] = {}
         for f in self.files():
             i, j = np.searchsorted(f.t, [start, end])
             if j <= i:

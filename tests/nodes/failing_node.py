@@ -11,7 +11,8 @@ class FailingNode(DataNodeServer):
     description = "raises inside get_data for the field 'broken'"
 
     def get_fields(self, start, end):
-        return {"ok": field_info("tl"), "broken": field_info("tl")}, {"tl": {"interval": 1.0, "field": ["ok", "broken"]}}
+        fields = {"ok": field_info("tl"), "broken": field_info("tl")}
+        return fields, {"tl": {"interval": 1.0, "field": ["ok", "broken"]}}
 
     def get_data(self, fields, start, end, min_stride):
         if "broken" in fields:
