@@ -42,6 +42,11 @@ FATAL_ERRORS = (
 #: How long a clean shutdown may wait on the router before giving up.
 SHUTDOWN_TIMEOUT = 5.0
 
+#: The largest WAMP message the router passes (written into its config as ``max_message_size``):
+#: a session that sends a larger one is dropped, so data nodes send large answers in pieces
+#: (:mod:`sisock.pieces`) and never one message this large.
+MAX_MESSAGE = 16 << 20
+
 
 def get_fields_uri(node: str) -> str:
     """The URI of a data node server's ``get_fields`` procedure."""
@@ -51,6 +56,11 @@ def get_fields_uri(node: str) -> str:
 def get_data_uri(node: str) -> str:
     """The URI of a data node server's ``get_data`` procedure."""
     return f"{BASE_URI}.consumer.{node}.get_data"
+
+
+def procedure_uri(node: str, procedure: str) -> str:
+    """The URI of another procedure of a data node server (``get_coverage`` of the g3 reader)."""
+    return f"{BASE_URI}.consumer.{node}.{procedure}"
 
 
 def tls_options(config: Config):
