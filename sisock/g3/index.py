@@ -165,6 +165,7 @@ class Index:
             for description in descriptions:
                 cur.execute("DELETE FROM catalogue WHERE description = ?", (description,))
                 cur.execute(schema.FILL_CATALOGUE.format(where=" AND fe.description = ?"), (description,))
+            _next_generation(cur)
         self.run(work)
 
     def _remove(self, cur: "Cursor", file_id: int, keep_file_row: bool) -> None:
@@ -221,6 +222,7 @@ class Index:
         summaries.store(cur, {p: (feeds[p], scan.providers[p]) for p in feeds}, scan.summaries)
         self._catalogue_widths(cur, file_id)
         cur.execute("UPDATE files SET summarized = ? WHERE id = ?", (complete, file_id))
+        _next_generation(cur)
 
     @staticmethod
     def _spans(cur: "Cursor", feeds: Dict[int, int], frames: List[FrameEntry]) -> None:
@@ -336,6 +338,32 @@ class Index:
             return [r for r in rows if r[0] in live]
         return self.run(work)
 
+    def generation(self) -> int:
+        """The index's generation: it changes in the transaction of every change to what the
+        index holds, so two readers that saw the same generation saw the same index."""
+        row = self.run(lambda cur: cur.one("SELECT MAX(value) FROM generation"))
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def coverage(self, descriptions: Sequence[str], start: float, end: float) -> Dict[str, List[Tuple[float, float]]]:
+        """``{description: [(first, last), ...]}``: the time ranges of the provider's indexed data
+        frames that meet ``[start, end]``, in order, overlapping ones merged. The archive holds
+        every sample of a provider inside these ranges (the aggregator records all it receives)."""
+        if not descriptions:
+            return {}
+        marks = ", ".join("?" * len(descriptions))
+        rows = self.run(lambda cur: cur.all(
+            "SELECT fe.description, fr.t_start, fr.t_end FROM frames fr JOIN feeds fe ON fe.id = fr.feed_id "
+            f"WHERE fe.description IN ({marks}) AND {window.overlaps()} AND fr.t_start <= ? AND fr.t_end >= ? "
+            "ORDER BY fe.description, fr.t_start", (*descriptions, *window.bounds(start, end), end, start)))
+        out: Dict[str, List[Tuple[float, float]]] = {}
+        for description, lo, hi in rows:
+            spans = out.setdefault(description, [])
+            if spans and lo <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], float(hi)))
+            else:
+                spans.append((float(lo), float(hi)))
+        return out
+
     def known_fields(self) -> List[Tuple[str, str, str, str]]:
         """``(description, field, block, type)`` of every field ever indexed (to resolve names)."""
         return self.run(lambda cur: cur.all("SELECT description, field, block, type FROM catalogue"))
@@ -382,6 +410,10 @@ class Index:
                 f"AND {window.overlaps()} AND fe.file_id IN (SELECT id FROM files WHERE summarized = 0)",
                 (*descriptions, *window.bounds(start, end)))}
         return self.run(work)
+
+
+def _next_generation(cur: "Cursor") -> None:
+    cur.execute("UPDATE generation SET value = value + 1")
 
 
 class Cursor:
