@@ -177,16 +177,25 @@ class Datasource:
         timing = cherrypy.request.sisock_timing
         began = time.perf_counter()
         names = query.joined()
+        wanted = query.by_node()
+        live = None
         if names:
             self.catalogue.nudge()  # which feeds serve a name: known by the next query if it changed
-        serving = {name: self.catalogue.serving(name) for name in names}
-        wanted = join.plan(names, query.by_node(), serving.__getitem__)
+            for name in names:  # the archive's part of a joined name comes with its other targets
+                fields = wanted.setdefault(join.ARCHIVE_NODE, [])
+                if name not in fields:
+                    fields.append(name)
+            since = max(query.start, time.time() - self.config.buffer_time)
+            live_nodes = join.live_plan(names, self.catalogue.serving)
+            if live_nodes and since < query.end:
+                live = fanout.Live(live_nodes, since)
         answers = fanout.fetch(self.session, wanted, query.start, query.end, query.node_stride(),
-                               self.config.http_timeout, self.catalogue.absence)
+                               self.config.http_timeout, self.catalogue.absence, live)
         timing["wamp"] = time.perf_counter() - began
         began = time.perf_counter()
-        joined = {name: join.series(name, answers, serving[name], (query.start, query.end), query.node_stride(),
-                                    query.max_points) for name in names}
+        joined = {name: join.series(name, answers.get(join.ARCHIVE_NODE), live.answers if live else {},
+                                    (query.start, query.end), query.node_stride(), query.max_points)
+                  for name in names}
         timing["join"] = time.perf_counter() - began
         result, points = shape(query, answers, timing, self.config.http_max_points, joined)
         return result, f"{len(query.targets)} targets, {points} points, "

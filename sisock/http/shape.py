@@ -37,7 +37,7 @@ def reduce_answer(node: str, answer: dict, max_points: Optional[int]) -> Dict[st
     for name, timeline in (answer.get("timeline") or {}).items():
         if not isinstance(timeline, dict):
             raise NodeFailed(f"data node {node}: timeline {name!r} is not an object")
-        t = np.asarray(timeline.get("t") or [], dtype=float)
+        t = np.asarray(timeline["t"] if timeline.get("t") is not None else [], dtype=float)
         columns = {}
         for field in timeline.get("fields") or []:
             if field not in data:
