@@ -85,7 +85,9 @@ def join(pieces: Sequence[dict]) -> dict:
     for piece in pieces:
         if not isinstance(piece, dict):
             continue
-        piece_data = piece.get("data") if isinstance(piece.get("data"), dict) else {}
+        piece_data = piece.get("data")
+        if not isinstance(piece_data, dict):
+            piece_data = {}
         for name, timeline in (piece.get("timeline") or {}).items():
             if not isinstance(timeline, dict):
                 continue
