@@ -149,6 +149,7 @@ class DataNodeServer:
         self._joined_once = False
         self._added_once = False
         self.pool = ThreadPool(minthreads=0, maxthreads=WORKERS, name=f"{self.name}-workers")
+        self._failures = log.Throttle(60.0)
 
     # -- what subclasses implement (blocking; run in a thread) ---------------
     def get_fields(self, start: float, end: float) -> Tuple[Fields, Timelines]:
@@ -188,7 +189,11 @@ class DataNodeServer:
         if failure.check(ApplicationError):
             return failure
         message = f"{self.name}: {call} failed: {failure.getErrorMessage()}"
-        self.log.error("{text}", text=message, log_failure=failure)
+        # one line a minute per cause: a broken index fails every request the same way
+        held = self._failures.allow(f"{failure.type.__name__}: {failure.getErrorMessage()}")
+        if held >= 0:
+            self.log.error("{text}{more}", text=message, more=f" ({held} more since the last such line)" if held
+                           else "", log_failure=failure)
         raise ApplicationError(ERROR_FAILED, message)
 
     def _in_pool(self, fn: Callable, *args) -> defer.Deferred:

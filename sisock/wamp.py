@@ -10,6 +10,7 @@ import sys
 from typing import Awaitable, Callable, List, Optional, Sequence
 
 from autobahn.twisted.component import Component
+from autobahn.twisted.wamp import Session as AutobahnSession
 from autobahn.wamp.exception import ApplicationError
 from OpenSSL import SSL
 from OpenSSL.crypto import Error as OpenSSLError
@@ -113,6 +114,15 @@ def _is_fatal(config: Config, error: Exception) -> bool:
     return False
 
 
+class Session(AutobahnSession):
+    """autobahn's session, without its warning for every ApplicationError a procedure raises: those
+    are answers (a bad request, a busy node), and sisock logs the failures among them itself."""
+
+    def onUserError(self, fail, msg):
+        if not isinstance(getattr(fail, "value", None), ApplicationError):
+            super().onUserError(fail, msg)
+
+
 def make_component(config: Config, transport: str = "tls") -> Component:
     """A Component that reconnects forever (``tls``: WAMP-CRA over TLS; ``ocs``: the
     router host's anonymous port OCS agents use)."""
@@ -142,6 +152,7 @@ def make_component(config: Config, transport: str = "tls") -> Component:
         realm=config.crossbar_realm,
         authentication=authentication,
         is_fatal=lambda error: _is_fatal(config, error),
+        session_factory=Session,
     )
 
 

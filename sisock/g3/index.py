@@ -9,6 +9,7 @@ one file is one transaction.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -440,14 +441,41 @@ class Cursor:
         return None if row is None else tuple(row)
 
 
+class IndexUnavailable(RuntimeError):
+    """The index cannot be opened; the text names it and the cause."""
+
+
 def _sqlite(path: Path) -> Callable[[], sqlite3.Connection]:
     def connect() -> sqlite3.Connection:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=60)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=60)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise IndexUnavailable(f"cannot open the index {path}: {sqlite_problem(path, exc)}") from None
         return conn
     return connect
+
+
+def sqlite_problem(path: Path, error: Exception) -> str:
+    """Why SQLite could not open ``path`` (its own words, "unable to open database file", name neither
+    the file nor the cause)."""
+    folder = path.parent
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        return (f"{folder} is on a read-only file system (SQLite writes its -wal and -shm files beside the "
+                f"index; with systemd, ReadWritePaths= must name it)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder} is not writable by this user (SQLite writes its -wal and -shm files beside the index)"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"{path} is not readable and writable by this user"
+    return str(error)
 
 
 def _mysql(config: Config) -> Callable[[], pymysql.Connection]:
