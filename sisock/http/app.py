@@ -241,7 +241,7 @@ class Datasource:
                 fields = wanted.setdefault(join.ARCHIVE_NODE, [])
                 if name not in fields:
                     fields.append(name)
-            since = max(query.start, time.time() - self.config.buffer_time)
+            since = max(query.start, time.time() - self.config.buffer_time - join.HORIZON_SLACK)
             live_nodes = join.live_plan(names, self.catalogue.serving)
             if live_nodes and since < query.end:
                 live = fanout.Live(live_nodes, since)

@@ -10,7 +10,7 @@ frame, and none is taken twice. The live nodes leave those ranges out themselves
 (``get_data``'s ``exclude``), before they decimate; both sources reduce on the same aligned
 grid (:mod:`sisock.decimate`), so the joined series reduced once more is exactly the
 reduction of all the samples. Live nodes are asked only over the live horizon (``BUFFER_TIME``
-seconds before now: what a feed can hold).
+seconds before now, and :data:`HORIZON_SLACK`: what a feed can hold).
 
 Listing: each archive full name once, bare, with units where either source knows them;
 the live nodes' archive-named aliases are left out (their own lower-cased names stay).
@@ -28,6 +28,10 @@ from sisock.http.errors import NodeFailed
 
 #: The data node that serves the archive.
 ARCHIVE_NODE = "g3_reader"
+#: Seconds before the live horizon (``BUFFER_TIME`` before now) that live feeds are still asked
+#: for: a feed trims its buffer when it receives or is asked for its fields, so it may hold a
+#: little more than ``BUFFER_TIME``.
+HORIZON_SLACK = 120.0
 #: An archive full name: the aggregator's provider address and the field key.
 FULL_NAME = re.compile(r"observatory\.[^\s.#]+\.feeds\.[^\s.#]+\.[^\s#]+")
 
