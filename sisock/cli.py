@@ -11,7 +11,7 @@ import importlib
 import sys
 from typing import List, Optional
 
-from sisock import __version__
+from sisock import __version__, lifeline
 from sisock.config import ConfigError, describe, load
 
 #: subcommand -> (module, one-line help)
@@ -64,6 +64,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConfigError as exc:
         print(f"sisock {args.command}: configuration error: {exc}", file=sys.stderr)
         return 2
+    lifeline.watch_parent_from_environment()  # started by a demo: end with it
     module = importlib.import_module(args.module)
     try:
         code = module.main(args, config) or 0

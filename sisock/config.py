@@ -230,7 +230,8 @@ class Config:
     feed: Optional[str] = _setting(None, "the agent's feed (required)")
     name: Optional[str] = _setting(None, "the data node name Grafana shows (required)")
     description: Optional[str] = _setting(None, "the data node's description")
-    buffer_time: float = _setting(3600.0, "seconds of the feed kept in memory")
+    buffer_time: float = _setting(3600.0, "seconds of the feed kept in memory (sisock-http: the longest any "
+                                          "data-feed keeps, how far back it joins live samples)")
     data_feed_transport: str = _setting("tls", "tls (WAMP-CRA, any host) or ocs (the open port, router host only)")
     # sensors
     sensors_interval: float = _setting(1.0, "seconds between two readings")
@@ -322,7 +323,7 @@ _NODE = _WAMP + ("MAX_POINTS", "HTTP_TIMEOUT")
 _INDEX = ("SQL_HOST", "SQL_PORT", "SQL_USER", "SQL_PASSWD", "SQL_DB", "SQLITE_PATH")
 _HTTP = ("HTTP_HOST", "PORT", "HTTP_TIMEOUT", "HTTP_FIELDS_WINDOW", "HTTP_HEADER_TIMEOUT", "HTTP_BODY_TIMEOUT",
          "HTTP_MAX_TARGETS", "HTTP_MAX_POINTS", "HTTP_PUBLIC_NAMES", "HTTP_USER", "HTTP_PASSWORD", "HTTP_TOKEN",
-         "HTTP_TLS_CERT", "HTTP_TLS_KEY")
+         "HTTP_TLS_CERT", "HTTP_TLS_KEY", "BUFFER_TIME")
 _ROUTER = ("WAMP_USER", "WAMP_SECRET", "CROSSBAR_HOST", "CROSSBAR_TLS_PORT", "CROSSBAR_OCS_PORT", "CROSSBAR_REALM",
            "CROSSBAR_TLS_CERT", "CROSSBAR_TLS_KEY", "CROSSBAR_TLS_INTERFACE", "CROSSBAR_OCS_INTERFACE",
            "CROSSBAR_OCS_WILDCARD", "CROSSBAR_OCS_ORIGINS", "CROSSBAR_OCS_CALL")

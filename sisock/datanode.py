@@ -15,10 +15,11 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer, reactor, task, threads
 from twisted.python.threadpool import ThreadPool
 
-from sisock import log, notify, wamp
+from sisock import log, notify, pieces, wamp
 from sisock.config import Config
 from sisock.decimate import decimate_columns
 
@@ -27,6 +28,14 @@ ERROR_BAD_REQUEST = f"{wamp.BASE_URI}.error.bad_request"
 ERROR_FAILED = f"{wamp.BASE_URI}.error.data_node_failed"
 
 ERROR_BUSY = f"{wamp.BASE_URI}.error.busy"
+ERROR_TOO_LARGE = f"{wamp.BASE_URI}.error.too_large"
+
+#: Bytes an answer may take as one message, for a caller that takes no pieces: well within the
+#: router's limit, so that no request can get a data node's session dropped.
+ONE_MESSAGE = wamp.MAX_MESSAGE // 2
+#: Seconds either side of an excluded range that still count as inside it: the same sample
+#: stamped by the archive (10 ns ticks) and by a live feed (float seconds) differ by less.
+EXCLUDE_SLACK = 1e-6
 
 #: Seconds between attempts to add the node while the hub is away.
 ADD_RETRY = 2.0
@@ -73,6 +82,43 @@ def plain_list(values) -> list:
     return array.tolist()
 
 
+def exclusion(ranges) -> Optional[np.ndarray]:
+    """``get_data``'s ``exclude`` argument as an (n, 2) array of sorted ``[first, last]`` ranges
+    (None for none); ValueError if it is not a list of pairs of numbers."""
+    if ranges is None:
+        return None
+    spans = np.asarray(ranges, dtype=float).reshape(-1, 2)
+    if not np.isfinite(spans).all():
+        raise ValueError("exclude must hold finite numbers")
+    return spans[np.argsort(spans[:, 0], kind="stable")]
+
+
+def outside(t: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """A mask of the times ``t`` outside every range of ``spans`` (:func:`exclusion`'s)."""
+    t = np.asarray(t, dtype=float)
+    if not len(spans) or not len(t):
+        return np.ones(len(t), dtype=bool)
+    # the last range starting at or before each time; ranges may overlap, so use the running end
+    ends = np.maximum.accumulate(spans[:, 1])
+    k = np.searchsorted(spans[:, 0] - EXCLUDE_SLACK, t, side="right") - 1
+    inside = (k >= 0) & (t <= ends[np.maximum(k, 0)] + EXCLUDE_SLACK)
+    return ~inside
+
+
+def drop_excluded(answer: dict, spans: np.ndarray) -> dict:
+    """``answer`` (a raw ``get_data`` answer) without the samples inside ``spans``."""
+    data = answer.get("data", {})
+    for timeline in answer.get("timeline", {}).values():
+        keep = outside(timeline["t"], spans)
+        if keep.all():
+            continue
+        timeline["t"] = np.asarray(timeline["t"], dtype=float)[keep]
+        for name in timeline.get("fields", []):
+            if name in data:
+                data[name] = np.asarray(data[name])[keep]
+    return answer
+
+
 def finish(answer: dict, min_stride: Optional[float], max_points: int, window: Tuple[float, float]) -> dict:
     """Decimate each timeline of a ``get_data`` answer over the request's ``window`` and make it
     serialisable (an answer a subclass already reduced on the same grid is left as it is)."""
@@ -103,6 +149,7 @@ class DataNodeServer:
         self._joined_once = False
         self._added_once = False
         self.pool = ThreadPool(minthreads=0, maxthreads=WORKERS, name=f"{self.name}-workers")
+        self._failures = log.Throttle(60.0)
 
     # -- what subclasses implement (blocking; run in a thread) ---------------
     def get_fields(self, start: float, end: float) -> Tuple[Fields, Timelines]:
@@ -125,6 +172,11 @@ class DataNodeServer:
         """The WAMP components this server runs (a data-feed may add the OCS port)."""
         return [self.component]
 
+    def procedures(self) -> Dict[str, Callable]:
+        """Procedures this server registers besides the two of every data node, by name
+        (``consumer.<node>.<name>``); handlers run in the reactor."""
+        return {}
+
     # -- WAMP procedures -------------------------------------------------------
     def _times(self, start, end) -> Tuple[float, float]:
         try:
@@ -137,7 +189,11 @@ class DataNodeServer:
         if failure.check(ApplicationError):
             return failure
         message = f"{self.name}: {call} failed: {failure.getErrorMessage()}"
-        self.log.error("{text}", text=message, log_failure=failure)
+        # one line a minute per cause: a broken index fails every request the same way
+        held = self._failures.allow(f"{failure.type.__name__}: {failure.getErrorMessage()}")
+        if held >= 0:
+            self.log.error("{text}{more}", text=message, more=f" ({held} more since the last such line)" if held
+                           else "", log_failure=failure)
         raise ApplicationError(ERROR_FAILED, message)
 
     def _in_pool(self, fn: Callable, *args) -> defer.Deferred:
@@ -161,7 +217,10 @@ class DataNodeServer:
         d.addCallback(lambda result: [result[0], result[1]])
         return d.addErrback(lambda f: self._fail(f"get_fields({start}, {end})", f))
 
-    def _get_data(self, field: Union[str, List[str]], start, end, min_stride=None):
+    def _get_data(self, field: Union[str, List[str]], start, end, min_stride=None, exclude=None, details=None):
+        """``get_data``, plus an optional ``exclude``: ranges ``[first, last]`` whose samples are left
+        out before decimation (sisock-http joins a live feed to the archive with it). A large answer
+        goes in pieces to a caller that takes progressive results (:mod:`sisock.pieces`)."""
         t0, t1 = self._times(start, end)
         names = [field] if isinstance(field, str) else field
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -173,12 +232,41 @@ class DataNodeServer:
                 min_stride = math.nan
             if not (math.isfinite(min_stride) and min_stride >= 0):
                 raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: min_stride must be a number >= 0")
+        try:
+            spans = exclusion(exclude)
+        except (TypeError, ValueError) as exc:
+            raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: exclude must be a list of [first, last] "
+                                   f"pairs ({exc})") from None
+        progress = getattr(details, "progress", None)
 
         def work():
-            return finish(self.get_data(names, t0, t1, min_stride), min_stride, self.config.max_points, (t0, t1))
+            if spans is None:
+                answer = self.get_data(names, t0, t1, min_stride)
+            else:  # every sample first (a subclass may reduce early), then the ranges left out
+                answer = drop_excluded(self.get_data(names, t0, t1, None), spans)
+            return self._in_pieces(finish(answer, min_stride, self.config.max_points, (t0, t1)), progress)
 
         d = self._in_pool(work)
+        d.addCallback(lambda parts: self._send(parts, progress))
         return d.addErrback(lambda f: self._fail(f"get_data({names}, {start}, {end})", f))
+
+    def _in_pieces(self, answer: dict, progress) -> List[dict]:
+        """The answer as pieces for a caller that takes them; else whole, if it fits one message."""
+        if progress is not None:
+            return pieces.split(answer)
+        size = pieces.encoded_size(answer)
+        if size > ONE_MESSAGE:
+            raise ApplicationError(ERROR_TOO_LARGE, f"{self.name}: the answer takes {size / 1e6:.0f} MB, more than "
+                                   f"one message may ({ONE_MESSAGE / 1e6:.0f} MB); ask for fewer samples (a "
+                                   "min_stride, fewer fields or a shorter window), or take progressive results")
+        return [answer]
+
+    @staticmethod
+    def _send(parts: List[dict], progress) -> dict:
+        """In the reactor: every piece but the last as a progressive result, the last as the result."""
+        for part in parts[:-1]:
+            progress(part)
+        return parts[-1]
 
     # -- joining the hub -------------------------------------------------------
     @defer.inlineCallbacks
@@ -209,12 +297,16 @@ class DataNodeServer:
 
     @defer.inlineCallbacks
     def _register(self, session):
-        """Register get_fields and get_data, both or neither."""
-        first = yield session.register(self._get_fields, wamp.get_fields_uri(self.name))
+        """Register get_fields, get_data and :meth:`procedures`, all or none."""
+        done = [(yield session.register(self._get_fields, wamp.get_fields_uri(self.name)))]
         try:
-            yield session.register(self._get_data, wamp.get_data_uri(self.name))
+            done.append((yield session.register(self._get_data, wamp.get_data_uri(self.name),
+                                                RegisterOptions(details_arg="details"))))
+            for procedure, handler in self.procedures().items():
+                done.append((yield session.register(handler, wamp.procedure_uri(self.name, procedure))))
         except ApplicationError:
-            yield first.unregister()
+            for registration in done:
+                yield registration.unregister()
             raise
 
     def _start_adding(self):
@@ -250,6 +342,16 @@ class DataNodeServer:
         self._added_once = True
         self.log.info("added data node {name} to the hub", name=self.name)
         notify.ready(f"{self.name}: joined the router and added to the hub; serving")
+
+    def announce(self) -> None:
+        """In the reactor: add the node to the hub again, which announces it again, so consumers
+        read its fields now rather than at their next refresh (a feed's first samples, a new
+        field). Nothing before the hub has accepted the node: its first add announces it."""
+        session = self.session
+        if self._added_once and session is not None and session.is_attached():
+            d = session.call(wamp.HUB_ADD, self.name, self.description, session._session_id)
+            d.addErrback(lambda failure: self.log.info("could not announce {name} again: {error}", name=self.name,
+                                                       error=failure.getErrorMessage()))
 
     def _leave(self, session, details):
         self.session = None

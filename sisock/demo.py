@@ -3,11 +3,15 @@
 Makes certificates, a secret, a router config and example data under a state
 folder, starts the crossbar router and every component as child processes
 (their logs interleaved on this terminal), prints how to reach them, and on
-Ctrl-C or SIGTERM stops them all, router last.
+Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops them all, router last.
+A demo killed outright takes its children with it (:mod:`sisock.lifeline`). One
+demo at a time holds a state folder: another refuses to start, naming it, and so
+does a demo whose state folder any live process still uses.
 """
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -22,8 +26,9 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, cast
+from typing import IO, Callable, Dict, List, cast
 
+from sisock import lifeline
 from sisock.config import Config, load
 from sisock.files import private_dir, set_mode, write_private
 from sisock.router import certs
@@ -212,6 +217,78 @@ def _wait_until_joined(config: Config, processes: List[subprocess.Popen], stoppi
     return False
 
 
+class StateInUse(RuntimeError):
+    """The state folder is held by another demo or used by a live process (the text names it)."""
+
+
+def _lock(state: Path) -> IO[str]:
+    """Hold ``state/demo.lock`` for as long as this demo runs (the kernel lets go when it ends,
+    however it ends); StateInUse naming the demo that holds it."""
+    handle = open(state / "demo.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown pid"
+        handle.close()
+        raise StateInUse(f"another sisock demo ({holder}) is running on {state}; stop it first") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def holders(folder: Path) -> List[str]:
+    """Live processes (other than this one) with a file under ``folder`` open or as their working
+    folder, as ``"pid N (command)"``: from /proc, so only what this user may see."""
+    found = []
+    top = str(folder)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            links = [entry / "cwd"] + list((entry / "fd").iterdir())
+            used = any(_under(os.readlink(link), top) for link in links if _readable(link))
+            if used:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                found.append(f"pid {entry.name} ({command[:120] or '?'})")
+        except OSError:  # gone meanwhile, or not ours to look at
+            continue
+    return found
+
+
+def _readable(link: Path) -> bool:
+    try:
+        os.readlink(link)
+    except OSError:
+        return False
+    return True
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top + os.sep)
+
+
+def claim(state: Path) -> IO[str]:
+    """Take ``state`` for this demo before anything in it is made or removed: its lock, and no
+    live process using it (e.g. one left behind by a demo of an older sisock)."""
+    private_dir(state, 0o700)
+    lock = _lock(state)
+    users = holders(state)
+    if users:
+        lock.close()
+        raise StateInUse(f"{state} is still used by {', '.join(users[:3])}"
+                         f"{f' and {len(users) - 3} more' if len(users) > 3 else ''}; stop them first")
+    return lock
+
+
+def _router_dies_with_us(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` for the router: SIGTERM when this demo ends (the router is not a sisock
+    command, so it cannot watch us itself)."""
+    return lambda: lifeline.die_with(parent)
+
+
 def _banner(config: Config, state: Path, attach: Path) -> str:
     return "\n".join([
         "",
@@ -227,16 +304,21 @@ def _banner(config: Config, state: Path, attach: Path) -> str:
 
 
 def main(args, config: Config) -> int:
-    """Run the demo until Ctrl-C or SIGTERM."""
+    """Run the demo until Ctrl-C, SIGTERM or SIGHUP."""
     state = args.state_dir.resolve()
-    env = environment(state)
+    try:
+        lock = claim(state)
+    except StateInUse as exc:
+        print(f"sisock demo: {exc}", file=sys.stderr)
+        return 1
+    env = lifeline.child_environment(environment(state))
     config = load(env)
     write_config(config, state / "router")
     attach = _attach_file(config, state)
     stopping = []
-    # Set both explicitly: a shell that starts us in the background leaves SIGINT
+    # Set them explicitly: a shell that starts us in the background leaves SIGINT
     # ignored, and Python then never raises KeyboardInterrupt for Ctrl-C.
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stopping.append(True))
     processes: List[subprocess.Popen] = []
     forwarder = None
@@ -244,7 +326,8 @@ def main(args, config: Config) -> int:
         # crossbar reads ${WAMP_SECRET} from its own environment, not from the env file
         router = subprocess.Popen([str(BIN / "crossbar"), "start", "--cbdir", str(state / "router"),
                                    "--loglevel", "warn"], env=dict(env, WAMP_SECRET=config.wamp_secret),
-                                  start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                  start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  preexec_fn=_router_dies_with_us(os.getpid()))
         forwarder = threading.Thread(target=_forward_router_output, args=(router.stdout,), daemon=True)
         forwarder.start()
         processes.append(router)
@@ -274,3 +357,4 @@ def main(args, config: Config) -> int:
         _stop(processes)
         if forwarder is not None:
             forwarder.join(5)  # the router's last lines
+        lock.close()

@@ -53,7 +53,9 @@ class Hub:
     @defer.inlineCallbacks
     def add(self, name: str, description: str, session_id: Optional[int] = None,
             details: Optional[CallDetails] = None):
-        """Hold ``name`` for the calling session; false if another live session holds it."""
+        """Hold ``name`` for the calling session and announce it (``data_node_added``, also when its
+        holder adds it again: consumers then read its fields anew); false if another live
+        session holds it."""
         caller = details.caller if details is not None and details.caller else session_id
         if not isinstance(name, str) or not name or "::" in name:
             raise ApplicationError(f"{wamp.BASE_URI}.error.bad_request", f"bad data node name {name!r}")
@@ -67,9 +69,10 @@ class Hub:
         if held is None or held["session_id"] != caller or held["description"] != description:
             self.nodes[name] = {"name": name, "description": str(description), "session_id": caller}
             self.log.info("added data node {name} (session {sid})", name=name, sid=caller)
-            if self.session is not None:  # None if the hub left while _alive() waited
-                self.session.publish(wamp.TOPIC_ADDED, {"name": name, "description": str(description)})
             self._status()
+        # announced again when its holder adds it again: its fields changed (a feed's first samples)
+        if self.session is not None:  # None if the hub left while _alive() waited
+            self.session.publish(wamp.TOPIC_ADDED, {"name": name, "description": str(description)})
         return True
 
     def subtract(self, name: str, session_id: Optional[int] = None, details: Optional[CallDetails] = None) -> bool:

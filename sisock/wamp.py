@@ -10,6 +10,7 @@ import sys
 from typing import Awaitable, Callable, List, Optional, Sequence
 
 from autobahn.twisted.component import Component
+from autobahn.twisted.wamp import Session as AutobahnSession
 from autobahn.wamp.exception import ApplicationError
 from OpenSSL import SSL
 from OpenSSL.crypto import Error as OpenSSLError
@@ -42,6 +43,11 @@ FATAL_ERRORS = (
 #: How long a clean shutdown may wait on the router before giving up.
 SHUTDOWN_TIMEOUT = 5.0
 
+#: The largest WAMP message the router passes (written into its config as ``max_message_size``):
+#: a session that sends a larger one is dropped, so data nodes send large answers in pieces
+#: (:mod:`sisock.pieces`) and never one message this large.
+MAX_MESSAGE = 16 << 20
+
 
 def get_fields_uri(node: str) -> str:
     """The URI of a data node server's ``get_fields`` procedure."""
@@ -51,6 +57,11 @@ def get_fields_uri(node: str) -> str:
 def get_data_uri(node: str) -> str:
     """The URI of a data node server's ``get_data`` procedure."""
     return f"{BASE_URI}.consumer.{node}.get_data"
+
+
+def procedure_uri(node: str, procedure: str) -> str:
+    """The URI of another procedure of a data node server (``get_coverage`` of the g3 reader)."""
+    return f"{BASE_URI}.consumer.{node}.{procedure}"
 
 
 def tls_options(config: Config):
@@ -103,6 +114,15 @@ def _is_fatal(config: Config, error: Exception) -> bool:
     return False
 
 
+class Session(AutobahnSession):
+    """autobahn's session, without its warning for every ApplicationError a procedure raises: those
+    are answers (a bad request, a busy node), and sisock logs the failures among them itself."""
+
+    def onUserError(self, fail, msg):
+        if not isinstance(getattr(fail, "value", None), ApplicationError):
+            super().onUserError(fail, msg)
+
+
 def make_component(config: Config, transport: str = "tls") -> Component:
     """A Component that reconnects forever (``tls``: WAMP-CRA over TLS; ``ocs``: the
     router host's anonymous port OCS agents use)."""
@@ -132,6 +152,7 @@ def make_component(config: Config, transport: str = "tls") -> Component:
         realm=config.crossbar_realm,
         authentication=authentication,
         is_fatal=lambda error: _is_fatal(config, error),
+        session_factory=Session,
     )
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from autobahn.wamp.exception import ApplicationError
 
-from sisock import demo
+from sisock import demo, wamp
 from sisock.config import load
 from sisock.g3 import schema
 from sisock.g3.index import open_index
@@ -21,7 +22,7 @@ from sisock.g3.scanner import Scanner
 from sisock.g3.writer import Archive
 from tests.g3_support import END, PROVIDERS, archive_dir, assert_reads_back, dump, make_index, small_archive
 from tests.mysql_proxy import CommitReplyLoser
-from tests.support import BIN, base_environment
+from tests.support import BIN, Process, base_environment
 
 
 def frames_of(index, path: Path) -> set:
@@ -341,3 +342,28 @@ def test_the_index_refuses_a_frame_twice(g3_env):
         index.run(lambda cur: cur.execute(
             "INSERT INTO frames (feed_id, byte_offset, nbytes, t_start, t_end) VALUES (?, ?, ?, ?, ?)", row))
 
+
+
+# -- an index the reader cannot open ----------------------------------------------------
+@pytest.mark.parametrize("g3_env", ["sqlite"], indirect=True)
+def test_an_index_on_a_read_only_folder_is_named_with_its_cause_once_a_minute(g3_env, procs, client):
+    """A read-only index folder (a read-only mount, a unit's ProtectSystem=strict without
+    ReadWritePaths=) fails every request with the file and the cause in one line, which the
+    reader logs once a minute, not at every request."""
+    small_archive().write(archive_dir(g3_env))
+    procs.start("g3-file-scanner", "--once", env=g3_env).wait_for("pass done")
+    procs.start("hub").wait_for("hub ready")
+    folder = Path(g3_env["SQLITE_PATH"]).parent
+    command = (f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder} && "
+               f"exec {BIN / 'sisock'} g3-reader")
+    reader = Process(["unshare", "--mount", "--propagation", "private", "sh", "-c", command],
+                     dict(procs.env, **g3_env, G3_READER_PROCESSES="1"), "g3-reader (read-only index)")
+    procs.running.append(reader)
+    reader.wait_for("added data node g3_reader")
+    for _ in range(5):
+        with pytest.raises(ApplicationError) as failed:
+            client.call(wamp.get_fields_uri("g3_reader"), 1, 0)
+        assert f"cannot open the index {g3_env['SQLITE_PATH']}" in failed.value.args[0]
+        assert "read-only file system" in failed.value.args[0]
+    lines = [line for line in reader.lines if "cannot open the index" in line]
+    assert len(lines) == 1 and " error: " in lines[0], "\n".join(lines)

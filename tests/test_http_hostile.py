@@ -342,3 +342,22 @@ def test_connections_are_still_reused_as_grafana_does(stack):
         assert connection.getresponse().read() and connection.sock is first  # one connection throughout
     finally:
         connection.close()
+
+
+# Issue 25, finding 8: the small ones ------------------------------------------------------------------------------
+
+def test_a_request_without_host_is_a_json_400_and_a_log_line(stack):
+    raw, closed = exchange(stack.port, b"GET / HTTP/1.1\r\n\r\n")
+    [(status, body)] = responses(raw)
+    assert status == 400 and "Host" in body["error"]
+    line = stack.http.wait_for("must carry a Host header")
+    assert " 400: " in line and " info: " in line
+
+
+def test_a_negative_content_length_is_a_json_400_at_once(stack):
+    began = time.monotonic()
+    raw, closed = exchange(stack.port, b"POST /query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                       b"Content-Length: -1\r\n\r\n")
+    [(status, body)] = responses(raw)
+    assert status == 400 and "Content-Length" in body["error"] and closed
+    assert time.monotonic() - began < BODY_TIMEOUT  # refused, not waited for

@@ -8,7 +8,9 @@ OCS-shaped messages of the same samples on the router's OCS port.
 from __future__ import annotations
 
 import math
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,19 +46,22 @@ def listed(http: JsonHttp, *names: str) -> list:
         http.request("POST", "/search", {})[1]), 30, f"{names} in /search")
 
 
-def start_stack(procs, env, feeds, buffer_time: float = 3600.0) -> JsonHttp:
+def start_stack(procs, env, feeds, buffer_time: float = 3600.0, reader_processes: int = 1) -> JsonHttp:
     """hub, scanner (a pass an hour: what comes early came through the watch), g3-reader, one
     data-feed per (target, feed, name), and sisock-http."""
+    Path(env["DATA_DIRECTORY"]).mkdir(parents=True, exist_ok=True)
     procs.start("hub").wait_for("hub ready")
     scanner = procs.start("g3-file-scanner", env=dict(env, SCAN_INTERVAL="3600"))
     scanner.wait_for("pass done")
-    procs.start("g3-reader", env=env).wait_for("added data node g3_reader")
+    procs.start("g3-reader", env=dict(env, G3_READER_PROCESSES=str(reader_processes))).wait_for(
+        "added data node g3_reader")
     for target, feed, name in feeds:
         server = procs.start("data-feed", env={"TARGET": target, "FEED": feed, "NAME": name,
                                                "BUFFER_TIME": str(buffer_time)})
         server.wait_for(f"added data node {name}")
     port = free_port()
-    procs.start("http", env={"PORT": str(port), "HTTP_TIMEOUT": "10"}).wait_for("serving Grafana datasources")
+    procs.start("http", env={"PORT": str(port), "HTTP_TIMEOUT": "10", "BUFFER_TIME": str(buffer_time)}).wait_for(
+        "serving Grafana datasources")
     return JsonHttp(port)
 
 
@@ -152,6 +157,91 @@ def test_scanner_stopped_longer_than_buffer_time_is_a_gap_not_wrong_data(procs, 
         assert points(http, t0 - 120, now + 1, CH1) == (t_true, v_true)
     finally:
         agg.close()
+
+
+@pytest.mark.parametrize("g3_env", ["sqlite"], indirect=True)
+def test_live_samples_fill_what_the_archive_lacks_before_recording_and_in_an_outage(procs, ocs, g3_env):
+    """The joined series is the union: the feed published before the aggregator recorded, and
+    through an aggregator outage shorter than BUFFER_TIME; the archive's samples everywhere else."""
+    now = math.floor(time.time())
+    h0 = now - 200.0
+    top = Path(g3_env["DATA_DIRECTORY"])
+    agg = Aggregator(top, ocs, [LIVE])
+    http = start_stack(procs, g3_env, [("LSJOIN", "temperatures", "join_a")])
+    try:
+        agg.publish(LIVE, h0, h0 + 150)  # the agent publishes from h0 on
+        agg.new_file(h0 + 10)  # the aggregator records from h0 + 10 ...
+        agg.write(h0 + 10, h0 + 60)
+        agg.new_file(h0 + 100)  # ... stops at h0 + 60, and is back (a new file) at h0 + 100
+        agg.write(h0 + 100, h0 + 140)
+        wait_until(lambda: indexed_until(g3_env, LIVE.description) >= h0 + 139, 30, "the archive up to h0 + 140")
+        wait_until(lambda: len(points(http, h0 - 10, now, "join_a::channel_01_t")[0]) == 300, 10, "the live samples")
+        every = truth(LIVE, "Channel_01_T", h0, h0 + 150)
+        assert points(http, h0 - 10, now, CH1) == expect(*every)
+        archived = points(http, h0 - 10, now, f"g3_reader::{CH1}")[0]
+        outage = [ms for ms in archived if (h0 + 60) * 1000 <= ms < (h0 + 100) * 1000]
+        assert min(archived) == (h0 + 10) * 1000 and not outage
+        # decimated, each slot from whichever source holds its samples: the reduction of them all
+        step = choose_step(h0 - 10, now, (now - h0 + 10) / 40, 40)
+        assert points(http, h0 - 10, now, CH1, max_points=40) == \
+            expect(*decimate(*every, step, 40, (h0 - 10, now)))
+    finally:
+        agg.close()
+
+
+@pytest.mark.parametrize("g3_env", ["sqlite"], indirect=True)
+def test_every_reader_process_answers_a_new_name_alike(procs, ocs, g3_env, tmp_path):
+    """With two reader workers, a provider that appears in the index is answered by both at once:
+    from the first answer that holds it on, every answer is the same."""
+    top = Path(g3_env["DATA_DIRECTORY"])
+    http = start_stack(procs, g3_env, [], reader_processes=2)
+    name = f"g3_reader::{ARCHIVE_ONLY.description}.Channel_01_T"
+    now = math.floor(time.time())
+
+    def poll(seconds: float, clients: int = 4) -> list:
+        """Answers of ``clients`` at a time for ``seconds`` (four: both workers serve)."""
+        answers, until = [], time.monotonic() + seconds
+        with ThreadPoolExecutor(clients) as pool:
+            while time.monotonic() < until:
+                answers += pool.map(lambda _: points(http, now - 300, now, name), range(clients))
+        return answers
+
+    # the workers look the name up while it is unknown, at moments apart: one client, then four
+    assert all(answer == ([], []) for answer in poll(0.3, clients=1))
+    time.sleep(2.5)
+    assert all(answer == ([], []) for answer in poll(0.5))
+    agg = Aggregator(tmp_path / "staging", ocs, [ARCHIVE_ONLY])
+    made = agg.new_file(now - 200)
+    agg.write(now - 200, now - 100)
+    agg.close()
+    target = top / made.relative_to(tmp_path / "staging")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(made, target)  # whole at once: one scan, one index generation
+    answers = poll(12.0)
+    known = [i for i, answer in enumerate(answers) if answer[0]]
+    assert known, "the new provider was never answered"
+    first = answers[known[0]]
+    assert first == expect(*truth(ARCHIVE_ONLY, "Channel_01_T", now - 200, now - 100))
+    later = answers[known[0]:]
+    assert all(answer == first for answer in later), \
+        f"{sum(answer != first for answer in later)} of {len(later)} answers after the first differ from it"
+
+
+@pytest.mark.parametrize("g3_env", ["sqlite"], indirect=True)
+def test_a_new_feed_is_joined_as_soon_as_it_publishes(procs, ocs, g3_env):
+    """A data-feed's first samples are in the joined name at once (the feed announces its new
+    fields through the hub), not after sisock-http's next catalogue refresh."""
+    top = Path(g3_env["DATA_DIRECTORY"])
+    http = start_stack(procs, g3_env, [("LSNEW", "pressures", "new_gauges")])
+    agg = Aggregator(top, ocs, [NO_ARCHIVE])
+    now = math.floor(time.time())
+    began = time.monotonic()
+    agg.publish(NO_ARCHIVE, now - 20, now)  # the catalogue was read as sisock-http started: no fields yet
+    new = f"{NO_ARCHIVE.description}.Pressure_1"
+    got = wait_until(lambda: (lambda p: p if p[0] else None)(points(http, now - 60, now + 1, new)), 5,
+                     "the feed's samples under the joined name")
+    assert got == expect(*truth(NO_ARCHIVE, "Pressure_1", now - 20, now))
+    print(f"joined {time.monotonic() - began:.2f} s after the first publish")
 
 
 def test_listing_names_each_archive_field_once_with_the_units_a_source_knows():

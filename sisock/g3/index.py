@@ -9,6 +9,7 @@ one file is one transaction.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -165,6 +166,7 @@ class Index:
             for description in descriptions:
                 cur.execute("DELETE FROM catalogue WHERE description = ?", (description,))
                 cur.execute(schema.FILL_CATALOGUE.format(where=" AND fe.description = ?"), (description,))
+            _next_generation(cur)
         self.run(work)
 
     def _remove(self, cur: "Cursor", file_id: int, keep_file_row: bool) -> None:
@@ -221,6 +223,7 @@ class Index:
         summaries.store(cur, {p: (feeds[p], scan.providers[p]) for p in feeds}, scan.summaries)
         self._catalogue_widths(cur, file_id)
         cur.execute("UPDATE files SET summarized = ? WHERE id = ?", (complete, file_id))
+        _next_generation(cur)
 
     @staticmethod
     def _spans(cur: "Cursor", feeds: Dict[int, int], frames: List[FrameEntry]) -> None:
@@ -336,6 +339,32 @@ class Index:
             return [r for r in rows if r[0] in live]
         return self.run(work)
 
+    def generation(self) -> int:
+        """The index's generation: it changes in the transaction of every change to what the
+        index holds, so two readers that saw the same generation saw the same index."""
+        row = self.run(lambda cur: cur.one("SELECT MAX(value) FROM generation"))
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def coverage(self, descriptions: Sequence[str], start: float, end: float) -> Dict[str, List[Tuple[float, float]]]:
+        """``{description: [(first, last), ...]}``: the time ranges of the provider's indexed data
+        frames that meet ``[start, end]``, in order, overlapping ones merged. The archive holds
+        every sample of a provider inside these ranges (the aggregator records all it receives)."""
+        if not descriptions:
+            return {}
+        marks = ", ".join("?" * len(descriptions))
+        rows = self.run(lambda cur: cur.all(
+            "SELECT fe.description, fr.t_start, fr.t_end FROM frames fr JOIN feeds fe ON fe.id = fr.feed_id "
+            f"WHERE fe.description IN ({marks}) AND {window.overlaps()} AND fr.t_start <= ? AND fr.t_end >= ? "
+            "ORDER BY fe.description, fr.t_start", (*descriptions, *window.bounds(start, end), end, start)))
+        out: Dict[str, List[Tuple[float, float]]] = {}
+        for description, lo, hi in rows:
+            spans = out.setdefault(description, [])
+            if spans and lo <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], float(hi)))
+            else:
+                spans.append((float(lo), float(hi)))
+        return out
+
     def known_fields(self) -> List[Tuple[str, str, str, str]]:
         """``(description, field, block, type)`` of every field ever indexed (to resolve names)."""
         return self.run(lambda cur: cur.all("SELECT description, field, block, type FROM catalogue"))
@@ -384,6 +413,10 @@ class Index:
         return self.run(work)
 
 
+def _next_generation(cur: "Cursor") -> None:
+    cur.execute("UPDATE generation SET value = value + 1")
+
+
 class Cursor:
     """A DB-API cursor that takes ``?`` placeholders on both backends."""
 
@@ -408,14 +441,41 @@ class Cursor:
         return None if row is None else tuple(row)
 
 
+class IndexUnavailable(RuntimeError):
+    """The index cannot be opened; the text names it and the cause."""
+
+
 def _sqlite(path: Path) -> Callable[[], sqlite3.Connection]:
     def connect() -> sqlite3.Connection:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=60)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=60)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise IndexUnavailable(f"cannot open the index {path}: {sqlite_problem(path, exc)}") from None
         return conn
     return connect
+
+
+def sqlite_problem(path: Path, error: Exception) -> str:
+    """Why SQLite could not open ``path`` (its own words, "unable to open database file", name neither
+    the file nor the cause)."""
+    folder = path.parent
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        return (f"{folder} is on a read-only file system (SQLite writes its -wal and -shm files beside the "
+                f"index; with systemd, ReadWritePaths= must name it)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder} is not writable by this user (SQLite writes its -wal and -shm files beside the index)"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"{path} is not readable and writable by this user"
+    return str(error)
 
 
 def _mysql(config: Config) -> Callable[[], pymysql.Connection]:

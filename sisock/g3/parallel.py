@@ -12,7 +12,9 @@ import multiprocessing
 import os
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Callable, Deque, Iterable, Iterator, Sequence, Tuple, TypeVar, Union
+from typing import Callable, Deque, Iterable, Iterator, Optional, Sequence, Tuple, TypeVar, Union
+
+from sisock import lifeline
 
 #: Bytes a pass must have to read before it is worth starting worker processes.
 PARALLEL_FROM = 64 << 20
@@ -31,10 +33,20 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def spawn_pool(processes: int, **options) -> ProcessPoolExecutor:
+def spawn_pool(processes: int, initializer: Optional[Callable[..., None]] = None,
+               initargs: tuple = ()) -> ProcessPoolExecutor:
     """A pool of ``processes`` workers, each a fresh interpreter (spawn): never a fork of a
-    process that may hold threads (the reactor's, a database driver's)."""
-    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"), **options)
+    process that may hold threads (the reactor's, a database driver's). Each worker ends as
+    soon as this process ends, however it ends (:mod:`sisock.lifeline`), then runs
+    ``initializer(*initargs)``."""
+    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(os.getpid(), initializer, initargs))
+
+
+def _start_worker(parent: int, initializer: Optional[Callable[..., None]], initargs: tuple) -> None:
+    lifeline.watch_parent(parent)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def ordered(work: Callable[..., Result], jobs: Sequence[Tuple[Job, tuple]], size: int,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -35,11 +34,6 @@ from sisock.g3.index import Index
 #: Samples a timeline may gather before it is reduced to the request's resolution, so
 #: that memory stays bounded however long the requested range is.
 COMPACT_AT = 2_000_000
-#: Seconds a name lookup table is trusted before an unknown name makes us reload it.
-NAMES_TTL = 5.0
-#: Seconds a provider's newest indexed time is reused: an older one is still true (the archive
-#: holds every sample up to it), and busy panels then share one query.
-UNTIL_TTL = 0.25
 
 Columns = Dict[str, np.ndarray]
 
@@ -137,13 +131,13 @@ class Reader:
         self.index = index
         self.cache = FrameCache(cache_mb * 1_000_000)
         self._names: Dict[str, Field] = {}
-        self._names_loaded = -float("inf")
+        self._generation = -1  # of the index, when the names and newest times were read
         self._schema_ready = False
         self._lock = threading.Lock()
         txaio.use_twisted()
         self.log = log.logger()
         self._throttle = log.Throttle(60.0)
-        self._until: Dict[str, Tuple[float, float]] = {}  # description -> (when asked, newest time)
+        self._until: Dict[str, float] = {}  # description -> its newest indexed time, at _generation
 
     def _ready(self) -> bool:
         """True once the index has this sisock's schema (the scanner makes and upgrades it)."""
@@ -157,19 +151,26 @@ class Reader:
         return True
 
     # -- names -------------------------------------------------------------------
+    def _follow(self) -> None:
+        """Read the names again when the index has changed since they were read (its generation):
+        every reader process then answers a name the same way at the same moment. Call with
+        the lock held."""
+        generation = self.index.generation()
+        if generation == self._generation:
+            return
+        table: Dict[str, Field] = {}
+        for description, key, block, type_ in sorted(self.index.known_fields()):
+            f = Field(description, key, block, type_ or "number")
+            table.setdefault(f"{description}.{key}", f)
+            table.setdefault(fmt.short_name(description, key), f)
+        self._names, self._until, self._generation = table, {}, generation
+
     def resolve(self, names: List[str]) -> Dict[str, Field]:
         """Requested name -> field, for the names the archive knows (full or short form)."""
         if not self._ready():
             return {}
         with self._lock:
-            stale = time.monotonic() - self._names_loaded > NAMES_TTL
-            if stale and any(n not in self._names for n in names):
-                table: Dict[str, Field] = {}
-                for description, key, block, type_ in sorted(self.index.known_fields()):
-                    f = Field(description, key, block, type_ or "number")
-                    table.setdefault(f"{description}.{key}", f)
-                    table.setdefault(fmt.short_name(description, key), f)
-                self._names, self._names_loaded = table, time.monotonic()
+            self._follow()
             return {n: self._names[n] for n in names if n in self._names}
 
     # -- get_fields ----------------------------------------------------------------
@@ -189,18 +190,23 @@ class Reader:
         return fields, timelines
 
     def indexed_until(self, names: List[str]) -> Dict[str, float]:
-        """Each known name's newest indexed time (its provider's): the archive holds every sample up to it."""
+        """Each known name's newest indexed time (its provider's): the archive holds every sample up to it.
+        Kept until the index's generation changes, so busy panels share one query."""
         wanted = self.resolve(names)
-        now = time.monotonic()
-        descriptions = {f.description for f in wanted.values()}
-        if any(now - self._until.get(d, (-math.inf, 0.0))[0] > UNTIL_TTL for d in descriptions):
-            found = self.index.indexed_until(sorted(descriptions))
-            for d in descriptions:  # one whose frames all left the index has no time any more
-                if d in found:
-                    self._until[d] = (now, found[d])
-                else:
-                    self._until.pop(d, None)
-        return {n: self._until[f.description][1] for n, f in wanted.items() if f.description in self._until}
+        with self._lock:
+            missing = sorted({f.description for f in wanted.values()} - set(self._until))
+            if missing:
+                found = self.index.indexed_until(missing)
+                self._until.update({d: found.get(d, math.nan) for d in missing})
+            until = dict(self._until)
+        return {n: until[f.description] for n, f in wanted.items() if not math.isnan(until[f.description])}
+
+    def coverage(self, names: List[str], start: float, end: float) -> Dict[str, List[Tuple[float, float]]]:
+        """Each known name's archived time ranges meeting ``[start, end]`` (its provider's frames):
+        a live sample inside one is in the archive too."""
+        wanted = self.resolve(names)
+        spans = self.index.coverage(sorted({f.description for f in wanted.values()}), start, end)
+        return {n: spans.get(f.description, []) for n, f in wanted.items()}
 
     # -- get_data ------------------------------------------------------------------
     def data(self, names: List[str], start: float, end: float, min_stride: Optional[float] = None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Callable, List, Optional, Sequence, Set, Tuple
 
 #: The version this sisock writes; version 1 is the seed's (feeds, fields, description only).
-CURRENT = 5
+CURRENT = 6
 
 _DIALECTS = {
     "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "path": "TEXT", "blob": "BLOB"},
@@ -129,6 +129,16 @@ FILL_CATALOGUE = ("INSERT INTO catalogue (description, field, block, type, t_sta
                   "WHERE fe.t_start IS NOT NULL{where} GROUP BY fe.description, fi.field")
 
 
+#: Version 6: a number the scanner raises in every transaction that changes what the index holds,
+#: so that every reader process sees the same names and newest times at the same moment.
+_V6_TABLES = {"generation": "CREATE TABLE IF NOT EXISTS generation (value BIGINT NOT NULL)"}
+
+
+def _first_generation(cur, dialect):
+    if cur.one("SELECT COUNT(*) FROM generation")[0] == 0:
+        cur.execute("INSERT INTO generation (value) VALUES (1)")
+
+
 def _fill_max_span(cur, dialect):
     cur.execute("UPDATE description SET max_span = (SELECT MAX(t_end - t_start) FROM feeds "
                 "WHERE feeds.description = description.description) WHERE max_span IS NULL")
@@ -230,6 +240,8 @@ STEPS: List[Tuple[int, Sequence[Action]]] = [
          _index("catalogue", "catalogue_key", "(description, field)", unique=True),
          _fill_catalogue,
          _add_column("description", "max_span", "DOUBLE"), _fill_max_span]),
+    # the index's generation (the reader's names and newest times follow it)
+    (6, [_create("generation", _V6_TABLES), _first_generation]),
 ]
 assert STEPS[-1][0] == CURRENT
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Callable, Dict
+from typing import Callable, Dict, List
 
 import cherrypy
 import orjson
@@ -20,7 +20,8 @@ from twisted.python.failure import Failure
 
 from sisock import log
 from sisock.config import Config
-from sisock.http import fanout, join
+from sisock.http import answers, fanout, join
+from sisock.http.answers import BIG_POINTS, BigAnswers, Entry, possible_points
 from sisock.http.auth import Authenticator
 from sisock.http.catalogue import Catalogue
 from sisock.http.errors import NotConnected, NotFound, RequestError, describe
@@ -46,10 +47,19 @@ def _answer(status: int, body: object) -> bytes:
     return encode(body)
 
 
+class Streamed:
+    """A big answer (:mod:`sisock.http.answers`): its entries, written while the client reads them;
+    ``done()`` runs once it is written or abandoned."""
+
+    def __init__(self, entries: List[Entry], done: Callable[[], None]) -> None:
+        self.entries, self.done = entries, done
+
+
 def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
     """Expose a handler ``(self, body: dict) -> (answer, log note)``: parse, answer JSON, log once.
 
-    Extra path segments are a 404 unless ``any_path`` (the catch-all).
+    Extra path segments are a 404 unless ``any_path`` (the catch-all). An answer that is
+    :class:`Streamed` is written chunk by chunk, and logged when it is done.
     """
     def wrap(handler: Callable) -> Callable:
         @cherrypy.expose
@@ -66,25 +76,49 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
                 status, payload, note = 405, {"error": f"{request.method} is not allowed here; use {allowed}"}, ""
             else:
                 status, payload, note = self._run(handler, request)
+            line = "{method} {path} {status}: {note}{ms:.1f} ms ({details})"
+            fields = dict(method=request.method, path=request.path_info, status=status, note=note)
+
+            def log_line(timing: dict) -> None:
+                fields.update(ms=(time.perf_counter() - began) * 1000,
+                              details=", ".join(f"{k} {v * 1000:.1f}" for k, v in timing.items()))
+                if status >= 500:
+                    _throttle.warn(_log, f"{status} {request.path_info}", line, quiet="info", **fields)
+                else:
+                    _log.info(line, **fields)
+
+            timing = dict(request.sisock_timing)
+            if isinstance(payload, Streamed):
+                cherrypy.response.status = status
+                cherrypy.response.headers["Content-Type"] = "application/json"
+                cherrypy.response.headers["Server-Timing"] = _server_timing(timing)
+                cherrypy.response.stream = True
+                streamed = payload
+                written = time.perf_counter()
+
+                def end(sent: int, complete: bool) -> None:
+                    streamed.done()
+                    fields["note"] += f"{sent} bytes streamed{'' if complete else ' (the client stopped reading)'}, "
+                    log_line(dict(timing, encode=time.perf_counter() - written))
+
+                return answers.paced(answers.chunks(payload.entries), self.config.http_body_timeout, end)
             encode_began = time.perf_counter()
             try:
                 data = _answer(status, payload)
             except (TypeError, ValueError) as exc:  # a value JSON cannot carry: cost one request
-                status, note = 500, f"cannot encode the answer: {exc}; "
+                status, fields["note"] = 500, f"cannot encode the answer: {exc}; "
+                fields["status"] = status
                 data = _answer(status, {"error": f"internal error: cannot encode the answer: {exc}"})
-            timing = dict(request.sisock_timing, encode=time.perf_counter() - encode_began)
-            cherrypy.response.headers["Server-Timing"] = ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timing.items())
-            line = "{method} {path} {status}: {note}{ms:.1f} ms ({details})"
-            fields = dict(method=request.method, path=request.path_info, status=status, note=note,
-                          ms=(time.perf_counter() - began) * 1000,
-                          details=", ".join(f"{k} {v * 1000:.1f}" for k, v in timing.items()))
-            if status >= 500:
-                _throttle.warn(_log, f"{status} {request.path_info}", line, quiet="info", **fields)
-            else:
-                _log.info(line, **fields)
+            timing["encode"] = time.perf_counter() - encode_began
+            cherrypy.response.headers["Server-Timing"] = _server_timing(timing)
+            log_line(timing)
             return data
         return serve
     return wrap
+
+
+def _server_timing(timing: dict) -> str:
+    return ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timing.items())
 
 
 class Datasource:
@@ -95,6 +129,7 @@ class Datasource:
         self.session = session
         self.catalogue = catalogue
         self.auth = Authenticator(config)
+        self.big = BigAnswers()
 
     def _run(self, handler: Callable, request) -> tuple:
         try:
@@ -105,6 +140,8 @@ class Datasource:
             payload, note = handler(self, parse_json(raw) if request.method == "POST" else {})
             return 200, payload, note
         except RequestError as exc:
+            if exc.status == 503:
+                cherrypy.response.headers["Retry-After"] = "5"
             return exc.status, {"error": str(exc)}, f"{exc}; "
         except Exception as exc:  # a bug must cost one request, never the server
             _log.error("{path}: unexpected error", path=request.path_info, log_failure=Failure())
@@ -172,24 +209,51 @@ class Datasource:
 
     @endpoint()
     def query(self, body: dict):
-        """Time series and tables for ``node::field`` targets, fetched from all nodes in parallel."""
+        """Time series and tables for ``node::field`` targets, fetched from all nodes in parallel;
+        a query that may hold many points takes a slot for big answers (:mod:`sisock.http.answers`)."""
         query = parse_query(body, self.config.http_max_targets)
+        big = possible_points(query.max_points, len(query.targets)) > BIG_POINTS
+        if big:
+            self.big.take(self.config.http_timeout)
+        try:
+            entries, points = self._answer(query)
+        except BaseException:
+            if big:
+                self.big.give()
+            raise
+        note = f"{len(query.targets)} targets, {points} points, "
+        if big and points > BIG_POINTS:
+            return Streamed(entries, self.big.give), note
+        if big:
+            self.big.give()
+        return [entry.as_dict() for entry in entries], note
+
+    def _answer(self, query) -> tuple:
+        """The entries of a query's answer and how many points they hold."""
         timing = cherrypy.request.sisock_timing
         began = time.perf_counter()
         names = query.joined()
+        wanted = query.by_node()
+        live = None
         if names:
             self.catalogue.nudge()  # which feeds serve a name: known by the next query if it changed
-        serving = {name: self.catalogue.serving(name) for name in names}
-        wanted = join.plan(names, query.by_node(), serving.__getitem__)
-        answers = fanout.fetch(self.session, wanted, query.start, query.end, query.node_stride(),
-                               self.config.http_timeout, self.catalogue.absence)
+            for name in names:  # the archive's part of a joined name comes with its other targets
+                fields = wanted.setdefault(join.ARCHIVE_NODE, [])
+                if name not in fields:
+                    fields.append(name)
+            since = max(query.start, time.time() - self.config.buffer_time - join.HORIZON_SLACK)
+            live_nodes = join.live_plan(names, self.catalogue.serving)
+            if live_nodes and since < query.end:
+                live = fanout.Live(live_nodes, since)
+        answered = fanout.fetch(self.session, wanted, query.start, query.end, query.node_stride(),
+                                self.config.http_timeout, self.catalogue.absence, live)
         timing["wamp"] = time.perf_counter() - began
         began = time.perf_counter()
-        joined = {name: join.series(name, answers, serving[name], (query.start, query.end), query.node_stride(),
-                                    query.max_points) for name in names}
+        joined = {name: join.series(name, answered.get(join.ARCHIVE_NODE), live.answers if live else {},
+                                    (query.start, query.end), query.node_stride(), query.max_points)
+                  for name in names}
         timing["join"] = time.perf_counter() - began
-        result, points = shape(query, answers, timing, self.config.http_max_points, joined)
-        return result, f"{len(query.targets)} targets, {points} points, "
+        return shape(query, answered, timing, self.config.http_max_points, joined)
 
 
 def _router(config: Config) -> str:

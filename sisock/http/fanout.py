@@ -7,36 +7,70 @@ fails, does not answer within ``HTTP_TIMEOUT``, or was listed but has no
 procedures any more makes the request fail with :class:`NodeFailed` naming it
 (a 502, whose text Grafana shows on the panel: both plugins fail a whole
 panel on an error status and have no per-target notice).
+
+Answers come as progressive pieces when they are large (:mod:`sisock.pieces`), and are
+joined into numpy arrays as they arrive. Joined names (:mod:`sisock.http.join`) add a
+second step beside the others: the archive's coverage of the live horizon, then each
+live node asked for the samples outside it.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
 
 from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import CallOptions
 from twisted.internet import defer, reactor
 
-from sisock import wamp
+from sisock import pieces, wamp
 from sisock.http.errors import NodeFailed, NotConnected, describe
+from sisock.http.join import ARCHIVE_NODE
 from sisock.wamp_thread import ThreadedSession, in_reactor
 
 #: WAMP errors meaning "no such data node": its targets are empty, not an error.
 UNKNOWN_NODE = ("wamp.error.no_such_procedure",)
+#: The archive's procedure that says what it holds.
+COVERAGE = "get_coverage"
+
+Spans = Tuple[Tuple[float, float], ...]
+
+
+@dataclass
+class Live:
+    """The live half of joined names: which live nodes serve which names, asked from ``since``
+    (the live horizon) to the window's end for their samples outside the archive's coverage."""
+
+    nodes: Dict[str, List[str]]
+    since: float
+    #: filled by :func:`fetch`: each live node's answers (one per distinct coverage of its names)
+    answers: Dict[str, List[dict]] = field(default_factory=dict)
+
+
+def _call(session, uri: str, *args, timeout: float) -> defer.Deferred:
+    """A call whose progressive pieces are taken and joined with the final result."""
+    parts: List[dict] = []
+    d = session.call(uri, *args, options=CallOptions(on_progress=parts.append))
+    d.addTimeout(timeout, reactor)
+    return d.addCallback(lambda last: pieces.join(parts + [last]))
 
 
 def fetch(session: ThreadedSession, wanted: Dict[str, List[str]], start: float, end: float,
-          min_stride: Optional[float], timeout: float,
-          absence: Callable[[str], Optional[str]]) -> Dict[str, dict]:
+          min_stride: Optional[float], timeout: float, absence: Callable[[str], Optional[str]],
+          live: Optional[Live] = None) -> Dict[str, dict]:
     """``get_data`` answers per node, all fetched in parallel; nodes without procedures are left out
-    unless ``absence(node)`` says why a known node is missing."""
-    if not wanted:
+    unless ``absence(node)`` says why a known node is missing. With ``live``, its answers are
+    filled in too."""
+    if not wanted and not (live and live.nodes):
         return {}
 
     def issue():
         wamp_session = session.session
         if wamp_session is None or not wamp_session.is_attached():
             raise NotConnected("not connected to the WAMP router")
-        calls = [wamp_session.call(wamp.get_data_uri(node), fields, start, end, min_stride).addTimeout(timeout, reactor)
+        calls = [_call(wamp_session, wamp.get_data_uri(node), fields, start, end, min_stride, timeout=timeout)
                  for node, fields in wanted.items()]
+        if live and live.nodes:
+            calls.append(_live(wamp_session, live, end, min_stride, timeout, absence))
         return defer.DeferredList(calls, consumeErrors=True)
 
     try:
@@ -44,17 +78,61 @@ def fetch(session: ThreadedSession, wanted: Dict[str, List[str]], start: float, 
     except TimeoutError:
         raise NodeFailed(f"data nodes {', '.join(wanted)}: no answer within {timeout:g} s") from None
     answers = {}
-    for node, (ok, value) in zip(wanted, results):
+    for node, (ok, value) in zip(list(wanted) + (["live"] if live and live.nodes else []), results):
         if ok:
-            answers[node] = value if isinstance(value, dict) else {}
+            if node in wanted:
+                answers[node] = value if isinstance(value, dict) else {}
             continue
         error = value.value
-        if isinstance(error, ApplicationError) and error.error in UNKNOWN_NODE:
-            missing = absence(node)
-            if missing is None:
-                continue
-            raise NodeFailed(f"data node {node}: {missing}")
-        reason = f"no answer within {timeout:g} s" if isinstance(error, defer.TimeoutError) else describe(error)
-        raise NodeFailed(f"data node {node}: {reason}")
+        if isinstance(error, NodeFailed):
+            raise error
+        reason = _failure(node, error, timeout, absence)
+        if reason is not None:
+            raise NodeFailed(reason)
     return answers
 
+
+def _failure(node: str, error: BaseException, timeout: float, absence: Callable[[str], Optional[str]]) -> Optional[str]:
+    """What to tell of a failed call to ``node``; None for a node that was never there."""
+    if isinstance(error, ApplicationError) and error.error in UNKNOWN_NODE:
+        missing = absence(node)
+        return None if missing is None else f"data node {node}: {missing}"
+    reason = f"no answer within {timeout:g} s" if isinstance(error, defer.TimeoutError) else describe(error)
+    return f"data node {node}: {reason}"
+
+
+@defer.inlineCallbacks
+def _live(session, live: Live, end: float, min_stride: Optional[float], timeout: float,
+          absence: Callable[[str], Optional[str]]):
+    """The archive's coverage of the joined names since the horizon, then every live node asked for
+    its samples outside it (in the reactor; fills ``live.answers``)."""
+    names = sorted({name for fields in live.nodes.values() for name in fields})
+    try:
+        found = yield session.call(wamp.procedure_uri(ARCHIVE_NODE, COVERAGE), names, live.since,
+                                   end).addTimeout(timeout, reactor)
+    except ApplicationError as exc:
+        reason = _failure(ARCHIVE_NODE, exc, timeout, absence)
+        if reason is not None:
+            raise NodeFailed(reason) from None
+        found = {}  # no archive at all: every live sample counts
+    except defer.TimeoutError:
+        raise NodeFailed(f"data node {ARCHIVE_NODE}: no answer within {timeout:g} s") from None
+    coverage: Dict[str, Spans] = {name: tuple(tuple(s) for s in (found or {}).get(name, [])) for name in names}
+    calls, owners = [], []
+    for node, fields in live.nodes.items():
+        by_spans: Dict[Spans, List[str]] = {}
+        for name in fields:
+            by_spans.setdefault(coverage[name], []).append(name)
+        for spans, group in by_spans.items():
+            calls.append(_call(session, wamp.get_data_uri(node), group, live.since, end, min_stride,
+                               [list(s) for s in spans], timeout=timeout))
+            owners.append(node)
+    results = yield defer.DeferredList(calls, consumeErrors=True)
+    for node, (ok, value) in zip(owners, results):
+        if ok:
+            live.answers.setdefault(node, []).append(value)
+            continue
+        reason = _failure(node, value.value, timeout, absence)
+        if reason is not None:
+            raise NodeFailed(reason)
+    return None

@@ -17,7 +17,9 @@ A request that misses its deadline gets 408 and its connection is closed;
 so does any request whose body was not read to its end (a body refused for
 its size or type): no byte of it is ever parsed as the next request. Every
 error cheroot writes itself (a bad request line, 408, 413, 414) is JSON, as
-every answer of sisock-http.
+every answer of sisock-http, and a log line. Headers that make a request
+unreadable are refused as soon as they are read (400): an HTTP/1.1 request
+without ``Host``, a ``Content-Length`` that is not a whole number of bytes.
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ from typing import Optional
 from cheroot.makefile import StreamReader
 from cheroot.server import HTTPConnection
 from cherrypy._cpwsgi_server import CPWSGIHTTPRequest, CPWSGIServer
+
+from sisock import log
 
 #: A request whose next bytes take longer than this (seconds) is slow.
 GRACE = 0.5
@@ -115,13 +119,33 @@ class GuardedReader(StreamReader):
         self.bytes_read = 0
 
 
+def header_problem(protocol: bytes, headers: dict) -> Optional[str]:
+    """Why a request's headers cannot be answered (None when they can): cheroot reads a negative
+    Content-Length as a body that never ends, and CherryPy refuses a missing Host only later,
+    with an HTML page."""
+    if protocol == b"HTTP/1.1" and b"Host" not in headers:
+        return "an HTTP/1.1 request must carry a Host header"
+    length = headers.get(b"Content-Length")
+    if length is not None and not (length.strip().isdigit() and length.strip().isascii()):
+        return f"Content-Length {length.decode('latin-1')[:40]!r} is not a whole number of bytes"
+    return None
+
+
 class GuardedRequest(CPWSGIHTTPRequest):
-    """CherryPy's request, with deadlines on reading and JSON for cheroot's own answers."""
+    """CherryPy's request, with deadlines on reading, its headers checked, and JSON and a log
+    line for cheroot's own answers."""
 
     def parse_request(self) -> None:
         raw = self.conn.rfile.raw
         raw.allow(self.server.header_timeout)
         super().parse_request()
+        if not getattr(self, "ready", False):  # cheroot sets it once the request line and headers are read
+            return
+        problem = header_problem(self.request_protocol, self.inheaders)
+        if problem is not None:
+            self.simple_response("400 Bad Request", problem)
+            self.ready = False
+            return
         raw.allow(self.server.body_timeout)
 
     def send_headers(self) -> None:
@@ -138,6 +162,10 @@ class GuardedRequest(CPWSGIHTTPRequest):
         status = str(status)
         reason = _EXPLAIN.get(status[:3]) or (msg.decode("latin-1") if isinstance(msg, bytes) else msg) or status
         body = json.dumps({"error": f"{status}: {reason}"}).encode()
+        method = (getattr(self, "method", None) or b"-").decode("latin-1", "replace")[:16]
+        path = (getattr(self, "path", None) or b"-").decode("latin-1", "replace")[:200]
+        log.logger().info("{method} {path} {status}: {reason}", method=method, path=path, status=status[:3],
+                          reason=reason)
         head = (f"{self.server.protocol} {status}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
         self.conn.rfile.raw.expired = True

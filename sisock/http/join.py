@@ -1,14 +1,16 @@
 """One series per name: the archive (``g3_reader``) and the live feeds (data-feed) joined.
 
 A target without ``::`` is an archive full name, ``observatory.<agent>.feeds.<feed>.<key>``.
-Its series is the archive's samples up to the newest time the index holds for that
-provider (``finalized_until`` of the g3 reader's answer), then the samples after it of
-every live node that serves the name (a data-feed instance answers under the archive's
-names too); several instances' copies of a sample count once. Both sources are asked with
-the request's step, so the archive part comes from its summary tiers and each part is
-reduced on the same aligned grid (:mod:`sisock.decimate`); the seam is put on a slot
-boundary where the live buffer allows, so every slot comes whole from one source and the
-joined series, reduced once more, is exactly the reduction of all the samples.
+Its series is the union of what both sources hold, each sample once: every archived sample,
+and every live sample (of every live node that serves the name: a data-feed instance answers
+under the archive's names too) outside the time ranges the archive covers (its provider's
+indexed frames, :meth:`~sisock.g3.reader.Reader.coverage`). So live samples fill in before the
+archive's first sample, in the archive's holes (an aggregator outage) and after its newest
+frame, and none is taken twice. The live nodes leave those ranges out themselves
+(``get_data``'s ``exclude``), before they decimate; both sources reduce on the same aligned
+grid (:mod:`sisock.decimate`), so the joined series reduced once more is exactly the
+reduction of all the samples. Live nodes are asked only over the live horizon (``BUFFER_TIME``
+seconds before now, and :data:`HORIZON_SLACK`: what a feed can hold).
 
 Listing: each archive full name once, bare, with units where either source knows them;
 the live nodes' archive-named aliases are left out (their own lower-cased names stay).
@@ -21,11 +23,15 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from sisock.decimate import choose_step, decimate_columns
+from sisock.decimate import choose_step, decimate_columns, reduce_to_step
 from sisock.http.errors import NodeFailed
 
 #: The data node that serves the archive.
 ARCHIVE_NODE = "g3_reader"
+#: Seconds before the live horizon (``BUFFER_TIME`` before now) that live feeds are still asked
+#: for: a feed trims its buffer when it receives or is asked for its fields, so it may hold a
+#: little more than ``BUFFER_TIME``.
+HORIZON_SLACK = 120.0
 #: An archive full name: the aggregator's provider address and the field key.
 FULL_NAME = re.compile(r"observatory\.[^\s.#]+\.feeds\.[^\s.#]+\.[^\s#]+")
 
@@ -57,38 +63,34 @@ def listing(entries: Sequence[Tuple[str, dict]]) -> List[Tuple[str, dict]]:
     return sorted(out, key=lambda pair: pair[0])
 
 
-def plan(names: Sequence[str], wanted: Dict[str, List[str]],
-         serving: Callable[[str], List[str]]) -> Dict[str, List[str]]:
-    """``wanted`` (fields per node) with each joined name asked of the archive and of every live
-    node that ``serving(name)`` lists."""
-    out = {node: list(fields) for node, fields in wanted.items()}
+def live_plan(names: Sequence[str], serving: Callable[[str], List[str]]) -> Dict[str, List[str]]:
+    """The joined names each live node (every node serving one, but the archive) is asked for."""
+    out: Dict[str, List[str]] = {}
     for name in names:
-        for node in [ARCHIVE_NODE] + [n for n in serving(name) if n != ARCHIVE_NODE]:
-            fields = out.setdefault(node, [])
-            if name not in fields:
-                fields.append(name)
-    return out
+        for node in serving(name):
+            if node != ARCHIVE_NODE and name not in out.setdefault(node, []):
+                out[node].append(name)
+    return {node: fields for node, fields in out.items() if fields}
 
 
-def _field(node: str, answer: Optional[dict], name: str) -> Tuple[np.ndarray, np.ndarray, Optional[float]]:
-    """One field of one node's ``get_data`` answer: times, values and its ``finalized_until``."""
+def _field(node: str, answer: Optional[dict], name: str) -> Tuple[np.ndarray, np.ndarray]:
+    """One field of one node's ``get_data`` answer: its times and values."""
     if not isinstance(answer, dict):
-        return np.empty(0), np.empty(0), None
+        return np.empty(0), np.empty(0)
     data = answer.get("data")
     if not isinstance(data, dict):
         data = {}
     for timeline in (answer.get("timeline") or {}).values():
         if isinstance(timeline, dict) and name in (timeline.get("fields") or []) and name in data:
-            t = np.asarray(timeline.get("t") or [], dtype=float)
+            t = np.asarray(timeline["t"] if timeline.get("t") is not None else [], dtype=float)
             values = _values(data[name])
             if len(values) != len(t):
                 raise NodeFailed(f"data node {node}: field {name!r} has {len(values)} values for {len(t)} times")
-            until = timeline.get("finalized_until")
-            return t, values, float(until) if isinstance(until, (int, float)) else None
-    return np.empty(0), np.empty(0), None
+            return t, values
+    return np.empty(0), np.empty(0)
 
 
-def _values(values: list) -> np.ndarray:
+def _values(values) -> np.ndarray:
     try:
         return np.asarray(values, dtype=float)
     except (TypeError, ValueError):
@@ -110,30 +112,19 @@ def _union(parts: List[Tuple[np.ndarray, np.ndarray]]) -> Series:
     return t[first], v[first]
 
 
-def series(name: str, answers: Dict[str, dict], live: Sequence[str], window: Tuple[float, float],
+def series(name: str, archive: Optional[dict], live: Dict[str, List[dict]], window: Tuple[float, float],
            step: Optional[float], max_points: Optional[int]) -> Series:
-    """The joined series of ``name``: archive up to its ``finalized_until``, live after it, one
-    sample per time, decimated once over ``window`` at ``step`` and ``max_points``.
-
-    Decimated, the seam is moved back to the start of the slot holding ``finalized_until``
-    when the live feed reaches back that far (both hold those samples): each source then
-    gives whole slots, whose reduced samples are exact. Otherwise the seam slot is reduced
-    from what both sources kept of it.
-    """
-    t_a, v_a, until = _field(ARCHIVE_NODE, answers.get(ARCHIVE_NODE), name)
-    t_l, v_l = _union([_field(node, answers.get(node), name)[:2] for node in live if node != ARCHIVE_NODE])
-    if until is None and len(t_a):  # a reader that does not say: its newest sample
-        until = float(t_a[-1])
-    if until is not None:
-        grid = choose_step(window[0], window[1], step, max_points)
-        seam = math.floor(until / grid) * grid if 0 < grid < math.inf else None
-        if seam is not None and len(t_l) and t_l[0] <= seam:
-            archive, later = t_a < seam, t_l >= seam
-        else:
-            archive, later = t_a <= until, t_l > until
-        t_a, v_a, t_l, v_l = t_a[archive], v_a[archive], t_l[later], v_l[later]
-    t, v = _union([(t_a, v_a), (t_l, v_l)])
+    """The joined series of ``name``: the archive's samples and the live nodes' (which left out the
+    archive's coverage), one sample per time, decimated once over ``window`` at ``step`` and
+    ``max_points``."""
+    parts = [_field(ARCHIVE_NODE, archive, name)]
+    parts += [_field(node, answer, name) for node, answers in live.items() for answer in answers]
+    t, v = _union(parts)
     if not len(t):
         return t, v
+    grid = choose_step(window[0], window[1], step, max_points)
+    if 0 < grid < math.inf:  # each part holds its own slots' extremes: take the union's, always
+        t, columns = reduce_to_step(t, {"v": v}, grid)
+        v = columns["v"]
     t, columns = decimate_columns(t, {"v": v}, step, max_points, window)
     return t, columns["v"]

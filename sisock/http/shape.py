@@ -3,7 +3,8 @@
 Fields that share a timeline are reduced together with the project's one
 min/max-preserving decimation (:mod:`sisock.decimate`), so a one-sample spike
 stays visible at any zoom. Times go out as UNIX milliseconds, NaN as null (the
-JSON encoder's: :func:`sisock.http.app.encode`).
+JSON encoder's: :func:`sisock.http.app.encode`); each target's answer stays numpy arrays
+until it is encoded (:mod:`sisock.http.answers`).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from sisock.decimate import decimate_columns
+from sisock.http.answers import Entry
 from sisock.http.errors import NodeFailed, TooLarge
 from sisock.http.request import Query, Target
 
@@ -37,7 +39,7 @@ def reduce_answer(node: str, answer: dict, max_points: Optional[int]) -> Dict[st
     for name, timeline in (answer.get("timeline") or {}).items():
         if not isinstance(timeline, dict):
             raise NodeFailed(f"data node {node}: timeline {name!r} is not an object")
-        t = np.asarray(timeline.get("t") or [], dtype=float)
+        t = np.asarray(timeline["t"] if timeline.get("t") is not None else [], dtype=float)
         columns = {}
         for field in timeline.get("fields") or []:
             if field not in data:
@@ -52,12 +54,12 @@ def reduce_answer(node: str, answer: dict, max_points: Optional[int]) -> Dict[st
 
 
 def shape(query: Query, answers: Dict[str, dict], timing: Dict[str, float],
-          max_points: int, joined: Optional[Dict[str, Series]] = None) -> Tuple[List[dict], int]:
-    """The ``/query`` response body and the number of points in it, at most ``max_points``.
+          max_points: int, joined: Optional[Dict[str, Series]] = None) -> Tuple[List[Entry], int]:
+    """The ``/query`` answer's entries (one per target, in order) and the points they hold, at most
+    ``max_points``.
 
     Joined targets (no node) take their series from ``joined``. Identical targets share one
-    entry, built once. Adds to ``timing`` the
-    seconds spent decimating and building the body.
+    entry, built once. Adds to ``timing`` the seconds spent decimating and building the entries.
     """
     began = time.perf_counter()
     plain = {target.node for target in query.targets if target.node}
@@ -72,26 +74,11 @@ def shape(query: Query, answers: Dict[str, dict], timing: Dict[str, float],
         raise TooLarge(f"the answer would hold {points} points, more than HTTP_MAX_POINTS={max_points}: "
                        f"set the panel's Max data points, shorten the range, or raise HTTP_MAX_POINTS")
     began = time.perf_counter()
-    built: Dict[Target, dict] = {}
+    built: Dict[Target, Entry] = {}
     body = []
     for target, (t, values) in zip(query.targets, series):
         if target not in built:
-            built[target] = _table(target, t, values) if target.table else _timeseries(target, t, values)
+            built[target] = Entry(target.name, t, values, target.table)
         body.append(built[target])
     timing["shape"] = time.perf_counter() - began
     return body, points
-
-
-def _milliseconds(t: np.ndarray) -> list:
-    return np.rint(t * 1000.0).astype(np.int64).tolist()
-
-
-def _timeseries(target: Target, t: np.ndarray, values: np.ndarray) -> dict:
-    return {"target": target.name, "datapoints": list(zip(values.tolist(), _milliseconds(t)))}
-
-
-def _table(target: Target, t: np.ndarray, values: np.ndarray) -> dict:
-    kind = "number" if values.dtype.kind in "biuf" else "string"
-    return {"type": "table",
-            "columns": [{"text": "Time", "type": "time"}, {"text": target.name, "type": kind}],
-            "rows": list(zip(_milliseconds(t), values.tolist()))}

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from sisock.config import Config, ConfigError, is_wildcard
-from sisock.wamp import BASE_URI
+from sisock.wamp import BASE_URI, MAX_MESSAGE
 
 SISOCK_ROLE = "sisock"
 CONSUMER_ROLE = "consumer"
@@ -103,7 +103,8 @@ def _tls_transport(config: Config) -> Dict:
                                   CONSUMER_USER: {"secret": "${WAMP_SECRET}", "role": CONSUMER_ROLE}},
                     }
                 },
-                "options": {"auto_ping_interval": 10000, "auto_ping_timeout": 20000, **_origins(())},
+                "options": {"auto_ping_interval": 10000, "auto_ping_timeout": 20000,
+                            "max_message_size": MAX_MESSAGE, **_origins(())},
             },
         },
     }
@@ -131,7 +132,7 @@ def _ocs_interface(config: Config) -> str:
 def _ocs_transport(config: Config) -> Dict:
     paths: Dict[str, Dict] = {
         "ws": {"type": "websocket", "auth": {"anonymous": {"type": "static", "role": OCS_ROLE}},
-               "options": _origins(config.crossbar_ocs_origins)},
+               "options": {"max_message_size": MAX_MESSAGE, **_origins(config.crossbar_ocs_origins)}},
     }
     if config.crossbar_ocs_call:
         paths["call"] = {"type": "caller", "realm": config.crossbar_realm, "role": OCS_ROLE}

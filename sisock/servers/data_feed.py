@@ -145,6 +145,8 @@ class FeedCache:
         self._blocks: Dict[str, RingTable] = {}
         self._home: Dict[str, str] = {}  # field -> the block that holds it
         self._types: Dict[str, str] = {}
+        #: raised whenever a field appears (its first samples, or again after it had left the buffer)
+        self.generation = 0
         self._lock = threading.Lock()
 
     def add(self, data, feed, now: Optional[float] = None) -> Tuple[int, int]:
@@ -190,6 +192,7 @@ class FeedCache:
             self._keys[field] = block.keys.get(field, field)
             if field not in self._types:
                 self._types[field] = field_type(values)
+                self.generation += 1
         return len(t) * len(columns), (len(block.t) - len(t)) * len(columns)
 
     def _trim(self, now: float) -> None:
@@ -310,6 +313,7 @@ class DataFeedServer(DataNodeServer):
 
     def receive(self, *args, **kwargs) -> None:
         """Handle one feed event in the reactor: parse and append (cheap numpy work only)."""
+        fields_before = self.cache.generation
         try:
             kept, dropped = self.cache.add(*event_pair(args))
         except ForeignAgent as exc:
@@ -323,6 +327,8 @@ class DataFeedServer(DataNodeServer):
                 self.log.warn("dropped a malformed message on {topic}: {error} ({held} more since the last "
                               "such line)", topic=self.topic, error=str(exc), held=held)
             return
+        if self.cache.generation != fields_before:
+            self.announce()  # sisock-http reads the new fields now: a joined name answers at once
         if dropped and self._throttle.allow("dropped") >= 0:
             self.log.warn("dropped {n} samples on {topic}: older than the newest cached ones or more than "
                           "{ahead} s ahead of this clock (one line a minute at most)", n=dropped, topic=self.topic,

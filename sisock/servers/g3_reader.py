@@ -7,12 +7,13 @@ Fields are named ``<provider description>.<field>``; the short form
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional
 
+from autobahn.wamp.exception import ApplicationError
 from twisted.internet import reactor
 
 from sisock.config import Config
-from sisock.datanode import DataNodeServer
+from sisock.datanode import ERROR_BAD_REQUEST, DataNodeServer
 from sisock.g3 import workers
 from sisock.g3.index import open_index
 from sisock.g3.reader import Reader
@@ -38,6 +39,21 @@ class G3ReaderServer(DataNodeServer):
         if self.workers is None:
             return workers.answer(self.reader, fields, start, end, min_stride, self.config.max_points)
         return self.workers.answer(fields, start, end, min_stride, self.config.max_points)
+
+    def procedures(self) -> Dict[str, Callable]:
+        return {"get_coverage": self._get_coverage}
+
+    def _get_coverage(self, fields, start, end):
+        """``get_coverage(fields, start, end) -> {field: [[first, last], ...]}``: the time ranges in which
+        the archive holds every sample of each known field (its provider's indexed frames), meeting
+        ``[start, end]``; sisock-http leaves a live feed's samples inside them out of a joined series."""
+        t0, t1 = self._times(start, end)
+        names = [fields] if isinstance(fields, str) else fields
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: fields must be a name or a list of names")
+        d = self._in_pool(self.reader.coverage, names, t0, t1)
+        d.addCallback(lambda found: {name: [list(span) for span in spans] for name, spans in found.items()})
+        return d.addErrback(lambda f: self._fail(f"get_coverage({names}, {start}, {end})", f))
 
     def run(self) -> int:
         if self.workers is not None:

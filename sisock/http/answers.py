@@ -1,0 +1,155 @@
+"""Large ``/query`` answers: few at once, and written as JSON from numpy arrays chunk by chunk.
+
+A panel answer is small; an export of a day at full rate is tens of MB. Built as Python
+lists, one such answer took 55 MB and a second of CPU, and memory grew with every slow
+client that asked for one. So:
+
+- a query that may hold more than :data:`BIG_POINTS` points (its targets' ``maxDataPoints``,
+  or no cap) is *big*, and takes one of :data:`BIG_SLOTS` slots from before its fan-out to
+  the end of its answer; a big query that finds none free within ``HTTP_TIMEOUT`` gets 503
+  (with ``Retry-After``), and small queries never wait for them, so a burst of exports
+  costs a bounded share of the CPU and memory;
+- a big answer keeps its series as numpy arrays (16 bytes a point) and is written as JSON
+  :data:`CHUNK_POINTS` points at a time while the client reads it (HTTP chunked encoding),
+  never whole in memory; a client must read it at :data:`MIN_READ_RATE` on average (after
+  ``HTTP_BODY_TIMEOUT`` of grace), or its connection is closed;
+- when the last big answer is done, freed memory goes back to the system (``malloc_trim``).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+import time
+from typing import Iterable, Iterator, List, Optional
+
+import numpy as np
+import orjson
+
+from sisock.http.errors import RequestError
+
+#: A query that may hold more points than this is big.
+BIG_POINTS = 100_000
+#: Big queries answered at once.
+BIG_SLOTS = 2
+#: Points encoded at a time (about 2 MB of JSON).
+CHUNK_POINTS = 65_536
+#: Bytes per second a client must read a big answer at, on average.
+MIN_READ_RATE = 256 * 1024
+
+
+class Busy(RequestError):
+    """Every slot for big answers is taken: try again shortly."""
+
+    status = 503
+
+
+class BigAnswers:
+    """The slots of big answers; memory is given back when the last one ends."""
+
+    def __init__(self, slots: int = BIG_SLOTS) -> None:
+        self.slots = slots
+        self._free = threading.BoundedSemaphore(slots)
+        self._lock = threading.Lock()
+        self._busy = 0
+
+    def take(self, timeout: float) -> None:
+        """Hold a slot; Busy if none is free within ``timeout`` seconds."""
+        if not self._free.acquire(timeout=timeout):
+            raise Busy(f"{self.slots} large answers (queries of more than {BIG_POINTS} points) are being "
+                       f"served; try again in a few seconds, or lower the panel's Max data points")
+        with self._lock:
+            self._busy += 1
+
+    def give(self) -> None:
+        """Free a slot taken with :meth:`take`."""
+        with self._lock:
+            self._busy -= 1
+            last = self._busy == 0
+        self._free.release()
+        if last:
+            give_memory_back()
+
+    @property
+    def busy(self) -> int:
+        """Slots held now."""
+        return self._busy
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def give_memory_back() -> None:
+    """Return the heap's free pages to the system (glibc keeps them otherwise, and a burst of
+    large answers would leave the process at its peak size for good)."""
+    try:
+        _libc.malloc_trim(0)
+    except AttributeError:  # not glibc
+        pass
+
+
+class Entry:
+    """One target's answer: its numpy times (s) and values, as a time series or a table."""
+
+    __slots__ = ("target", "t", "values", "table")
+
+    def __init__(self, target: str, t: np.ndarray, values: np.ndarray, table: bool) -> None:
+        self.target, self.t, self.values, self.table = target, t, values, table
+
+    def head(self) -> bytes:
+        """The JSON of the entry up to its first point."""
+        if self.table:
+            kind = "number" if self.values.dtype.kind in "biuf" else "string"
+            columns = [{"text": "Time", "type": "time"}, {"text": self.target, "type": kind}]
+            return orjson.dumps({"type": "table", "columns": columns})[:-1] + b',"rows":['
+        return orjson.dumps({"target": self.target})[:-1] + b',"datapoints":['
+
+    def rows(self, a: int, b: int) -> list:
+        """Points ``a`` to ``b`` as Grafana wants them: ``[value, ms]`` (``[ms, value]`` in a table)."""
+        ms = np.rint(self.t[a:b] * 1000.0).astype(np.int64).tolist()
+        values = self.values[a:b].tolist()
+        return [list(pair) for pair in zip(ms, values)] if self.table else [list(pair) for pair in zip(values, ms)]
+
+    def as_dict(self) -> dict:
+        """The whole entry, for a small answer encoded in one go."""
+        if self.table:
+            kind = "number" if self.values.dtype.kind in "biuf" else "string"
+            return {"type": "table", "columns": [{"text": "Time", "type": "time"}, {"text": self.target, "type": kind}],
+                    "rows": self.rows(0, len(self.t))}
+        return {"target": self.target, "datapoints": self.rows(0, len(self.t))}
+
+
+def chunks(entries: List[Entry]) -> Iterator[bytes]:
+    """The JSON of ``entries`` (a list) in pieces of at most CHUNK_POINTS points: the same bytes
+    as encoding them whole."""
+    yield b"["
+    for i, entry in enumerate(entries):
+        yield (b"," if i else b"") + entry.head()
+        n = len(entry.t)
+        for a in range(0, n, CHUNK_POINTS):
+            body = orjson.dumps(entry.rows(a, min(a + CHUNK_POINTS, n)))[1:-1]
+            yield (b"," if a else b"") + body
+        yield b"]}"
+    yield b"]"
+
+
+def paced(pieces: Iterable[bytes], grace: float, on_end) -> Iterator[bytes]:
+    """``pieces`` as long as the client reads them at MIN_READ_RATE on average after ``grace``
+    seconds (else the answer stops short, which closes the connection); ``on_end(sent bytes,
+    complete)`` once, however it ends."""
+    began, sent, complete = time.monotonic(), 0, False
+    try:
+        for piece in pieces:
+            allowed = grace + sent / MIN_READ_RATE
+            if time.monotonic() - began > allowed:
+                return
+            yield piece
+            sent += len(piece)
+        complete = True
+    finally:
+        on_end(sent, complete)
+
+
+def possible_points(max_points: Optional[int], targets: int) -> float:
+    """The most points a query's answer may hold: each target at most ``maxDataPoints``."""
+    return float("inf") if max_points is None else float(max_points) * targets

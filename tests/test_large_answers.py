@@ -1,0 +1,154 @@
+"""The largest answers: no allowed request knocks a data node off the router, and sisock-http's
+memory stays bounded while slow clients read big answers, and is given back after them
+(issue 25, findings 1 and 2). The memory test prints its figures; its bounds are generous."""
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from autobahn.wamp.exception import ApplicationError
+
+from sisock import wamp
+from tests.http_support import JsonHttp, iso, query
+from tests.support import Process, free_port, wait_until
+
+BIG_NODE = Path(__file__).parent / "nodes" / "big_node.py"
+
+
+def start_big_node(procs) -> Process:
+    node = Process([sys.executable, str(BIG_NODE)], procs.env, "big_node")
+    procs.running.append(node)
+    node.wait_for("added data node big_node")
+    return node
+
+
+def start_http(procs, **env) -> tuple:
+    port = free_port()
+    process = procs.start("http", env=dict({"PORT": str(port), "HTTP_TIMEOUT": "60"}, **env))
+    process.wait_for("serving Grafana datasources")
+    http = JsonHttp(port)
+    wait_until(lambda: "big_node::fast" in http.request("POST", "/search", {})[1], 30, "big_node in /search")
+    return http, process
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_the_largest_allowed_query_passes_the_router_in_pieces(procs, client):
+    procs.start("hub").wait_for("hub ready")
+    node = start_big_node(procs)
+    http, _ = start_http(procs)
+    end = float(int(time.time()))
+    start = end - 3 * 86400  # 2.6 million samples at 10 Hz
+    status, body, _ = http.request("POST", "/query", query(start, end, "big_node::fast", max_points=2_000_000),
+                                   timeout=180)
+    assert status == 200, body
+    points = body[0]["datapoints"]
+    assert 1_000_000 < len(points) <= 2_000_000
+    assert len(json.dumps(points)) > wamp.MAX_MESSAGE  # more than one message could ever carry
+    # the node is still joined: no "session dropped" and the next query is answered as usual
+    assert node.alive() and "left" not in node.output.lower()
+    status, body, _ = http.request("POST", "/query", query(end - 60, end, "big_node::fast", max_points=100))
+    assert status == 200 and len(body[0]["datapoints"]) > 0
+    # a caller that takes no pieces gets an error saying so, and the node stays joined
+    with pytest.raises(ApplicationError) as refused:
+        client.call(wamp.get_data_uri("big_node"), "fast", start, end, timeout=120)
+    assert refused.value.error.endswith("error.too_large") and "progressive" in refused.value.args[0]
+    assert len(client.call(wamp.get_data_uri("big_node"), "fast", end - 10, end)["data"]["fast"]) == 100
+
+
+def _slow_reader(port: int, body: bytes, seconds: float, got: list) -> None:
+    """Ask for a big answer, then read it one byte a second (or until the server gives up)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds + 60) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"POST /query HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        first = sock.recv(64)
+        got.append(first.split(b"\r\n", 1)[0].decode(errors="replace"))
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            if not sock.recv(1):
+                return
+            time.sleep(1.0)
+
+
+@pytest.mark.timeout(400)
+def test_slow_readers_of_big_answers_cost_bounded_memory_given_back_after(procs):
+    procs.start("hub").wait_for("hub ready")
+    start_big_node(procs)
+    http, process = start_http(procs, HTTP_TIMEOUT="20")
+    pid = process.proc.pid
+    end = float(int(time.time()))
+    big = query(end - 86400, end, "big_node::fast", max_points=1_000_000)  # about 24 MB of JSON
+    status, body, _ = http.request("POST", "/query", big, timeout=120)  # once, so every code path is loaded
+    assert status == 200 and len(json.dumps(body)) > 22e6
+    del body
+    time.sleep(1.0)
+    before = rss_mb(pid)
+
+    clients, statuses = 20, []
+    payload = json.dumps(big).encode()
+    readers = [threading.Thread(target=_slow_reader, args=(http.port, payload, 40.0, statuses)) for _ in range(clients)]
+    for reader in readers:
+        reader.start()
+    peak, small = before, []
+    small_query = query(end - 60, end, "big_node::fast", max_points=100)
+    while any(reader.is_alive() for reader in readers):
+        peak = max(peak, rss_mb(pid))
+        began = time.monotonic()
+        status, _, _ = http.request("POST", "/query", small_query, timeout=60)
+        small.append(time.monotonic() - began)
+        assert status == 200
+        time.sleep(0.5)
+    for reader in readers:
+        reader.join()
+    time.sleep(2.0)
+    after = rss_mb(pid)
+    answered = [s for s in statuses if " 200 " in f"{s} "]
+    busy = [s for s in statuses if " 503 " in f"{s} "]
+    print(f"\nsisock-http RSS: before {before:.0f} MB, peak {peak:.0f} MB with {clients} slow readers of a 24 MB "
+          f"answer, after {after:.0f} MB; answers begun {len(answered)}, 503 busy {len(busy)}; a small /query "
+          f"meanwhile p50 {statistics.median(small) * 1000:.0f} ms, max {max(small) * 1000:.0f} ms ({len(small)})")
+    assert len(answered) + len(busy) == clients, statuses
+    assert answered, "no big answer was served at all"
+    assert peak - before < 400, f"memory grew by {peak - before:.0f} MB"
+    assert after - before < 100, f"memory not given back: {after - before:.0f} MB more than before"
+    assert statistics.median(small) < 2.0
+
+
+def test_a_big_answer_encodes_the_same_json_as_a_small_one(procs):
+    """Streamed or whole, the bytes a client gets decode to the same answer."""
+    procs.start("hub").wait_for("hub ready")
+    start_big_node(procs)
+    http, _ = start_http(procs)
+    end = float(int(time.time()))
+    targets = [{"target": "big_node::fast", "refId": "A"}, {"target": "big_node::fast", "refId": "B", "type": "table"},
+               {"target": "big_node::missing", "refId": "C"}]
+    # every sample comes back, whole or streamed: at most four to a slot of either step
+    body = {"range": {"from": iso(end - 20000), "to": iso(end)}, "maxDataPoints": 1_000_000, "targets": targets}
+    status, streamed, headers = http.request("POST", "/query", body, timeout=120)
+    assert status == 200 and headers.get("Transfer-Encoding") == "chunked"
+    assert len(streamed[0]["datapoints"]) > 100_000 and streamed[2] == {"target": "big_node::missing",
+                                                                        "datapoints": []}
+    rows = streamed[1]["rows"]
+    assert [[ms, v] for v, ms in streamed[0]["datapoints"]] == rows
+    # the same query in windows small enough to come whole gives the same points
+    whole = []
+    for a in range(int(end - 20000), int(end), 5000):
+        part = {"range": {"from": iso(a), "to": iso(a + 5000)}, "maxDataPoints": 90_000,
+                "targets": targets[:1]}
+        status, answer, headers = http.request("POST", "/query", part)
+        assert status == 200 and "Transfer-Encoding" not in headers
+        whole += answer[0]["datapoints"]
+    assert whole == streamed[0]["datapoints"]
