@@ -337,7 +337,8 @@ def _on(database: str) -> str:
     return f" ON {quote_ident(database)}" if database else ""
 
 
-def _sources_privileges(sources: Tuple[Source, ...]) -> Tuple[Privilege, ...]:
+def sources_privileges(sources: Tuple[Source, ...]) -> Tuple[Privilege, ...]:
+    """READ on each source's database (a subquery's own privileges)."""
     out: Tuple[Privilege, ...] = ()
     for s in sources:
         if isinstance(s, SubQuery):
@@ -382,7 +383,7 @@ class SelectStatement(Statement):
 
     def required_privileges(self) -> Tuple[Privilege, ...]:
         """READ on each source, WRITE on an INTO target."""
-        out = _sources_privileges(self.sources)
+        out = sources_privileges(self.sources)
         if self.target is not None:
             out += (Privilege(False, self.target.measurement.database, WRITE),)
         return out

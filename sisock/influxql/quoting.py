@@ -93,3 +93,31 @@ def format_float_f3(value: float) -> str:
     if value in (float("inf"), float("-inf")):
         return "+Inf" if value > 0 else "-Inf"
     return f"{value:.3f}"
+
+
+def _fraction(value: int, unit: int) -> str:
+    whole, frac = divmod(value, unit)
+    digits = str(frac).rjust(len(str(unit)) - 1, "0").rstrip("0")
+    return f"{whole}.{digits}" if digits else str(whole)
+
+
+def format_go_duration(ns: int) -> str:
+    """Go's time.Duration String() (e.g. 168h0m0s, 1.5ms), which a few InfluxDB statements print."""
+    if ns == 0:
+        return "0s"
+    u = abs(ns)
+    if u < 10**3:
+        text = f"{u}ns"
+    elif u < 10**6:
+        text = _fraction(u, 10**3) + "µs"
+    elif u < 10**9:
+        text = _fraction(u, 10**6) + "ms"
+    else:
+        hours, rest = divmod(u, 3600 * 10**9)
+        minutes, rest = divmod(rest, 60 * 10**9)
+        text = _fraction(rest, 10**9) + "s"
+        if hours or minutes:
+            text = f"{minutes}m" + text
+        if hours:
+            text = f"{hours}h" + text
+    return "-" + text if ns < 0 else text

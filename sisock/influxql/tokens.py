@@ -8,9 +8,8 @@ behaviours (they decide the ``line N, char M`` of every error) in a scanner of i
 from __future__ import annotations
 
 import enum
-from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 EOF_CHAR = ""
 
@@ -488,20 +487,25 @@ _PAIRS: Dict[str, Tuple[Dict[str, Tok], Optional[Tok]]] = {
 
 
 class TokenBuffer:
-    """The parser's view of the scanner: scan, scan_regex and unscan over the last three tokens."""
+    """The parser's view of the scanner: scan, scan_regex and unscan, over a ring of the last three tokens.
+
+    As InfluxDB's, the ring starts with three empty ILLEGAL tokens at line 1, char 1 and pushing back more than
+    it holds returns older slots again; the parser never relies on either, but no text can make it fail.
+    """
 
     def __init__(self, text: str) -> None:
         self.s = Scanner(text)
-        self._buf: Deque[Token] = deque(maxlen=3)
+        self._ring: List[Token] = [Token(Tok.ILLEGAL, Pos(0, 0))] * 3
+        self._i = 0
         self._back = 0
 
     def _next(self, produce: Callable[[], Token]) -> Token:
         if self._back > 0:
             self._back -= 1
-            return self._buf[len(self._buf) - 1 - self._back]
-        tok = produce()
-        self._buf.append(tok)
-        return tok
+        else:
+            self._i = (self._i + 1) % 3
+            self._ring[self._i] = produce()
+        return self._ring[(self._i - self._back) % 3]
 
     def scan(self) -> Token:
         """The next token, whitespace and comments included."""
