@@ -37,11 +37,13 @@ KEEP_TYPE = ("sum", "min", "max", "first", "last", "spread", "mode", "percentile
 
 @dataclass
 class Points:
-    """A stream of one series: times (int64 ns, in order), values, and which points hold a value."""
+    """A stream of one series: times (int64 ns, in order), values, which points hold a value, and
+    (a selector's) the times of the samples selected."""
 
     time: np.ndarray
     value: np.ndarray
     valid: np.ndarray
+    picked: Optional[np.ndarray] = None
 
     @classmethod
     def of(cls, time: np.ndarray, value: np.ndarray) -> "Points":
@@ -55,11 +57,12 @@ class Points:
         """Only the points holding values (transformations skip null points)."""
         if self.valid.all():
             return self
-        return Points(self.time[self.valid], self.value[self.valid], self.valid[self.valid])
+        return self.take(self.valid)
 
     def take(self, index) -> "Points":
         """The points selected by ``index``."""
-        return Points(self.time[index], self.value[index], self.valid[index])
+        picked = None if self.picked is None else self.picked[index]
+        return Points(self.time[index], self.value[index], self.valid[index], picked)
 
 
 def result_type(name: str, field_type: str) -> str:
@@ -152,9 +155,9 @@ def from_buckets(name: str, b: Buckets, field_type: str) -> Tuple[np.ndarray, np
             return _typed(b.sum, integer), none, held
         if name == "mean":
             return b.sum / np.where(held, count, 1), none, held
-        if name == "stddev":
+        if name == "stddev":  # NaN (a null answer, not an empty bucket) for a single sample
             var = np.where(b.min_v == b.max_v, 0.0, np.maximum(b.m2, 0.0)) / np.where(count > 1, count - 1, 1)
-            return np.sqrt(var), none, count > 1
+            return np.where(count > 1, np.sqrt(var), np.nan), none, held
         if name == "spread":
             return _typed(b.max_v - b.min_v, integer), none, held
         if name in ("min", "max", "first", "last"):
@@ -273,35 +276,42 @@ def distinct(t: np.ndarray, v: np.ndarray) -> List[object]:
 
 
 def integral(t: np.ndarray, v: np.ndarray, unit: int, window: Optional[Callable[[int], Tuple[int, int]]],
-             ) -> Tuple[List[int], List[float]]:
-    """``(bucket starts, areas)``: the trapezoid rule over the stream in ``unit`` ns. With
-    ``window`` (GROUP BY time: time -> its bucket), each bucket's area stops at its end, the value
-    there interpolated between the samples around it; a bucket whose only sample is at its start
-    gives nothing. Without, one area over all samples (start 0)."""
+             integer: bool = False) -> Tuple[List[int], List[float]]:
+    """``(bucket starts, areas)``: the trapezoid rule over the stream in ``unit`` ns. ``window``
+    gives a time's bucket (GROUP BY time): each bucket's area stops at its end, the value there
+    interpolated between the samples around it, and a bucket whose last sample is at its start
+    gives nothing; without one, one area at time 0. An integer field follows InfluxDB 1.x's integer
+    reducer, which carries the interpolated value (not the sample's) into the next bucket's first
+    trapezoid."""
     starts: List[int] = []
     areas: List[float] = []
     if not len(t):
         return starts, areas
     tt, vv = t.tolist(), [float(x) for x in v.tolist()]
     prev_t, prev_v = tt[0], vv[0]
-    lo, hi = window(prev_t) if window else (0, 0)
+    lo, hi = window(prev_t) if window else (0, None)
     total = 0.0
     for now, value in zip(tt[1:], vv[1:]):
         if now == prev_t:
             prev_v = value
             continue
-        if window and now >= hi:
+        step_v = value
+        if hi is not None and now >= hi:
             if prev_t != hi:
                 edge = prev_v + (value - prev_v) / (now - prev_t) * (hi - prev_t)
                 total += 0.5 * (edge + prev_v) * ((hi - prev_t) / unit)
-                prev_t, prev_v = hi, edge
+                prev_t = hi
+                if integer:
+                    step_v = edge
+                else:
+                    prev_v = edge
             starts.append(lo)
             areas.append(total)
-            lo, hi = window(now)
+            lo, hi = window(now)  # type: ignore[misc]
             total = 0.0
-        total += 0.5 * (value + prev_v) * ((now - prev_t) / unit)
+        total += 0.5 * (step_v + prev_v) * ((now - prev_t) / unit)
         prev_t, prev_v = now, value
-    if prev_t != lo or not window:
+    if prev_t != lo:
         starts.append(lo)
         areas.append(total)
     return starts, areas
