@@ -180,8 +180,9 @@ def by_bucket(t: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def sample_aggregate(name: str, t: np.ndarray, v: np.ndarray, edges: np.ndarray, field_type: str,
-                     arg: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(values, selected times, valid)`` per bucket of median, percentile or mode from the samples."""
+                     arg: Optional[float] = None, ascending: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(values, selected times, valid)`` per bucket of median, percentile or mode from the samples
+    (fed in the statement's time order: it decides between equal values)."""
     bounds = by_bucket(t, edges)
     n = len(edges) - 1
     out: List[object] = [None] * n
@@ -191,7 +192,8 @@ def sample_aggregate(name: str, t: np.ndarray, v: np.ndarray, edges: np.ndarray,
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         if hi <= lo:
             continue
-        got = _reduce_slice(name, t[lo:hi], v[lo:hi], arg)
+        step = 1 if ascending else -1
+        got = _reduce_slice(name, t[lo:hi][::step], v[lo:hi][::step], arg)
         if got is not None:
             out[k], times[k], valid[k] = got[1], got[0], True
     return _column(out, result_type(name, field_type)), times, valid
@@ -266,55 +268,67 @@ def mode(t: np.ndarray, v: np.ndarray):
     return value.item() if hasattr(value, "item") else value
 
 
-def distinct(t: np.ndarray, v: np.ndarray) -> List[object]:
-    """The distinct values, ordered by the time each first appears (then by value)."""
+def distinct(t: np.ndarray, v: np.ndarray, ascending: bool = True) -> List[object]:
+    """The distinct values, ordered by the time each is first seen (in the statement's time order),
+    then by value."""
     seen: Dict[object, int] = {}
-    for time, value in zip(t.tolist(), v.tolist()):
+    step = 1 if ascending else -1
+    for time, value in zip(t[::step].tolist(), v[::step].tolist()):
         if value not in seen:
             seen[value] = time
     return [value for value, _ in sorted(seen.items(), key=lambda kv: (kv[1], _key(kv[0])))]
 
 
 def integral(t: np.ndarray, v: np.ndarray, unit: int, window: Optional[Callable[[int], Tuple[int, int]]],
-             integer: bool = False) -> Tuple[List[int], List[float]]:
-    """``(bucket starts, areas)``: the trapezoid rule over the stream in ``unit`` ns. ``window``
-    gives a time's bucket (GROUP BY time): each bucket's area stops at its end, the value there
-    interpolated between the samples around it, and a bucket whose last sample is at its start
-    gives nothing; without one, one area at time 0. An integer field follows InfluxDB 1.x's integer
-    reducer, which carries the interpolated value (not the sample's) into the next bucket's first
-    trapezoid."""
-    starts: List[int] = []
+             integer: bool = False, ascending: bool = True) -> Tuple[List[int], List[float]]:
+    """``(bucket times, areas)``: the trapezoid rule over the stream in ``unit`` ns, as InfluxDB 1.x's
+    reducers run it. ``window`` gives a time's bucket (GROUP BY time): each bucket's area stops at
+    its edge, the value there interpolated between the samples around it, and a bucket whose last
+    sample is on the edge it started from gives nothing; without one, one area at time 0. Run
+    backwards (ORDER BY time DESC) the elapsed times are negative and a bucket is named by its end.
+    An integer field follows InfluxDB's integer reducer, which carries the interpolated value (not
+    the sample's) into the next bucket's first trapezoid."""
+    labels: List[int] = []
     areas: List[float] = []
     if not len(t):
-        return starts, areas
+        return labels, areas
     tt, vv = t.tolist(), [float(x) for x in v.tolist()]
+    if not ascending:
+        tt, vv = tt[::-1], vv[::-1]
+
+    def bucket(at: int) -> Tuple[int, Optional[int]]:
+        if window is None:
+            return 0, None
+        a, b = window(at)
+        return (a, b) if ascending else (b, a)
+
     prev_t, prev_v = tt[0], vv[0]
-    lo, hi = window(prev_t) if window else (0, None)
+    label, edge = bucket(prev_t)
     total = 0.0
     for now, value in zip(tt[1:], vv[1:]):
         if now == prev_t:
             prev_v = value
             continue
         step_v = value
-        if hi is not None and now >= hi:
-            if prev_t != hi:
-                edge = prev_v + (value - prev_v) / (now - prev_t) * (hi - prev_t)
-                total += 0.5 * (edge + prev_v) * ((hi - prev_t) / unit)
-                prev_t = hi
+        if edge is not None and (now >= edge if ascending else now <= edge):
+            if prev_t != edge:
+                at_edge = prev_v + (value - prev_v) / (now - prev_t) * (edge - prev_t)
+                total += 0.5 * (at_edge + prev_v) * ((edge - prev_t) / unit)
+                prev_t = edge
                 if integer:
-                    step_v = edge
+                    step_v = at_edge
                 else:
-                    prev_v = edge
-            starts.append(lo)
+                    prev_v = at_edge
+            labels.append(label)
             areas.append(total)
-            lo, hi = window(now)  # type: ignore[misc]
+            label, edge = bucket(now)
             total = 0.0
         total += 0.5 * (step_v + prev_v) * ((now - prev_t) / unit)
         prev_t, prev_v = now, value
-    if prev_t != lo:
-        starts.append(lo)
+    if prev_t != label:
+        labels.append(label)
         areas.append(total)
-    return starts, areas
+    return labels, areas
 
 
 # -- transformations -------------------------------------------------------------------
@@ -335,7 +349,7 @@ def derivative(p: Points, unit: int, non_negative: bool = False, ascending: bool
     diff = np.diff(p.value).astype(float)
     elapsed = np.diff(p.time) * (1 if ascending else -1)
     rate = diff / (elapsed / unit)
-    keep = diff >= 0 if non_negative else np.ones(len(diff), dtype=bool)
+    keep = ~(diff < 0) if non_negative else np.ones(len(diff), dtype=bool)  # NaN stays
     return Points.of(p.time[1:][keep], rate[keep])
 
 
@@ -345,7 +359,7 @@ def difference(p: Points, non_negative: bool = False) -> Points:
     if len(p) < 2:
         return Points.of(np.empty(0, np.int64), p.value[:0])
     diff = np.diff(p.value)
-    keep = diff >= 0 if non_negative else np.ones(len(diff), dtype=bool)
+    keep = ~(diff < 0) if non_negative else np.ones(len(diff), dtype=bool)  # NaN stays
     return Points.of(p.time[1:][keep], diff[keep])
 
 
@@ -377,20 +391,25 @@ def cumulative_sum(p: Points) -> Points:
 
 
 def elapsed(p: Points, unit: int) -> Points:
-    """Time between successive points in whole ``unit`` ns, at the later point's time."""
+    """Time between successive points in whole ``unit`` ns (truncated, negative when the stream
+    runs backwards), at the later point's time."""
     p = p.held()
     if len(p) < 2:
         return Points.of(np.empty(0, np.int64), np.empty(0, np.int64))
-    return Points.of(p.time[1:], np.diff(p.time) // unit)
+    d = np.diff(p.time)
+    return Points.of(p.time[1:], np.sign(d) * (np.abs(d) // unit))
 
 
 # -- fill ------------------------------------------------------------------------------
 def fill(starts: np.ndarray, values: np.ndarray, valid: np.ndarray, how: str, number: object = None,
-         interval: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+         interval: int = 0, ascending: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     """``(values, valid)`` of every bucket under fill(``how``): "null" leaves empty buckets null,
-    "previous" repeats the last value, "linear" interpolates between the buckets around (times
-    divided by the interval, in whole intervals, as InfluxDB does), a number is that number.
-    ("none" drops empty buckets: done by the caller.)"""
+    "previous" repeats the value before (in the statement's time order), "linear" interpolates
+    between the buckets around (times divided by the interval, in whole intervals, as InfluxDB
+    does), a number is that number. ("none" drops empty buckets: done by the caller.)"""
+    if not ascending:
+        values, valid = fill(starts[::-1], values[::-1], valid[::-1], how, number, interval)
+        return values[::-1], valid[::-1]
     values = values.copy()
     valid = valid.copy()
     if how == "previous":
@@ -407,11 +426,9 @@ def fill(starts: np.ndarray, values: np.ndarray, valid: np.ndarray, how: str, nu
                 values[k] = _linear(int(starts[k]), int(starts[a]), int(starts[b]), values[a], values[b], interval,
                                     values.dtype.kind == "i")
                 valid[k] = True
-    elif how == "number":
+    elif how == "number":  # cast to the values' type (an integer field truncates it, as Go converts)
         empty = ~valid
-        if values.dtype.kind == "i" and not float(number).is_integer():  # type: ignore[arg-type]
-            values = values.astype(float)
-        values[empty] = number
+        values[empty] = int(number) if values.dtype.kind == "i" else number  # type: ignore[call-overload]
         valid[:] = True
     return values, valid
 

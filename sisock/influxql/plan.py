@@ -21,9 +21,10 @@ ACCEPTS: Dict[str, Tuple[str, ...]] = {
     "mode": ("float", "integer", "string", "boolean"), "min": ("float", "integer", "boolean"),
     "max": ("float", "integer", "boolean"),
 }
-#: Extra intervals before the range a transformation of an aggregate reads (InfluxDB's).
+#: Extra intervals before the range a transformation of an aggregate reads (InfluxDB 1.6 widens the
+#: aggregate by one interval for all but cumulative_sum, moving_average's window notwithstanding).
 EXTRA = {"derivative": 1, "non_negative_derivative": 1, "difference": 1, "non_negative_difference": 1,
-         "elapsed": 1, "cumulative_sum": 0}
+         "elapsed": 1, "moving_average": 1, "cumulative_sum": 0}
 
 
 @dataclass
@@ -187,7 +188,7 @@ def _validate(fields: Sequence[ast.Field], grid: Optional[Grid], stmt: ast.Selec
 
 def _check_call(call: ast.Call, grid: Optional[Grid]) -> None:
     name, args = call.name, call.args
-    if name in TRANSFORMS or name == "moving_average":
+    if name in TRANSFORMS:
         inner = args[0] if args else None
         if isinstance(inner, ast.Call):
             if grid is None:

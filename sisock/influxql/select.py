@@ -61,6 +61,7 @@ class Reader:
     def __init__(self, source: Source, plan: Plan, limits: Limits, types: Dict[str, Dict[str, str]]) -> None:
         self.source, self.plan, self.limits, self.types = source, plan, limits, types
         self.read = 0
+        self.lone_percentile = len(plan.calls) == 1 and _percentile_within(plan.calls[0])
 
     def samples(self, group: Group, keys: Sequence[str], lo: int, hi: int) -> Dict[FieldRef, Tuple[np.ndarray,
                                                                                                  np.ndarray]]:
@@ -184,7 +185,7 @@ def _tag_truth(expr: ast.Expr, tags: Dict[str, str], fields: Set[str]) -> Option
 def call_points(reader: Reader, group: Group, call: ast.Call, lo: int, hi: int) -> fn.Points:
     """The stream of ``call`` over ``group`` in ``[lo, hi]``, filled as the statement says."""
     name = call.name
-    if name in fn.TRANSFORMS or name == "moving_average":
+    if name in fn.TRANSFORMS:
         return _transform(reader, group, call, lo, hi)
     if name == "integral":
         return _integral(reader, group, call, lo, hi)
@@ -252,13 +253,38 @@ def _aggregate(reader: Reader, group: Group, call: ast.Call, lo: int, hi: int,
             return _nothing()  # mean, sum... of strings or booleans: InfluxDB answers nothing
         else:
             p = _number(call.args[1]) if name == "percentile" else None
-            values, times, valid = fn.sample_aggregate(name, t, v, edges, kind, p)
+            values, times, valid = fn.sample_aggregate(name, t, v, edges, kind, p, plan.ascending)
+            if reader.lone_percentile:
+                _first_window(reader, t, edges, valid)
     if not valid.any():
         return _nothing()
     out = _filled(plan, call, times if (plan.selector and plan.grid is None) else starts, values, valid, starts)
     if plan.selector:
         out.picked = times if plan.stmt.fill != "none" or plan.grid is None else times[valid]
     return out
+
+
+def _percentile_within(call: ast.Call) -> bool:
+    """Whether a call is percentile() or a transformation of it."""
+    inner = call.args[0] if call.args else None
+    return call.name == "percentile" or (call.name in fn.TRANSFORMS and isinstance(inner, ast.Call)
+                                         and _percentile_within(inner))
+
+
+class Vanished(Exception):
+    """The statement answers nothing (see :func:`_first_window`)."""
+
+
+def _first_window(reader: Reader, t: np.ndarray, edges: np.ndarray, valid: np.ndarray) -> None:
+    """InfluxDB 1.6 answers nothing at all for a statement whose only call is percentile() (or a
+    transformation of it) when the first bucket it reduces (the first holding samples, in the
+    statement's order) has no answer: its reduce iterator reports the end of the stream there, and
+    nothing reads on (a sibling call's rows would)."""
+    held = np.flatnonzero(np.diff(np.searchsorted(t, edges)) > 0)
+    if len(held):
+        reader.lone_percentile = False
+        if not valid[held[0] if reader.plan.ascending else held[-1]]:
+            raise Vanished()
 
 
 def _slow_bucket_aggregate(name: str, t: np.ndarray, v: np.ndarray, edges: np.ndarray):
@@ -296,7 +322,7 @@ def _filled(plan: Plan, call: ast.Call, times: np.ndarray, values: np.ndarray, v
     number: object = plan.stmt.fill_value
     if how == "null" and call.name == "count":
         how, number = "number", 0
-    values, valid = fn.fill(starts, values, valid, how, number, plan.grid.interval)
+    values, valid = fn.fill(starts, values, valid, how, number, plan.grid.interval, plan.ascending)
     return fn.Points(times, values, valid)
 
 
@@ -325,7 +351,9 @@ def _distinct(reader: Reader, group: Group, key: str, lo: int, hi: int) -> fn.Po
     times: List[int] = []
     values: List[object] = []
     for k in range(len(starts)):
-        got = fn.distinct(t[bounds[k]:bounds[k + 1]], v[bounds[k]:bounds[k + 1]])
+        got = fn.distinct(t[bounds[k]:bounds[k + 1]], v[bounds[k]:bounds[k + 1]], reader.plan.ascending)
+        if not reader.plan.ascending:  # rows are read backwards; a bucket's values keep their order
+            got = got[::-1]
         times.extend([int(starts[k])] * len(got))
         values.extend(got)
     return fn.Points(np.array(times, dtype=np.int64), np.array(values, dtype=object), np.ones(len(times), bool))
@@ -343,32 +371,33 @@ def _integral(reader: Reader, group: Group, call: ast.Call, lo: int, hi: int) ->
     if window is None and integer:  # InfluxDB's integer integral answers at the range's start
         whole = (0 if lo == MIN_TIME else lo, hi + 1)
         window = lambda _: whole  # noqa: E731
-    starts, areas = fn.integral(t, v, unit, window, integer)
+    starts, areas = fn.integral(t, v, unit, window, integer, reader.plan.ascending)
+    if not reader.plan.ascending:
+        starts, areas = starts[::-1], areas[::-1]
     return fn.Points.of(np.array(starts, dtype=np.int64), np.array(areas, dtype=float))
 
 
 def _transform(reader: Reader, group: Group, call: ast.Call, lo: int, hi: int) -> fn.Points:
-    """A transformation of raw samples or of an aggregate's filled buckets (read from
-    intervals before the range as InfluxDB does; what falls before the range's first bucket goes)."""
+    """A transformation of raw samples or of an aggregate's filled buckets, run in the statement's
+    time order (ORDER BY time DESC runs it backwards); the aggregate reads one interval beyond the
+    range as InfluxDB does (before it, or after it when descending), so the first answer falls in it."""
     plan = reader.plan
     name, arg = call.name, call.args[0]
     grid = plan.grid
     if isinstance(arg, ast.Call):
         assert grid is not None
         extra = EXTRA.get(name, 1)
-        if name == "moving_average":
-            extra = 1 + int(call.args[1].value) - 1  # type: ignore[attr-defined]
-        inner = call_points(reader, group, arg, lo - extra * grid.interval, hi).held()
+        wider = (lo - extra * grid.interval, hi) if plan.ascending else (lo, hi + extra * grid.interval)
+        inner = call_points(reader, group, arg, *wider).held()
     elif isinstance(arg, ast.VarRef):
         t, v = _merged(reader, group, arg.name, lo, hi)
         inner = fn.Points.of(t, v)
     else:
         raise QueryError(f"expected field argument in {name}()")
+    if not plan.ascending:
+        inner = inner.take(slice(None, None, -1))
     out = _apply(name, call, inner, grid, plan.ascending)
-    if grid is not None:
-        first = grid.window(lo)[0]
-        out = out.take(out.time >= first)
-    return out
+    return out.take(slice(None, None, -1)) if not plan.ascending else out
 
 
 def _apply(name: str, call: ast.Call, p: fn.Points, grid: Optional[Grid], ascending: bool) -> fn.Points:
@@ -388,34 +417,60 @@ def _apply(name: str, call: ast.Call, p: fn.Points, grid: Optional[Grid], ascend
 
 
 # -- rows ------------------------------------------------------------------------------------
-def rows_of(plan: Plan, streams: Dict[str, fn.Points],
+_MISSING = object()  # a call without a point at a row (unlike a null point)
+
+
+def rows_of(plan: Plan, streams: Dict[str, fn.Points], kinds: Dict[str, str],
             companions: Optional[Callable[[int], Env]] = None) -> List[List[object]]:
-    """The rows of one group: the union of the calls' times, each field evaluated there
-    (``companions``: the values of a lone selector's other fields at its row)."""
-    times = np.unique(np.concatenate([p.time for p in streams.values()])) if streams else np.empty(0, np.int64)
-    columns: Dict[str, List[object]] = {}
-    picked: List[Optional[int]] = [None] * len(times)
-    for key, p in streams.items():
-        if p.picked is not None:
-            for i, when, ok in zip(np.searchsorted(times, p.time).tolist(), p.picked.tolist(), p.valid.tolist()):
-                picked[i] = when if ok else None
-        col: List[object] = [None] * len(times)
-        at = np.searchsorted(times, p.time)
-        for i, value, ok in zip(at.tolist(), p.value.tolist(), p.valid.tolist()):
-            if ok and col[i] is None:
-                col[i] = value
-        columns[key] = col
-    distinct = any(len(p) != len(np.unique(p.time)) for p in streams.values())
-    if distinct:  # distinct(): one row per value
-        (key, p), = streams.items()
-        return [[int(t), _clean(v)] for t, v in zip(p.time.tolist(), p.value.tolist())]
-    out = []
-    for i, t in enumerate(times.tolist()):
-        when = picked[i]
-        env: Env = companions(when) if companions and when is not None else {}
-        env.update({k: c[i] for k, c in columns.items()})
+    """The rows of one group, as InfluxDB's cursor joins its calls' streams: in the statement's
+    time order, each row takes the next point of every stream at the earliest (latest, when
+    descending) time any has next, so a stream with several points at one time (distinct(), an
+    integral's bucket) gives several rows. ``companions``: the values of a lone selector's other
+    fields at its sample. A call without a point at a row is null there, or, as InfluxDB's row
+    scanner fills it, the fill number (cast to the call's type, ``kinds``), or under fill(previous)
+    its value on the row before."""
+    step = 1 if plan.ascending else -1
+    cursors = {k: (p.time[::step].tolist(), p.value[::step].tolist(), p.valid[::step].tolist(),
+                   None if p.picked is None else p.picked[::step].tolist()) for k, p in streams.items()}
+    at = {k: 0 for k in streams}
+    how, number = plan.stmt.fill, plan.stmt.fill_value
+    held: Env = {}
+    out: List[List[object]] = []
+    while True:
+        heads = [c[0][at[k]] for k, c in cursors.items() if at[k] < len(c[0])]
+        if not heads:
+            return out
+        t = min(heads) if plan.ascending else max(heads)
+        env: Env = {}
+        when: Optional[int] = None
+        for k, (times, values, valid, picked) in cursors.items():
+            i = at[k]
+            if i < len(times) and times[i] == t:
+                x: object = values[i] if valid[i] else None
+                if picked is not None and valid[i]:
+                    when = picked[i]
+                at[k] = i + 1
+            else:
+                x = _cast(number, kinds[k]) if how == "number" else held.get(k) if how == "previous" else None
+            env[k] = held[k] = x
+        if companions and when is not None:
+            env = {**companions(when), **env}
         out.append([t] + [_clean(_eval_field(f.expr, env)) for f in plan.fields])
-    return out
+
+
+def _cast(number: object, kind: str) -> object:
+    """A fill number as a value of a call's type (Go's conversion: an integer truncates)."""
+    if not isinstance(number, (int, float)):
+        return None
+    return int(number) if kind == "integer" else float(number) if kind == "float" else None
+
+
+def call_type(call: ast.Call, types: Dict[str, str]) -> str:
+    """The type of a call's answers over a measurement's fields (``types``: key -> type)."""
+    arg = call.args[0] if call.args else None
+    inner = call_type(arg, types) if isinstance(arg, ast.Call) else \
+        types.get(arg.name, "float") if isinstance(arg, ast.VarRef) else "float"
+    return fn.result_type(call.name, inner)
 
 
 def _eval_field(expr: ast.Expr, env: Env) -> object:
@@ -487,28 +542,44 @@ def run(plan: Plan, source: Source, catalogue: Sequence[FieldRef], measurements:
     tables: List[Table] = []
     if plan.lo > plan.hi:
         return tables
-    for group in groups(plan, catalogue, measurements):
+    ordered = groups(plan, catalogue, measurements)
+    if not plan.ascending:  # series too come latest name and tags first
+        ordered.reverse()
+    for group in ordered:
         if plan.raw:
             rows = raw_rows(reader, plan, group)
         else:
-            streams = {str(c): call_points(reader, group, c, plan.lo, plan.hi) for c in plan.calls}
-            streams = {k: p for k, p in streams.items() if len(p)}
+            try:
+                streams = {str(c): _page(plan, call_points(reader, group, c, plan.lo, plan.hi)) for c in plan.calls}
+            except Vanished:
+                return []
             companions = _companions(reader, plan, group) if plan.selector and field_refs(plan.fields) else None
-            rows = rows_of(plan, streams, companions) if streams else []
-        if not plan.ascending:
-            rows.reverse()
-        rows = rows[plan.stmt.offset:]
-        if plan.stmt.limit:
-            rows = rows[:plan.stmt.limit]
+            kinds = {str(c): call_type(c, reader.types.get(group.measurement, {})) for c in plan.calls}
+            rows = rows_of(plan, streams, kinds, companions) if any(len(p) for p in streams.values()) else []
+        if plan.raw:
+            if not plan.ascending:
+                rows.reverse()
+            rows = rows[plan.stmt.offset:]
+            rows = rows[:plan.stmt.limit] if plan.stmt.limit else rows
         if rows:
             tags = group.tags if (plan.tag_dims or plan.all_tags) else None
             tables.append(Table(group.measurement, tags, plan.columns, rows))
-    if not plan.ascending:
-        tables.reverse()
     tables = tables[plan.stmt.soffset:]
     if plan.stmt.slimit:
         tables = tables[:plan.stmt.slimit]
     return tables
+
+
+def _page(plan: Plan, p: fn.Points) -> fn.Points:
+    """A call's points after OFFSET and LIMIT, counted in the statement's time order (InfluxDB
+    limits each call's points, then joins them into rows)."""
+    offset, limit = plan.stmt.offset, plan.stmt.limit
+    if not offset and not limit:
+        return p
+    n = len(p)
+    end = n if not limit else min(n, offset + limit)
+    keep = slice(offset, end) if plan.ascending else slice(max(n - end, 0), max(n - offset, 0))
+    return p.take(keep)
 
 
 def _companions(reader: Reader, plan: Plan, group: Group) -> Callable[[int], Env]:
