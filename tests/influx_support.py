@@ -105,6 +105,11 @@ class Influxd:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def version(self) -> str:
+        """influxd's X-Influxdb-Version."""
+        with urllib.request.urlopen(self.url + "/ping", timeout=5) as r:
+            return r.headers.get("X-Influxdb-Version", "")
+
     def request(self, path: str, params: Dict[str, str], method: str = "GET",
                 body: Optional[bytes] = None, auth: Optional[Tuple[str, str]] = None) -> Tuple[int, Dict[str, Any]]:
         """(status, JSON body or {}) of one request; HTTP errors are answers, not exceptions."""
