@@ -153,8 +153,10 @@ def test_corpus(both: Both, line: str) -> None:
 FIELDS = [("observatory.LSA22YE", "Channel_01_T"), ("observatory.LSA22YE", "Channel_02_T"),
           ("observatory.LSA22YE", "heater_range"), ("observatory.bluefors", "p1"),
           ("observatory.bluefors", "counter"), ("apex_archive", "temperature"), ("observatory.late", "v")]
+# (percentiles of 50 and above: one below has no answer for a bucket of few samples, and InfluxDB 1.6's
+# stream then ends or restarts out of order depending on what reads it; the corpus pins the simple cases)
 AGGREGATES = ["mean", "max", "min", "first", "last", "count", "sum", "spread", "stddev", "median",
-              "percentile(%s, 75)", "percentile(%s, 12.5)", "integral(%s, 1m)"]
+              "percentile(%s, 75)", "percentile(%s, 50)", "integral(%s, 1m)"]
 TRANSFORMS = ["derivative(%s)", "derivative(%s, 1s)", "non_negative_derivative(%s)", "difference(%s)",
               "non_negative_difference(%s)", "moving_average(%s, 3)", "cumulative_sum(%s)", "elapsed(%s, 1s)"]
 INTERVALS = ["1m", "5m", "7m", "10m", "30m", "1h", "90m", "6h", "1d"]
@@ -218,7 +220,7 @@ def whole(draw) -> str:
     else:
         select = draw(st.sampled_from([f'"{key}"', f'"{key}" / 2', "*"]))
     cond = draw(st.sampled_from(["", f' AND "{key}" > 0', f' AND "{key}" < 5']))
-    group = draw(st.sampled_from(["", " GROUP BY feed"]))
+    group = "" if "integral" in select else draw(st.sampled_from(["", " GROUP BY feed"]))  # (see grouped())
     order = draw(st.sampled_from(["", " ORDER BY time DESC"]))
     limit = draw(st.sampled_from(["", " LIMIT 4", " LIMIT 3 OFFSET 2"]))
     hours = draw(st.integers(0, 47))

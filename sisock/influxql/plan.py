@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sisock.influxql import ast
 from sisock.influxql.conditions import QueryError, is_time, parse_time, regex, split
-from sisock.influxql.functions import AGGREGATES, SELECTORS, TRANSFORMS
+from sisock.influxql.functions import SELECTORS
+from sisock.influxql.validate import CompileError, validate
 from sisock.influxql.windows import MAX_TIME, MIN_TIME, Grid
 
 NUMERIC = ("float", "integer")
@@ -39,8 +40,7 @@ class Plan:
     rest: Optional[ast.Expr]
     grid: Optional[Grid]
     zone: Optional[ZoneInfo]
-    tag_dims: List[str]
-    all_tags: bool
+    dims: List[ast.Expr]  # GROUP BY tags: names (VarRef), /regex/es and *
     ascending: bool
     calls: List[ast.Call] = field(default_factory=list)
 
@@ -73,51 +73,37 @@ def compile_select(stmt: ast.SelectStatement, now: int, schema: Schema) -> Plan:
     sources hold around that range, what wildcards and regexes expand to."""
     zone = zone_of(stmt.location)
     rest, (lo, hi) = split(stmt.condition, now, zone)
-    grid, tag_dims, all_tags = _dimensions(stmt, now)
+    grid, dims = _dimensions(stmt, now)
     fields = [f for f in stmt.fields if not is_time(f.expr)]
     time_name = next((f.alias for f in stmt.fields if is_time(f.expr) and f.alias), "time")
     if not fields:
         raise QueryError("at least 1 non-time field must be queried")
-    calls = _validate(fields, grid, stmt)
+    try:
+        validate(stmt)  # InfluxDB's compile errors, worded as it words them
+    except CompileError as e:
+        raise QueryError(str(e)) from e
+    calls = any(_calls(f.expr) for f in fields)
     lo = MIN_TIME if lo is None else lo
     hi = (now if grid is not None else MAX_TIME) if hi is None else hi
-    expanded = _expand(fields, *schema(lo, hi), tag_dims, all_tags) if _wild(fields) else fields
+    expanded = _expand(fields, *schema(lo, hi), dims) if _wild(fields) else fields
     ascending = not stmt.sort_fields or stmt.sort_fields[0].ascending
-    return Plan(stmt, expanded, [time_name] + column_names(expanded), lo, hi, rest, grid, zone, tag_dims, all_tags,
+    return Plan(stmt, expanded, [time_name] + column_names(expanded), lo, hi, rest, grid, zone, dims,
                 ascending, unique_calls(expanded) if calls else [])
 
 
-def _dimensions(stmt: ast.SelectStatement, now: int) -> Tuple[Optional[Grid], List[str], bool]:
+def _dimensions(stmt: ast.SelectStatement, now: int) -> Tuple[Optional[Grid], List[ast.Expr]]:
+    """``(grid, tag dimensions)`` of a validated statement."""
     grid = None
-    tags: List[str] = []
-    everything = False
+    dims: List[ast.Expr] = []
     for d in stmt.dimensions:
         expr = d.expr
-        if isinstance(expr, ast.Call):
-            if expr.name != "time":
-                raise QueryError("only time() calls allowed in dimensions")
-            if not 1 <= len(expr.args) <= 2:
-                raise QueryError("time dimension expected 1 or 2 arguments")
-            if not isinstance(expr.args[0], ast.DurationLiteral):
-                raise QueryError("time dimension must have duration argument")
-            if grid is not None:
-                raise QueryError("multiple time dimensions not allowed")
+        if isinstance(expr, ast.Call) and isinstance(expr.args[0], ast.DurationLiteral):
             interval = expr.args[0].ns
-            if interval <= 0:
-                raise QueryError(f"duration must be positive, got {expr.args[0]}")
             offset = _offset(expr.args[1], interval, now) if len(expr.args) == 2 else 0
             grid = Grid(interval, offset, zone_of(stmt.location))
-        elif isinstance(expr, ast.VarRef):
-            if expr.name.lower() == "time":
-                raise QueryError("time() is a function and expects at least one argument")
-            tags.append(expr.name)
-        elif isinstance(expr, ast.Wildcard):
-            everything = True
-        elif isinstance(expr, ast.RegexLiteral):
-            tags.append("/" + expr.pattern)  # resolved against each measurement's keys
-        else:
-            raise QueryError("only time and tag dimensions allowed")
-    return grid, tags, everything
+        elif isinstance(expr, (ast.VarRef, ast.RegexLiteral, ast.Wildcard)):
+            dims.append(expr)
+    return grid, dims
 
 
 def _offset(arg: ast.Expr, interval: int, now: int) -> int:
@@ -162,70 +148,6 @@ def _refs(expr: ast.Expr) -> List[ast.Expr]:
     return []
 
 
-def _validate(fields: Sequence[ast.Field], grid: Optional[Grid], stmt: ast.SelectStatement) -> bool:
-    """Refuse what InfluxDB refuses (its compile errors); True when some field calls a function."""
-    calls = [c for f in fields for c in _calls(f.expr)]
-    aux = any(_refs(f.expr) for f in fields)
-    for call in calls:
-        _check_call(call, grid)
-    if not calls:
-        if stmt.fill == "none":
-            raise QueryError("fill(none) must be used with a function")
-        if stmt.fill == "linear":
-            raise QueryError("fill(linear) must be used with a function")
-        if grid is not None:
-            raise QueryError("GROUP BY requires at least one aggregate function")
-        return False
-    if any(c.name == "distinct" for c in calls) and (len(calls) != 1 or aux):
-        raise QueryError("aggregate function distinct() cannot be combined with other functions or fields")
-    if aux:
-        if any(c.name not in SELECTORS for c in calls):
-            raise QueryError("mixing aggregate and non-aggregate queries is not supported")
-        if len(calls) > 1:
-            raise QueryError("mixing multiple selector functions with tags or fields is not supported")
-    return True
-
-
-def _check_call(call: ast.Call, grid: Optional[Grid]) -> None:
-    name, args = call.name, call.args
-    if name in TRANSFORMS:
-        inner = args[0] if args else None
-        if isinstance(inner, ast.Call):
-            if grid is None:
-                raise QueryError(f"{name} aggregate requires a GROUP BY interval")
-            _check_call(inner, grid)
-        elif grid is not None:
-            raise QueryError(f"aggregate function required inside the call to {name}")
-        if name == "moving_average" and (len(args) != 2 or not isinstance(args[1], ast.IntegerLiteral)):
-            raise QueryError("invalid number of arguments for moving_average, expected 2, got %d" % len(args))
-        if name == "moving_average" and args[1].value <= 1:  # type: ignore[attr-defined]
-            raise QueryError(f"moving_average window must be greater than 1, got {args[1]}")
-        return
-    if name == "percentile":
-        if len(args) != 2:
-            raise QueryError(f"invalid number of arguments for percentile, expected 2, got {len(args)}")
-        if not isinstance(args[1], (ast.IntegerLiteral, ast.NumberLiteral)):
-            raise QueryError("expected float argument in percentile()")
-        return
-    if name == "integral":
-        if not 1 <= len(args) <= 2:
-            raise QueryError("invalid number of arguments for integral, expected at least 1 but no more than 2, "
-                             f"got {len(args)}")
-        return
-    if name == "distinct":
-        if len(args) != 1:
-            raise QueryError("distinct function can only have one argument")
-        return
-    if name not in AGGREGATES:
-        raise QueryError(f"undefined function {name}()")
-    if len(args) != 1:
-        raise QueryError(f"invalid number of arguments for {name}, expected 1, got {len(args)}")
-    if name == "count" and isinstance(args[0], ast.Call) and args[0].name == "distinct":
-        return
-    if not isinstance(args[0], (ast.VarRef, ast.Wildcard, ast.RegexLiteral)):
-        raise QueryError(f"expected field argument in {name}()")
-
-
 def _wild(fields: Sequence[ast.Field]) -> bool:
     """Whether some field is or calls a wildcard or regex."""
     for f in fields:
@@ -237,11 +159,11 @@ def _wild(fields: Sequence[ast.Field]) -> bool:
     return False
 
 
-def _expand(fields: Sequence[ast.Field], fields_of: Dict[str, str], tags: Set[str], tag_dims: List[str],
-            all_tags: bool) -> List[ast.Field]:
+def _expand(fields: Sequence[ast.Field], fields_of: Dict[str, str], tags: Set[str],
+            dims: Sequence[ast.Expr]) -> List[ast.Field]:
     """Wildcards and regexes replaced by the fields (and, in raw queries, tags) they stand for."""
     out: List[ast.Field] = []
-    grouped = set(tags) if all_tags else {t for t in tag_dims if not t.startswith("/")}
+    grouped = set(resolve_dims(dims, tags))
     for f in fields:
         expr = f.expr
         if isinstance(expr, (ast.Wildcard, ast.RegexLiteral)):
@@ -305,15 +227,15 @@ def field_refs(fields: Sequence[ast.Field]) -> List[str]:
     return [r.name for f in fields for r in _refs(f.expr) if isinstance(r, ast.VarRef)]
 
 
-def resolve_dims(tag_dims: List[str], all_tags: bool, keys: Set[str]) -> List[str]:
+def resolve_dims(dims: Sequence[ast.Expr], keys: Set[str]) -> List[str]:
     """The tag keys to group by among ``keys`` (a measurement's), sorted as InfluxDB reports them."""
-    if all_tags:
-        return sorted(keys)
     out: Set[str] = set()
-    for d in tag_dims:
-        if d.startswith("/"):
-            pattern = regex(d[1:])
+    for d in dims:
+        if isinstance(d, ast.Wildcard):
+            out |= keys
+        elif isinstance(d, ast.RegexLiteral):
+            pattern = regex(d.pattern)
             out |= {k for k in keys if pattern.search(k)}
-        else:
-            out.add(d)
+        elif isinstance(d, ast.VarRef):
+            out.add(d.name)
     return sorted(out)

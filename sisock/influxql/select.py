@@ -61,7 +61,10 @@ class Reader:
     def __init__(self, source: Source, plan: Plan, limits: Limits, types: Dict[str, Dict[str, str]]) -> None:
         self.source, self.plan, self.limits, self.types = source, plan, limits, types
         self.read = 0
-        self.lone_percentile = len(plan.calls) == 1 and _percentile_within(plan.calls[0])
+        self.lone = len(plan.calls) == 1 and plan.calls[0].name == "percentile"
+        self.ended: Set[str] = set()  # percentile streams a transformation stopped reading
+        self.after_nil = True  # a lone percentile's last bucket had no answer (or none came yet)
+        self.stopped = False  # the statement's rows end with the group being read
 
     def samples(self, group: Group, keys: Sequence[str], lo: int, hi: int) -> Dict[FieldRef, Tuple[np.ndarray,
                                                                                                  np.ndarray]]:
@@ -140,7 +143,7 @@ def groups(plan: Plan, catalogue: Sequence[FieldRef], measurements: Sequence[str
     for name in measurements:
         series = {tags: fields for (m, tags), fields in by_series.items() if m == name}
         keys = {k for tags in series for k, _ in tags}
-        dims = resolve_dims(plan.tag_dims, plan.all_tags, keys)
+        dims = resolve_dims(plan.dims, keys)
         fields_here = {k for fields in series.values() for k in fields}
         found: Dict[Tuple[str, ...], Dict[Tags, Dict[str, FieldRef]]] = {}
         for tags, fields in series.items():
@@ -182,8 +185,9 @@ def _tag_truth(expr: ast.Expr, tags: Dict[str, str], fields: Set[str]) -> Option
 
 
 # -- one call over one group -----------------------------------------------------------------
-def call_points(reader: Reader, group: Group, call: ast.Call, lo: int, hi: int) -> fn.Points:
-    """The stream of ``call`` over ``group`` in ``[lo, hi]``, filled as the statement says."""
+def call_points(reader: Reader, group: Group, call: ast.Call, lo: int, hi: int, inner: bool = False) -> fn.Points:
+    """The stream of ``call`` over ``group`` in ``[lo, hi]``, filled as the statement says
+    (``inner``: read by a transformation)."""
     name = call.name
     if name in fn.TRANSFORMS:
         return _transform(reader, group, call, lo, hi)
@@ -196,7 +200,7 @@ def call_points(reader: Reader, group: Group, call: ast.Call, lo: int, hi: int) 
         raise QueryError(f"expected field argument in {name}()")
     if name == "distinct":
         return _distinct(reader, group, arg.name, lo, hi)
-    return _aggregate(reader, group, call, lo, hi)
+    return _aggregate(reader, group, call, lo, hi, inner=inner)
 
 
 def _edges(reader: Reader, group: Group, key: str, lo: int, hi: int) -> Optional[Tuple[np.ndarray, np.ndarray]]:
@@ -220,7 +224,7 @@ def _edges(reader: Reader, group: Group, key: str, lo: int, hi: int) -> Optional
 
 
 def _aggregate(reader: Reader, group: Group, call: ast.Call, lo: int, hi: int,
-               distinct_of: Optional[ast.Call] = None) -> fn.Points:
+               distinct_of: Optional[ast.Call] = None, inner: bool = False) -> fn.Points:
     """An aggregate or selector per bucket, filled."""
     plan = reader.plan
     arg = distinct_of.args[0] if distinct_of is not None else call.args[0]
@@ -254,8 +258,8 @@ def _aggregate(reader: Reader, group: Group, call: ast.Call, lo: int, hi: int,
         else:
             p = _number(call.args[1]) if name == "percentile" else None
             values, times, valid = fn.sample_aggregate(name, t, v, edges, kind, p, plan.ascending)
-            if reader.lone_percentile:
-                _first_window(reader, t, edges, valid)
+            if name == "percentile":
+                valid = _percentile_stops(reader, str(call), inner, np.diff(np.searchsorted(t, edges)) > 0, valid)
     if not valid.any():
         return _nothing()
     out = _filled(plan, call, times if (plan.selector and plan.grid is None) else starts, values, valid, starts)
@@ -264,27 +268,49 @@ def _aggregate(reader: Reader, group: Group, call: ast.Call, lo: int, hi: int,
     return out
 
 
-def _percentile_within(call: ast.Call) -> bool:
-    """Whether a call is percentile() or a transformation of it."""
-    inner = call.args[0] if call.args else None
-    return call.name == "percentile" or (call.name in fn.TRANSFORMS and isinstance(inner, ast.Call)
-                                         and _percentile_within(inner))
-
-
 class Vanished(Exception):
-    """The statement answers nothing (see :func:`_first_window`)."""
+    """The statement answers nothing (see :func:`_percentile_stops`)."""
 
 
-def _first_window(reader: Reader, t: np.ndarray, edges: np.ndarray, valid: np.ndarray) -> None:
-    """InfluxDB 1.6 answers nothing at all for a statement whose only call is percentile() (or a
-    transformation of it) when the first bucket it reduces (the first holding samples, in the
-    statement's order) has no answer: its reduce iterator reports the end of the stream there, and
-    nothing reads on (a sibling call's rows would)."""
-    held = np.flatnonzero(np.diff(np.searchsorted(t, edges)) > 0)
-    if len(held):
-        reader.lone_percentile = False
-        if not valid[held[0] if reader.plan.ascending else held[-1]]:
+def _percentile_stops(reader: Reader, key: str, inner: bool, held: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """InfluxDB 1.6's percentile() stream reports its end at a bucket holding samples but no answer,
+    and what reads it may not read on. A transformation stops for good at the first such bucket
+    (with fill(none)), or at a series whose first bucket is one (a fill reads on past later ones).
+    A lone percentile answers nothing when the first bucket is one (its emitter sees no row), and
+    with fill(none) its rows end at the second such bucket in a row. Returns ``valid`` without the
+    buckets no longer read (``reader.stopped``: no later series either); raises Vanished."""
+    if not inner and not reader.lone:
+        return valid
+    order = np.flatnonzero(held)
+    if not reader.plan.ascending:
+        order = order[::-1]
+    nofill = reader.plan.stmt.fill == "none"
+    stop: Optional[int] = None
+    if inner:
+        if key in reader.ended:
+            return np.zeros_like(valid)
+        failed = [i for i, k in enumerate(order) if not valid[k]]
+        if failed and (nofill or failed[0] == 0):
+            reader.ended.add(key)
+            stop = failed[0]
+    elif not nofill:
+        if len(order) and reader.after_nil and not valid[order[0]]:
             raise Vanished()
+        reader.after_nil = reader.after_nil and not len(order)
+    else:
+        for i, k in enumerate(order):
+            if valid[k]:
+                reader.after_nil = False
+            elif reader.after_nil:
+                reader.stopped, stop = True, i
+                break
+            else:
+                reader.after_nil = True
+    if stop is None:
+        return valid
+    keep = np.zeros_like(valid)
+    keep[order[:stop]] = True
+    return valid & keep
 
 
 def _slow_bucket_aggregate(name: str, t: np.ndarray, v: np.ndarray, edges: np.ndarray):
@@ -388,7 +414,7 @@ def _transform(reader: Reader, group: Group, call: ast.Call, lo: int, hi: int) -
         assert grid is not None
         extra = EXTRA.get(name, 1)
         wider = (lo - extra * grid.interval, hi) if plan.ascending else (lo, hi + extra * grid.interval)
-        inner = call_points(reader, group, arg, *wider).held()
+        inner = call_points(reader, group, arg, *wider, inner=True).held()
     elif isinstance(arg, ast.VarRef):
         t, v = _merged(reader, group, arg.name, lo, hi)
         inner = fn.Points.of(t, v)
@@ -562,8 +588,10 @@ def run(plan: Plan, source: Source, catalogue: Sequence[FieldRef], measurements:
             rows = rows[plan.stmt.offset:]
             rows = rows[:plan.stmt.limit] if plan.stmt.limit else rows
         if rows:
-            tags = group.tags if (plan.tag_dims or plan.all_tags) else None
+            tags = group.tags if plan.dims else None
             tables.append(Table(group.measurement, tags, plan.columns, rows))
+        if reader.stopped:
+            break
     tables = tables[plan.stmt.soffset:]
     if plan.stmt.slimit:
         tables = tables[:plan.stmt.slimit]
