@@ -25,9 +25,12 @@ Tags = Tuple[Tuple[str, str], ...]
 
 @dataclass
 class Limits:
-    """Caps on one statement: samples read (InfluxDB's max-select-point) and buckets (max-select-buckets)."""
+    """Caps on one statement, answered with InfluxDB's errors: samples read (its max-select-point;
+    only median, percentile, mode, distinct, integral, raw SELECTs, transformations of raw points
+    and field-value conditions read samples) and GROUP BY time buckets (its max-select-buckets;
+    InfluxDB's defaults are unlimited, sisock's bound the memory a statement may take)."""
 
-    points: int = 10_000_000
+    points: int = 1_000_000
     buckets: int = 100_000
 
 
