@@ -18,7 +18,10 @@ from sisock.influxql.source import Buckets, FieldRef, PointLimit, Source, bucket
 
 Tags = Tuple[Tuple[str, str], ...]
 
+
 @dataclass
+
+
 class Limits:
     """Caps on one statement, answered with InfluxDB's errors: samples read (its max-select-point;
     only median, percentile, mode, distinct, integral, raw SELECTs, transformations of raw points
@@ -30,6 +33,8 @@ class Limits:
 
 
 @dataclass
+
+
 class Group:
     """The catalogue series of one output series: ``fields[series tags][key]``."""
 

@@ -21,7 +21,10 @@ from sisock.influxql.reader import Group, Limits, Reader, Tags, at_times, groups
 from sisock.influxql.source import FieldRef, Source
 from sisock.influxql.streams import Vanished, call_points
 
+
 @dataclass
+
+
 class Table:
     """One series of an answer: ``rows`` start with the time (int ns) when ``timed``."""
 

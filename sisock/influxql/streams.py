@@ -15,6 +15,7 @@ from sisock.influxql.plan import EXTRA, Plan
 from sisock.influxql.reader import Group, Reader
 from sisock.influxql.windows import MIN_TIME, Grid
 
+
 def call_points(reader: Reader, group: Group, call: ast.Call, lo: int, hi: int, inner: bool = False) -> fn.Points:
     """The stream of ``call`` over ``group`` in ``[lo, hi]``, filled as the statement says
     (``inner``: read by a transformation)."""
