@@ -81,3 +81,12 @@ def test_epoch_and_tz_apply_to_the_time_column():
 def test_read_only_statements_answer_an_error_and_change_nothing():
     got = run('DROP MEASUREMENT "observatory.A"; SELECT count("n") INTO "x" FROM "observatory.A"', source())
     assert all("read-only" in r["error"] for r in got["results"])
+
+
+@pytest.mark.parametrize("q", ['SELECT abs("T") FROM "observatory.A"', 'SELECT top("T", 3) FROM "observatory.A"',
+                               'SELECT derivative(sample("T", 2)) FROM "observatory.A" GROUP BY time(1h)',
+                               'SELECT mean("T") FROM "observatory.A" WHERE sqrt("T") > 1',
+                               'SELECT mean("T") FROM (SELECT "T" FROM "observatory.A")'])
+def test_what_sisock_does_not_compute_is_a_statement_error(q):
+    got = run(q + '; SELECT count("n") FROM "observatory.A"', source())["results"]
+    assert set(got[0]) == {"statement_id", "error"} and got[1]["series"][0]["values"][0][1] == 259200

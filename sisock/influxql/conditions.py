@@ -141,7 +141,12 @@ def evaluate(expr: ast.Expr, env: Env) -> object:
     if isinstance(expr, ast.ParenExpr):
         return evaluate(expr.expr, env)
     if isinstance(expr, ast.VarRef):
-        return env.get(expr.name)
+        value = env.get(expr.name)
+        if expr.type == "integer" and isinstance(value, float):
+            return int(value)  # a float read as ::integer truncates, as Go converts
+        if expr.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
     if isinstance(expr, (ast.IntegerLiteral, ast.NumberLiteral, ast.StringLiteral, ast.BooleanLiteral,
                          ast.UnsignedLiteral)):
         return expr.value
@@ -151,6 +156,8 @@ def evaluate(expr: ast.Expr, env: Env) -> object:
         return regex(expr.pattern)
     if isinstance(expr, ast.BinaryExpr):
         return binary(expr.op.upper(), evaluate(expr.lhs, env), evaluate(expr.rhs, env))
+    if isinstance(expr, ast.Call):
+        raise QueryError(f"unsupported call: {expr.name}")
     return None
 
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sisock.influxql import ast
 from sisock.influxql.conditions import QueryError, is_time, parse_time, regex, split
-from sisock.influxql.functions import SELECTORS
+from sisock.influxql.functions import AGGREGATES, SELECTORS, TRANSFORMS
 from sisock.influxql.validate import CompileError, validate
 from sisock.influxql.windows import MAX_TIME, MIN_TIME, Grid
 
@@ -82,6 +82,9 @@ def compile_select(stmt: ast.SelectStatement, now: int, schema: Schema) -> Plan:
         validate(stmt)  # InfluxDB's compile errors, worded as it words them
     except CompileError as e:
         raise QueryError(str(e)) from e
+    for f in fields:
+        for call in _calls(f.expr):
+            _supported(call)
     calls = any(_calls(f.expr) for f in fields)
     lo = MIN_TIME if lo is None else lo
     hi = (now if grid is not None else MAX_TIME) if hi is None else hi
@@ -124,6 +127,19 @@ def _rem(a: int, b: int) -> int:
     """Go's ``%``: the remainder takes the dividend's sign."""
     r = abs(a) % abs(b)
     return r if a >= 0 else -r
+
+
+SUPPORTED = frozenset(AGGREGATES + TRANSFORMS)
+
+
+def _supported(call: ast.Call) -> None:
+    """Refuse, as InfluxDB words a call it has no iterator for, what sisock does not compute (math
+    functions, top/bottom, sample, holt_winters, the exponential averages...)."""
+    if call.name not in SUPPORTED:
+        raise QueryError(f"unsupported call: {call.name}")
+    for arg in call.args:
+        if isinstance(arg, ast.Call):
+            _supported(arg)
 
 
 def _calls(expr: ast.Expr) -> List[ast.Call]:
