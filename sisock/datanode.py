@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from autobahn.wamp.exception import ApplicationError
@@ -19,7 +19,7 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer, reactor, task, threads
 from twisted.python.threadpool import ThreadPool
 
-from sisock import log, notify, pieces, wamp
+from sisock import buckets, log, notify, pieces, wamp
 from sisock.config import Config
 from sisock.decimate import decimate_columns
 
@@ -164,6 +164,25 @@ class DataNodeServer:
         """
         raise NotImplementedError
 
+    def get_buckets(self, fields: List[str], edges: np.ndarray, columns: Sequence[str],
+                    spans: Optional[np.ndarray] = None) -> Dict[str, object]:
+        """Per-bucket aggregates of ``fields`` on ``edges`` (whole microseconds; bucket k is
+        ``[edges[k], edges[k+1])``), leaving out the samples in ``spans`` (:func:`exclusion`'s):
+        ``{field: Slots or TextBuckets}`` (:mod:`sisock.buckets`). This default computes them
+        from every sample ``get_data`` gives; a node with summaries (the g3 reader) overrides it."""
+        t0, t1 = float(edges[0]) / 1e6, float(edges[-1]) / 1e6
+        answer = self.get_data(fields, t0, t1, None)
+        if spans is not None:
+            answer = drop_excluded(answer, spans)
+        data = answer.get("data", {})
+        found: Dict[str, object] = {}
+        for timeline in answer.get("timeline", {}).values():
+            t_us = buckets.microseconds(timeline["t"])
+            for name in timeline.get("fields", []):
+                if name in data and name in fields:
+                    found[name] = buckets.of_samples(t_us, np.asarray(data[name]), edges)
+        return found
+
     def on_join(self, session) -> Optional[defer.Deferred]:
         """Called in the reactor after each (re)join; subscribe to feeds here."""
         return None
@@ -250,10 +269,30 @@ class DataNodeServer:
         d.addCallback(lambda parts: self._send(parts, progress))
         return d.addErrback(lambda f: self._fail(f"get_data({names}, {start}, {end})", f))
 
-    def _in_pieces(self, answer: dict, progress) -> List[dict]:
+    def _get_buckets(self, fields, edges, columns=None, exclude=None, details=None):
+        """``get_buckets(fields, edges, columns=None, exclude=None)``: per-bucket aggregates
+        (:mod:`sisock.buckets`), in pieces to a caller that takes them, as ``get_data``."""
+        names = [fields] if isinstance(fields, str) else fields
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: fields must be a name or a list of names")
+        try:
+            grid, wanted, spans = buckets.edges_of(edges), buckets.columns_of(columns), exclusion(exclude)
+        except (buckets.BadBuckets, TypeError, ValueError) as exc:
+            raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: get_buckets: {exc}") from None
+        progress = getattr(details, "progress", None)
+
+        def work():
+            found = self.get_buckets(names, grid, wanted, spans)
+            return self._in_pieces(buckets.answer(found, grid, wanted), progress, buckets.split)
+
+        d = self._in_pool(work)
+        d.addCallback(lambda parts: self._send(parts, progress))
+        return d.addErrback(lambda f: self._fail(f"get_buckets({names}, {len(grid) - 1} buckets)", f))
+
+    def _in_pieces(self, answer: dict, progress, split: Callable[[dict], List[dict]] = pieces.split) -> List[dict]:
         """The answer as pieces for a caller that takes them; else whole, if it fits one message."""
         if progress is not None:
-            return pieces.split(answer)
+            return split(answer)
         size = pieces.encoded_size(answer)
         if size > ONE_MESSAGE:
             raise ApplicationError(ERROR_TOO_LARGE, f"{self.name}: the answer takes {size / 1e6:.0f} MB, more than "
@@ -301,6 +340,8 @@ class DataNodeServer:
         done = [(yield session.register(self._get_fields, wamp.get_fields_uri(self.name)))]
         try:
             done.append((yield session.register(self._get_data, wamp.get_data_uri(self.name),
+                                                RegisterOptions(details_arg="details"))))
+            done.append((yield session.register(self._get_buckets, wamp.procedure_uri(self.name, "get_buckets"),
                                                 RegisterOptions(details_arg="details"))))
             for procedure, handler in self.procedures().items():
                 done.append((yield session.register(handler, wamp.procedure_uri(self.name, procedure))))
