@@ -265,10 +265,20 @@ def _reduce(t: np.ndarray, v: np.ndarray, starts: np.ndarray, ends: np.ndarray, 
     imin, imax = extremes(v, starts)
     last = ends - 1
     count = ends - starts
-    total = np.add.reduceat(v, starts)
-    deviation = v - np.repeat(total / count, count)
-    m2 = np.add.reduceat(deviation * deviation, starts)  # two passes: no cancellation
-    return Slots(slot, count, t[starts], v[starts], t[imin], v[imin], t[imax], v[imax], t[last], v[last], total, m2)
+    total, m2 = segment_moments(v[None, :], starts, count)
+    return Slots(slot, count, t[starts], v[starts], t[imin], v[imin], t[imax], v[imax], t[last], v[last], total[0],
+                 m2[0])
+
+
+def segment_moments(values: np.ndarray, starts: np.ndarray, count: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``(sum, m2)`` of each row of a 2-D array (fields sampled together) per segment beginning at
+    ``starts`` (``count`` samples each): m2 from the deviations from the segment's mean (two passes,
+    no cancellation); a NaN sample makes its segment's moments NaN."""
+    total = np.add.reduceat(values, starts, axis=1)
+    deviation = np.repeat(total / count, count, axis=1)
+    np.subtract(values, deviation, out=deviation)
+    np.multiply(deviation, deviation, out=deviation)
+    return total, np.add.reduceat(deviation, starts, axis=1)
 
 
 def merge(parts: Sequence[Slots], step: float) -> Slots:
