@@ -57,9 +57,14 @@ def absolute_time(value: float, now: Optional[float] = None) -> float:
     return value if value > 0 else (time.time() if now is None else now) + value
 
 
-def field_info(timeline: str, description: str = "", units: str = "", type_: str = "number") -> dict:
-    """One entry of the ``fields`` dict that ``get_fields`` returns."""
-    return {"description": description, "timeline": timeline, "type": type_, "units": units}
+def field_info(timeline: str, description: str = "", units: str = "", type_: str = "number",
+               value_type: Optional[str] = None) -> dict:
+    """One entry of the ``fields`` dict that ``get_fields`` returns (``value_type``: InfluxDB's field
+    type, ``float``, ``integer``, ``string`` or ``boolean``, where the node knows it)."""
+    info = {"description": description, "timeline": timeline, "type": type_, "units": units}
+    if value_type is not None:
+        info["value_type"] = value_type
+    return info
 
 
 def data_result(timelines: Mapping[str, Tuple[Iterable[float], Mapping[str, Iterable]]],

@@ -211,9 +211,11 @@ def read_blocks(data: Bytes, start: int, end: int) -> List[RawBlock]:
 
 
 def _value(data: Bytes, start: int, end: int) -> Tuple[str, Optional[np.ndarray]]:
-    """``(field type, numeric column or None)`` of one map value: its own archive in ``data[start:end]``."""
+    """``(kind, numeric column or None)`` of one map value (:data:`sisock.g3.format.KINDS`): its own archive in
+    ``data[start:end]``."""
+    kind = "integer"
     if data.startswith(_DOUBLE, start):
-        at, dtype = start + len(_DOUBLE), _DOUBLES
+        at, dtype, kind = start + len(_DOUBLE), _DOUBLES, "number"
     elif data.startswith(_INT, start) and start + len(_INT) + 4 <= end:
         bits = _U32.unpack_from(data, start + len(_INT))[0]
         if bits not in _INTS:
@@ -232,4 +234,4 @@ def _value(data: Bytes, start: int, end: int) -> Tuple[str, Optional[np.ndarray]
     n = _U64.unpack_from(data, at)[0]
     if at + 8 + n * dtype.itemsize != end:
         raise Unknown("a column's length is not its value's")
-    return "number", np.frombuffer(data, dtype, n, at + 8)
+    return kind, np.frombuffer(data, dtype, n, at + 8)

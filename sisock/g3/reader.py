@@ -86,14 +86,20 @@ def unpack(frame: core.G3Frame) -> Tuple[Block, ...]:
     return tuple(Block(name, block) for name, block in fmt.blocks(frame))
 
 
+#: InfluxDB's field type of a field whose own the index does not know yet (an index being upgraded).
+VALUE_TYPES = {"number": "float", "string": "string", "bool": "boolean"}
+
+
 @dataclass
 class Field:
-    """A field of the archive: its provider, key in the block, and block (= timeline)."""
+    """A field of the archive: its provider, key in the block, block (= timeline), type
+    (``get_fields``') and InfluxDB field type (``float``, ``integer``, ``string``, ``boolean``)."""
 
     description: str
     key: str
     block: str
     type: str = "number"
+    value_type: str = "float"
 
     @property
     def timeline(self) -> str:
@@ -122,6 +128,12 @@ class _Timeline:
                          else np.full(missing, None, dtype=object))
         parts.append(column)
         self.filled[name] = self.length
+
+
+def field_of(description: str, key: str, block: str, type_: Optional[str], value_type: Optional[str]) -> Field:
+    """A field from its catalogue row (a value type not filled in yet follows its type)."""
+    type_ = type_ or "number"
+    return Field(description, key, block, type_, value_type or VALUE_TYPES.get(type_, "float"))
 
 
 class Reader:
@@ -159,8 +171,8 @@ class Reader:
         if generation == self._generation:
             return
         table: Dict[str, Field] = {}
-        for description, key, block, type_ in sorted(self.index.known_fields()):
-            f = Field(description, key, block, type_ or "number")
+        for description, key, block, type_, value_type in sorted(self.index.known_fields()):
+            f = field_of(description, key, block, type_, value_type)
             table.setdefault(f"{description}.{key}", f)
             table.setdefault(fmt.short_name(description, key), f)
         self._names, self._until, self._generation = table, {}, generation
@@ -180,12 +192,13 @@ class Reader:
         timelines: Dict[str, dict] = {}
         if not self._ready():
             return fields, timelines
-        for description, key, block, type_ in self.index.fields_in(start, end):
+        for description, key, block, type_, value_type in self.index.fields_in(start, end):
             name = f"{description}.{key}"
             if name in fields:
                 continue
-            timeline = Field(description, key, block).timeline
-            fields[name] = field_info(timeline, description, "", type_ or "number")
+            f = field_of(description, key, block, type_, value_type)
+            fields[name] = field_info(f.timeline, description, "", f.type, f.value_type)
+            timeline = f.timeline
             timelines.setdefault(timeline, {"interval": None, "field": []})["field"].append(name)
         return fields, timelines
 

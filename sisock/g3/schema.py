@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Callable, List, Optional, Sequence, Set, Tuple
 
 #: The version this sisock writes; version 1 is the seed's (feeds, fields, description only).
-CURRENT = 6
+CURRENT = 7
 
 _DIALECTS = {
     "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "path": "TEXT", "blob": "BLOB"},
@@ -122,11 +122,14 @@ _V5_TABLES = {
 }
 #: The catalogue of what the index already holds (a field's range: its provider's files that have
 #: it; its width: the widest of its summary rows, an upper bound the reader starts from).
-FILL_CATALOGUE = ("INSERT INTO catalogue (description, field, block, type, t_start, t_end, width) "
+#: ``{value_type}`` and ``{of_fields}`` are empty before version 7 (no value_type column yet), else
+#: :data:`VALUE_TYPE`'s.
+FILL_CATALOGUE = ("INSERT INTO catalogue (description, field, block, type, t_start, t_end, width{value_type}) "
                   "SELECT fe.description, fi.field, MAX(fi.block), MAX(fi.type), MIN(fe.t_start), MAX(fe.t_end), "
-                  "COALESCE(MAX(sf.width), 60) FROM feeds fe JOIN fields fi ON fi.feed_id = fe.id "
+                  "COALESCE(MAX(sf.width), 60){of_fields} FROM feeds fe JOIN fields fi ON fi.feed_id = fe.id "
                   "LEFT JOIN summaries_file sf ON sf.feed_id = fe.id AND sf.field = fi.field "
                   "WHERE fe.t_start IS NOT NULL{where} GROUP BY fe.description, fi.field")
+VALUE_TYPE = {"value_type": ", value_type", "of_fields": ", MAX(fi.value_type)"}
 
 
 #: Version 6: a number the scanner raises in every transaction that changes what the index holds,
@@ -146,7 +149,7 @@ def _fill_max_span(cur, dialect):
 
 def _fill_catalogue(cur, dialect):
     if cur.one("SELECT COUNT(*) FROM catalogue")[0] == 0:
-        cur.execute(FILL_CATALOGUE.format(where=""))
+        cur.execute(FILL_CATALOGUE.format(where="", value_type="", of_fields=""))
 
 
 def _index(table: str, name: str, columns: str, unique: bool = False) -> Action:
@@ -242,6 +245,12 @@ STEPS: List[Tuple[int, Sequence[Action]]] = [
          _add_column("description", "max_span", "DOUBLE"), _fill_max_span]),
     # the index's generation (the reader's names and newest times follow it)
     (6, [_create("generation", _V6_TABLES), _first_generation]),
+    # the moments of every bucket (summary format 3): files whose rows lack them are read again in the
+    # background (sisock.g3.upgrade), and each field's InfluxDB type (G3VectorInt columns are integers)
+    (7, [_add_column("files", "moments", "INTEGER NOT NULL DEFAULT 0"),
+         _index("files", "files_moments", "(moments)"),
+         _add_column("fields", "value_type", "VARCHAR(16)"),
+         _add_column("catalogue", "value_type", "VARCHAR(16)")]),
 ]
 assert STEPS[-1][0] == CURRENT
 

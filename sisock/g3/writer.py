@@ -20,7 +20,7 @@ Window = Tuple[float, float]
 
 @dataclass(frozen=True)
 class Block:
-    """Fields sampled together at ``rate`` Hz; ``kind`` is number, string or bool;
+    """Fields sampled together at ``rate`` Hz; ``kind`` is number, integer, string or bool;
     ``spikes`` are ``(time, value)`` pairs that replace a number sample."""
 
     name: str
@@ -55,6 +55,8 @@ def values(description: str, block: Block, name: str, ticks: np.ndarray) -> np.n
     if block.kind == "bool":
         return (np.floor(t / 30).astype(np.int64) + seed) % 2 == 0
     v = 50.0 + (seed % 100) + 10.0 * np.sin(t / (300.0 + seed % 997) + seed)
+    if block.kind == "integer":  # a counter's kind of values, large enough that float sums round
+        v = np.round(v * 1e6).astype(np.int64) + (ticks // 10 ** 8) % 1000
     for when, value in block.spikes:
         v[ticks == int(round(when * fmt.TICKS))] = value
     return v
@@ -65,6 +67,8 @@ def _vector(kind: str, array: np.ndarray):
         return core.G3VectorString([str(x) for x in array])
     if kind == "bool":
         return core.G3VectorBool([bool(x) for x in array])
+    if kind == "integer":
+        return core.G3VectorInt(array)
     return core.G3VectorDouble(array)
 
 
