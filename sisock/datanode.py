@@ -188,6 +188,11 @@ class DataNodeServer:
                     found[name] = buckets.of_samples(t_us, np.asarray(data[name]), edges)
         return found
 
+    def finalized_until(self, fields: List[str]) -> Dict[str, float]:
+        """Each of ``fields``' time up to which the node holds every sample (``get_buckets``'
+        ``finalized_until``; blocking, taken before the buckets are read); none by default."""
+        return {}
+
     def on_join(self, session) -> Optional[defer.Deferred]:
         """Called in the reactor after each (re)join; subscribe to feeds here."""
         return None
@@ -287,8 +292,9 @@ class DataNodeServer:
         progress = getattr(details, "progress", None)
 
         def work():
+            until = self.finalized_until(names)
             found = self.get_buckets(names, grid, wanted, spans)
-            return self._in_pieces(buckets.answer(found, grid, wanted), progress, buckets.split)
+            return self._in_pieces(buckets.answer(found, grid, wanted, until), progress, buckets.split)
 
         d = self._in_pool(work)
         d.addCallback(lambda parts: self._send(parts, progress))

@@ -421,6 +421,26 @@ class Index:
                 (*descriptions, *window.bounds(start, end)))}
         return self.run(work)
 
+    def without_moments(self, descriptions: Sequence[str], start: float,
+                        end: float) -> Dict[str, List[Tuple[float, float]]]:
+        """``{description: [(first, last), ...]}``: the time ranges of the files overlapping ``[start, end)``
+        whose summary rows lack moments (written before version 7, until the scanner has read them again)."""
+        if not descriptions:
+            return {}
+
+        def work(cur: "Cursor") -> Dict[str, List[Tuple[float, float]]]:
+            if cur.one("SELECT 1 FROM files WHERE moments = 0 LIMIT 1") is None:  # usually none: one probe
+                return {}
+            marks = ", ".join("?" * len(descriptions))
+            out: Dict[str, List[Tuple[float, float]]] = {}
+            for description, lo, hi in cur.all(
+                    f"SELECT fe.description, fe.t_start, fe.t_end FROM feeds fe JOIN files f ON f.id = fe.file_id "
+                    f"WHERE fe.description IN ({marks}) AND {window.overlaps()} AND f.moments = 0",
+                    (*descriptions, *window.bounds(start, end))):
+                out.setdefault(description, []).append((float(lo), float(hi)))
+            return out
+        return self.run(work)
+
 
 def _next_generation(cur: "Cursor") -> None:
     cur.execute("UPDATE generation SET value = value + 1")

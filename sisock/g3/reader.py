@@ -17,18 +17,20 @@ import math
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import txaio
 from spt3g import core
 
 from sisock import log
-from sisock.lru import SizedLRU
-from sisock.datanode import field_info
-from sisock.decimate import Slots, aggregate, choose_step, decimate_columns, merge, reduce_to_step
+from sisock.buckets import COLUMNS, Found, microseconds, of_samples
+from sisock.buckets import merge as merge_buckets
+from sisock.datanode import field_info, outside
+from sisock.decimate import Slots, aggregate, choose_step, decimate_columns, merge, merge_edges, reduce_to_step
 from sisock.g3 import format as fmt
-from sisock.g3 import framing, schema, summaries
+from sisock.g3 import framing, schema, summaries, tiers
+from sisock.lru import SizedLRU
 from sisock.g3.index import Index
 
 #: Samples a timeline may gather before it is reduced to the request's resolution, so
@@ -244,6 +246,15 @@ class Reader:
                  step: float) -> Dict[str, Tuple[np.ndarray, Columns]]:
         """Every sample of ``wanted`` in the ``windows`` (each ``[a, b)``), per timeline; a long
         range is reduced onto the grid of ``step`` as it is read, so memory stays bounded."""
+        def compact(piece: _Timeline) -> _Timeline:
+            return _reduced(piece, step) if 0 < step < math.inf else piece
+        return {timeline: _assemble(piece) for timeline, piece in self._gather(wanted, windows, compact).items()}
+
+    def _gather(self, wanted: Dict[str, Field], windows: List[Tuple[float, float]],
+                full: Callable[[_Timeline], Optional[_Timeline]]) -> Dict[str, _Timeline]:
+        """The samples of ``wanted`` in the ``windows``, per timeline, frame by frame; a timeline that
+        has gathered COMPACT_AT samples goes to ``full``, which gives what to keep of it (None: nothing,
+        it has taken them), so memory stays bounded however long the range is."""
         by_description: Dict[str, Dict[str, List[str]]] = {}
         for name, f in wanted.items():
             by_description.setdefault(f.description, {}).setdefault(f.key, []).append(name)
@@ -253,78 +264,78 @@ class Reader:
                 continue
             for description, blocks, whole in self.frames(list(by_description), a, b):
                 _collect(pieces, description, blocks, by_description[description], a, b, whole)
-                if 0 < step < math.inf:
-                    _compact(pieces, step)
-        return {timeline: _assemble(piece) for timeline, piece in pieces.items()}
+                for timeline in [t for t, piece in pieces.items() if piece.length >= COMPACT_AT]:
+                    kept = full(pieces.pop(timeline))
+                    if kept is not None:
+                        pieces[timeline] = kept
+        return pieces
 
     def _per_slot(self, wanted: Dict[str, Field], start: float, end: float,
                   step: float) -> Dict[str, Tuple[np.ndarray, Columns]]:
-        """Each numeric field's first, minimum, maximum and last sample per slot of ``step``."""
+        """Each numeric field's first, minimum, maximum and last sample per slot of ``step``: the
+        summary tiers where they tile the slots, the samples elsewhere (:mod:`sisock.g3.tiers`)."""
         if not wanted:
             return {}
-        tier = summaries.tier_for(step)
-        top = summaries.TIERS[tier] if tier is not None else math.inf
-        descriptions = sorted({f.description for f in wanted.values()})
-        summarized = set()
-        if tier is not None and end - start >= summaries.FINE:
-            summarized = set(descriptions) - self.index.unsummarized(descriptions, start, end)
-        parts: Dict[Tuple[str, str], List[Slots]] = {}
-        inner: Dict[Tuple[str, str], Tuple[float, float]] = {}  # what summaries answer, per field
-        if summarized:
-            assert tier is not None  # summarized is empty otherwise
-
-            def read(cur) -> None:
-                stale = summaries.stale(cur, sorted(summarized), start, end)
-                for description in sorted(summarized):
-                    keys = sorted({f.key for f in wanted.values() if f.description == description})
-                    by_edges: Dict[summaries.Edges, List[str]] = {}
-                    edges_of = summaries.finest(cur, description, keys, start, end, top, description in stale)
-                    for key, edges in edges_of.items():
-                        if edges is not None:  # else the field is read from its frames
-                            by_edges.setdefault(edges, []).append(key)
-                    for edges, group in by_edges.items():
-                        lo = math.ceil(start / edges.left) * edges.left
-                        hi = math.floor(end / edges.right) * edges.right
-                        if lo >= hi:
-                            continue
-                        inner.update({(description, key): (lo, hi) for key in group})
-                        waiting = description in stale
-                        left_k, right_k = summaries.TIERS.index(edges.left), summaries.TIERS.index(edges.right)
-                        left_end, right_start = math.ceil(start / top) * top, math.floor(end / top) * top
-                        # from the file rows: the 60 s tier, a field's finest tier at each edge (coarse
-                        # rows hold only finer rows), a stretch holding rows as wide as the top tier, and
-                        # everything while the coarse tiers wait for the scanner's refresh
-                        top_k = max(left_k, right_k) if waiting else tier
-                        for k, a, b in summaries.split(summaries.cover(lo, hi, top_k), edges.wide_lo,
-                                                       edges.wide_hi):
-                            if k == 0 or waiting or (a < edges.wide_hi and b > edges.wide_lo) or \
-                                    (b <= left_end and k <= left_k) or (a >= right_start and k <= right_k):
-                                # each row's buckets divide the step's: the last merge combines them
-                                for key, found in summaries.file_buckets(cur, description, group, a, b).items():
-                                    parts.setdefault((description, key), []).extend(x.slots for x in found)
-                            else:
-                                got = summaries.coarse_buckets(cur, description, group, summaries.TIERS[k], a, b)
-                                for key, slots in got.items():
-                                    parts.setdefault((description, key), []).append(slots)
-            self.index.run(read)
-        # the rest from the samples: the window's edges outside whole buckets, or all of it
-        groups: Dict[Tuple[float, float], Dict[str, Field]] = {}
-        for name, f in wanted.items():
-            groups.setdefault(inner.get((f.description, f.key), (end, end)), {})[name] = f
-        for (lo, hi), group in groups.items():
-            for t, columns in self._samples(group, [(start, lo), (hi, end)], step).values():
-                done = set()
-                for name, values in columns.items():
-                    key = (group[name].description, group[name].key)
-                    if key not in done:
-                        done.add(key)
-                        parts.setdefault(key, []).append(aggregate(t, values, step))
+        found = tiers.read(self.index, _keys(wanted), start, end, summaries.tier_for(step))
+        parts = found.parts
+        for windows, group in _by_windows(wanted, found.rest).items():
+            for t, columns in self._samples(group, list(windows), step).values():
+                for key, values in _distinct(group, columns):
+                    parts.setdefault(key, []).append(aggregate(t, values, step))
         result = {}
         for name, f in wanted.items():
             t, v = merge(parts.get((f.description, f.key), []), step).points()
             if len(t):
                 result[name] = (t, {name: v})
         return result
+
+    # -- get_buckets -----------------------------------------------------------------
+    def buckets(self, names: List[str], edges: np.ndarray, columns: Sequence[str] = COLUMNS,
+                spans: Optional[np.ndarray] = None) -> Dict[str, Found]:
+        """Per-bucket aggregates of the known ``names`` on ``edges`` (int64 whole microseconds; bucket k
+        is ``[edges[k], edges[k+1])``), leaving out the samples in ``spans`` (``exclude``'s ranges):
+        ``{name: Slots or TextBuckets}`` (:mod:`sisock.buckets`, times in microseconds), each equal to
+        :func:`sisock.buckets.of_samples` of every sample.
+
+        Numeric fields come from the coarsest tier whose width divides every edge inside the window
+        (:mod:`sisock.g3.tiers`), in constant time per span; the window's two ends, what no tier tiles
+        and the holes are read from the samples: the excluded ranges, and, when ``columns`` ask for
+        moments, the files whose rows lack them (an index being upgraded). Text and boolean fields
+        come from their samples."""
+        wanted = self.resolve(names)
+        edges = np.asarray(edges, dtype=np.int64)
+        start, end = float(edges[0]) / 1e6, float(edges[-1]) / 1e6
+        numeric = {n: f for n, f in wanted.items() if f.type == "number"}
+        tier = _tier_of(edges)
+        holes: Dict[str, List[Tuple[float, float]]] = {}
+        descriptions = sorted({f.description for f in numeric.values()})
+        if tier is not None and numeric and ("sum" in columns or "m2" in columns):
+            holes = self.index.without_moments(descriptions, start, end)
+        if spans is not None and len(spans):
+            for description in descriptions:
+                holes.setdefault(description, []).extend(map(tuple, spans.tolist()))
+        found = tiers.read(self.index, _keys(numeric), start, end, tier, holes)
+        parts: Dict[Tuple[str, str], list] = {key: [_in_microseconds(s) for s in slots]
+                                              for key, slots in found.parts.items()}
+        rest = dict(found.rest)
+        rest.update({key: [(start, end)] for key in _keys({n: f for n, f in wanted.items() if n not in numeric})})
+        for windows, group in _by_windows(wanted, rest).items():
+            # a sample less than half a microsecond before the first edge is in the first bucket (its time
+            # in whole microseconds is the edge's), as buckets.of_samples puts it
+            windows = tuple((a - tiers.SLACK if a == start else a, b) for a, b in windows)
+
+            def take(piece: _Timeline, group=group) -> None:
+                t, columns = _assemble(piece)
+                keep = None if spans is None else outside(t, spans)
+                t_us = microseconds(t if keep is None else t[keep])
+                for key, values in _distinct(group, columns):
+                    parts.setdefault(key, []).append(of_samples(t_us, values if keep is None else values[keep],
+                                                                edges))
+            for piece in self._gather(group, list(windows), take).values():
+                take(piece)
+        return {name: (merge_edges if f.type == "number" else merge_buckets)(parts.get((f.description, f.key), []),
+                                                                               edges)
+                for name, f in wanted.items()}
 
     def frames(self, descriptions: List[str], start: float, end: float):
         """Yield ``(description, blocks, whole)`` for each indexed data frame overlapping the window
@@ -419,15 +430,58 @@ def _window(ticks: np.ndarray, start: float, end: float):
     return inside if inside.any() else None
 
 
-def _compact(pieces: Dict[str, _Timeline], step: float) -> None:
-    """Reduce each timeline that has gathered COMPACT_AT samples onto the ``step`` grid."""
-    for timeline, piece in pieces.items():
-        if piece.length >= COMPACT_AT:
-            t, columns = reduce_to_step(*_assemble(piece), step)
-            smaller = pieces[timeline] = _Timeline()
-            smaller.add_ticks(np.round(t * fmt.TICKS).astype(np.int64))
-            for name, values in columns.items():
-                smaller.add(name, values)
+def _reduced(piece: _Timeline, step: float) -> _Timeline:
+    """A timeline's samples reduced onto the ``step`` grid (M4: what a later reduction keeps of them)."""
+    t, columns = reduce_to_step(*_assemble(piece), step)
+    smaller = _Timeline()
+    smaller.add_ticks(np.round(t * fmt.TICKS).astype(np.int64))
+    for name, values in columns.items():
+        smaller.add(name, values)
+    return smaller
+
+
+def _keys(wanted: Dict[str, Field]) -> List[Tuple[str, str]]:
+    """The distinct ``(description, key)`` of the fields asked for (two names may be one field)."""
+    return sorted({(f.description, f.key) for f in wanted.values()})
+
+
+def _by_windows(wanted: Dict[str, Field], rest: Dict[Tuple[str, str], List[Tuple[float, float]]]
+                ) -> Dict[Tuple[Tuple[float, float], ...], Dict[str, Field]]:
+    """The fields grouped by the windows left to their samples (fields of one block read together)."""
+    groups: Dict[Tuple[Tuple[float, float], ...], Dict[str, Field]] = {}
+    for name, f in wanted.items():
+        windows = tuple(rest.get((f.description, f.key), ()))
+        if windows:
+            groups.setdefault(windows, {})[name] = f
+    return groups
+
+
+def _distinct(group: Dict[str, Field], columns: Columns) -> Iterator[Tuple[Tuple[str, str], np.ndarray]]:
+    """``((description, key), values)`` of each field once, however many names asked for it."""
+    done = set()
+    for name, values in columns.items():
+        key = (group[name].description, group[name].key)
+        if key not in done:
+            done.add(key)
+            yield key, values
+
+
+def _tier_of(edges: np.ndarray) -> Optional[int]:
+    """The coarsest tier whose width (in whole microseconds) divides every edge inside the window
+    (any tier for a single bucket), or None."""
+    inside = edges[1:-1]
+    for k in range(len(summaries.TIERS) - 1, -1, -1):
+        if not np.any(inside % int(summaries.TIERS[k] * 1e6)):
+            return k
+    return None
+
+
+def _in_microseconds(slots: Slots) -> Slots:
+    """Slots of the tiers (seconds) with their starts and times in whole microseconds, as buckets carry
+    them (:func:`sisock.buckets.microseconds`: a sample's time is the same however it is read)."""
+    return Slots(np.rint(slots.start * 1e6).astype(np.int64), slots.count, microseconds(slots.first_t),
+                 slots.first_v, microseconds(slots.min_t), slots.min_v, microseconds(slots.max_t), slots.max_v,
+                 microseconds(slots.last_t), slots.last_v, slots.sum, slots.m2)
 
 
 def _assemble(piece: _Timeline) -> Tuple[np.ndarray, Columns]:

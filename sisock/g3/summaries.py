@@ -280,15 +280,22 @@ def _invalidate(cur, description: str, lo: float, hi: float) -> None:
     cur.execute("INSERT INTO summaries_dirty (description, t_start, t_end) VALUES (?, ?, ?)", (description, lo, hi))
 
 
-def stale(cur, descriptions: Sequence[str], start: float, end: float) -> set:
-    """Those of ``descriptions`` whose coarse tiers wait for a :func:`refresh` somewhere in ``[start, end)``."""
+def dirty(cur, descriptions: Sequence[str], start: float, end: float) -> Dict[str, List[Tuple[float, float]]]:
+    """For each of ``descriptions``, the spans in ``[start, end)`` (sorted, overlapping ones merged)
+    whose coarse buckets wait for a :func:`refresh`: the file rows answer them meanwhile."""
     if not descriptions:
-        return set()
+        return {}
     marks = ", ".join("?" * len(descriptions))
-    widest = TIERS[-1]
-    lo, hi = math.floor(start / widest) * widest, math.ceil(end / widest) * widest
-    return {r[0] for r in cur.all(f"SELECT DISTINCT description FROM summaries_dirty WHERE description IN ({marks}) "
-                                  "AND t_start < ? AND t_end > ?", (*descriptions, hi, lo))}
+    rows = cur.all(f"SELECT description, t_start, t_end FROM summaries_dirty WHERE description IN ({marks}) "
+                   "AND t_start < ? AND t_end > ? ORDER BY description, t_start", (*descriptions, end, start))
+    out: Dict[str, List[Tuple[float, float]]] = {}
+    for description, lo, hi in rows:
+        spans = out.setdefault(description, [])
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], float(hi)))
+        else:
+            spans.append((float(lo), float(hi)))
+    return out
 
 
 def refresh(index, days: float = REFRESH_DAYS) -> int:
@@ -373,8 +380,8 @@ class Edges(NamedTuple):
     wide_hi: float = 0.0
 
 
-def finest(cur, description: str, keys: Sequence[str], start: float, end: float, top: float,
-           everywhere: bool = False) -> Dict[str, Optional[Edges]]:
+def finest(cur, description: str, keys: Sequence[str], start: float, end: float,
+           top: float) -> Dict[str, Optional[Edges]]:
     """For each of ``keys``, :class:`Edges` for a request answered with tiers up to ``top``
     seconds; None where some file in the window has only coarser buckets than ``top`` (the
     field is then read from its frames).
@@ -382,8 +389,7 @@ def finest(cur, description: str, keys: Sequence[str], start: float, end: float,
     Only the edges need a field's own width (buckets finer than ``top`` are read within one
     ``top`` bucket of each edge); the middle only needs every row to be finer than ``top`` (the
     coarse rows hold those), and where some are as wide, the file rows answer that stretch.
-    ``everywhere``: the widest row of the whole window at both edges (for a window read from
-    file rows alone). The catalogue's width of each field (its widest row anywhere) comes first:
+    The catalogue's width of each field (its widest row anywhere) comes first:
     on an archive whose fields all fill 60 s buckets that is all it costs, and the whole window
     is searched only when some row of the field may be as wide as ``top``."""
     out: Dict[str, Optional[Edges]] = {key: Edges(FINE, FINE) for key in keys}
@@ -394,14 +400,10 @@ def finest(cur, description: str, keys: Sequence[str], start: float, end: float,
                         (description, *keys))
     if widest is None or widest <= FINE:
         return out
-    if everywhere:
-        left = right = {k: w for k, (w, _, _) in _widest_rows(cur, description, keys, start, end, FINE).items()}
-    else:
-        left_end, right_start = math.ceil(start / top) * top, math.floor(end / top) * top
-        left = {k: w for k, (w, _, _) in _widest_rows(cur, description, keys, start, min(left_end, end),
-                                                       FINE).items()}
-        right = {k: w for k, (w, _, _) in _widest_rows(cur, description, keys, max(right_start, start), end,
-                                                        FINE).items()}
+    left_end, right_start = math.ceil(start / top) * top, math.floor(end / top) * top
+    left = {k: w for k, (w, _, _) in _widest_rows(cur, description, keys, start, min(left_end, end), FINE).items()}
+    right = {k: w for k, (w, _, _) in _widest_rows(cur, description, keys, max(right_start, start), end,
+                                                    FINE).items()}
     whole = _widest_rows(cur, description, keys, start, end, top) if widest >= top else {}
     for key in keys:
         width, lo, hi = whole.get(key, (0.0, 0.0, 0.0))

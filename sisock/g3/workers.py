@@ -1,4 +1,4 @@
-"""The g3-reader's ``get_data`` answered in worker processes, so that one reader uses every core.
+"""The g3-reader's ``get_data`` and ``get_buckets`` answered in worker processes, so that one reader uses every core.
 
 Reading frames and merging summary rows hold Python's GIL: in one process the
 g3-reader serves at most one core's worth of panels however many cores its host
@@ -13,9 +13,12 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
 
 from sisock import log
+from sisock.buckets import Found
 from sisock.config import Config
 from sisock.datanode import data_result
 from sisock.g3 import parallel
@@ -62,6 +65,11 @@ def _answer(*args) -> dict:
     return answer(_reader, *args)
 
 
+def _buckets(*args) -> Dict[str, Found]:
+    assert _reader is not None  # _start made it: the pool's initializer
+    return _reader.buckets(*args)
+
+
 def _ready() -> bool:
     return _reader is not None
 
@@ -85,13 +93,22 @@ class ReaderPool:
 
     def answer(self, names: List[str], start: float, end: float, min_stride: Optional[float],
                max_points: int) -> dict:
-        """:func:`answer` in a worker (blocking: called from the node's thread pool). A request
-        whose worker died is asked once more of new workers: a worker killed for its own
-        reasons costs nothing, one that the request itself kills costs only that request."""
+        """:func:`answer` in a worker (blocking: called from the node's thread pool)."""
+        return self._in_worker(_answer, names, start, end, min_stride, max_points)
+
+    def buckets(self, names: List[str], edges: np.ndarray, columns: Sequence[str],
+                spans: Optional[np.ndarray]) -> Dict[str, Found]:
+        """:meth:`Reader.buckets` in a worker (blocking: called from the node's thread pool)."""
+        return self._in_worker(_buckets, names, edges, columns, spans)
+
+    def _in_worker(self, work: Callable, *args):
+        """``work(*args)`` in a worker. A request whose worker died is asked once more of new workers:
+        a worker killed for its own reasons costs nothing, one that the request itself kills costs
+        only that request."""
         for _attempt in (1, 2):
             pool = self._pool
             try:
-                return pool.submit(_answer, names, start, end, min_stride, max_points).result()
+                return pool.submit(work, *args).result()
             except BrokenProcessPool:
                 with self._lock:
                     if self._pool is pool:

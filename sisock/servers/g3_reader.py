@@ -3,11 +3,14 @@
 Fields are named ``<provider description>.<field>``; the short form
 ``observatory.<agent>.<field>`` works too. The index comes from
 ``sisock g3-file-scanner`` (MySQL/MariaDB when SQL_HOST is set, else SQLite).
-``get_data`` runs in worker processes (:mod:`sisock.g3.workers`, G3_READER_PROCESSES).
+``get_data`` and ``get_buckets`` (from the summary tiers) run in worker processes
+(:mod:`sisock.g3.workers`, G3_READER_PROCESSES).
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
 
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import reactor
@@ -39,6 +42,16 @@ class G3ReaderServer(DataNodeServer):
         if self.workers is None:
             return workers.answer(self.reader, fields, start, end, min_stride, self.config.max_points)
         return self.workers.answer(fields, start, end, min_stride, self.config.max_points)
+
+    def get_buckets(self, fields: List[str], edges: np.ndarray, columns: Sequence[str],
+                    spans: Optional[np.ndarray] = None) -> Dict[str, object]:
+        """From the summary tiers, in constant time per span (:meth:`Reader.buckets`)."""
+        if self.workers is None:
+            return dict(self.reader.buckets(fields, edges, columns, spans))
+        return dict(self.workers.buckets(fields, edges, columns, spans))
+
+    def finalized_until(self, fields: List[str]) -> Dict[str, float]:
+        return self.reader.indexed_until(fields)
 
     def procedures(self) -> Dict[str, Callable]:
         return {"get_coverage": self._get_coverage}
