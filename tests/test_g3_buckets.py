@@ -5,7 +5,6 @@ text and boolean fields and NaN samples, and through the upgrade of a version 6 
 from __future__ import annotations
 
 import math
-import zlib
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -24,7 +23,7 @@ from sisock.g3 import summaries, upgrade
 from sisock.g3.reader import Reader
 from sisock.g3.scanner import Scanner
 from sisock.g3.writer import Archive, Block, Provider
-from tests.g3_support import END, archive_dir, make_index
+from tests.g3_support import END, archive_dir, as_version_6, make_index
 from tests.test_g3_scanner import run_scanner
 from tests.test_g3_summaries import RATES, FrameCount, backend_env, drop, mixed_archive
 from tests.test_g3_summaries import C as MIXED
@@ -295,30 +294,6 @@ def test_buckets_follow_files_that_grow_are_rewritten_and_go(env):
 
 
 # -- the upgrade of a version 6 index ----------------------------------------------------------
-def format_2(blob: bytes) -> bytes:
-    """A row as version 6 wrote it: the same buckets without their moments (blob format 2)."""
-    n = int.from_bytes(blob[1:5], "little")
-    table = zlib.decompress(blob[13:])
-    assert blob[0] == 3 and len(table) == 12 * 8 * n
-    return bytes([2]) + blob[1:13] + zlib.compress(table[:10 * 8 * n], 1)
-
-
-def as_version_6(index) -> None:
-    """What an index of version 6 holds: format 2 rows, no moments flag, no value types."""
-    mysql = index.dialect == "mysql"
-
-    def work(cur):
-        for table, key in (("summaries_file", "feed_id, field"), ("summaries", "description, field, tier, chunk")):
-            for row in cur.all(f"SELECT {key}, data FROM {table}"):
-                where = " AND ".join(f"{k} = ?" for k in key.split(", "))
-                cur.execute(f"UPDATE {table} SET data = ? WHERE {where}", (format_2(row[-1]), *row[:-1]))
-        cur.execute("DROP INDEX files_moments ON files" if mysql else "DROP INDEX files_moments")
-        for table, column in (("files", "moments"), ("fields", "value_type"), ("catalogue", "value_type")):
-            cur.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        cur.execute("UPDATE schema_version SET version = 6")
-    index.run(work)
-
-
 class Killed(Exception):
     pass
 
