@@ -325,17 +325,19 @@ class Reader:
             windows = tuple((a - tiers.SLACK if a == start else a, b) for a, b in windows)
 
             def take(piece: _Timeline, group=group) -> None:
-                t, columns = _assemble(piece)
+                t, samples = _assemble(piece)
                 keep = None if spans is None else outside(t, spans)
                 t_us = microseconds(t if keep is None else t[keep])
-                for key, values in _distinct(group, columns):
+                for key, values in _distinct(group, samples):
                     parts.setdefault(key, []).append(of_samples(t_us, values if keep is None else values[keep],
                                                                 edges))
             for piece in self._gather(group, list(windows), take).values():
                 take(piece)
-        return {name: (merge_edges if f.type == "number" else merge_buckets)(parts.get((f.description, f.key), []),
-                                                                               edges)
-                for name, f in wanted.items()}
+        out: Dict[str, Found] = {}
+        for name, f in wanted.items():
+            mine = parts.get((f.description, f.key), [])
+            out[name] = merge_edges(mine, edges) if f.type == "number" else merge_buckets(mine, edges)
+        return out
 
     def frames(self, descriptions: List[str], start: float, end: float):
         """Yield ``(description, blocks, whole)`` for each indexed data frame overlapping the window
