@@ -475,8 +475,9 @@ class IndexUnavailable(RuntimeError):
 
 
 #: Bytes of a new SQLite index's pages: a 60 s summary row of an hourly file (2.3 KB with its moments)
-#: took a 4 KiB page of its own (two no longer fit), 8 KiB pages hold three (the index 15% smaller).
-SQLITE_PAGE = 8192
+#: took a 4 KiB page of its own (two no longer fit); 16 KiB pages hold seven, and a coarse row (10 KB)
+#: without overflow pages: the bench's index 17% smaller (docs/g3.md).
+SQLITE_PAGE = 16384
 
 
 def _sqlite(path: Path) -> Callable[[], sqlite3.Connection]:
