@@ -303,6 +303,8 @@ def _merge(parts: Sequence[Slots], bucket: Callable[[np.ndarray], np.ndarray]) -
         return Slots.empty()
     a = parts[0] if len(parts) == 1 else Slots(*(np.concatenate([getattr(p, c) for p in parts])
                                                   for c in Slots.COLUMNS))
+    if not np.all(a.first_t[1:] > a.last_t[:-1]):  # parts that interleave (a window's two ends in one)
+        a = a.take(np.argsort(a.first_t, kind="stable"))
     if np.all(a.first_t[1:] > a.last_t[:-1]):
         return _merge_ordered(a, bucket(a.start))
     key = bucket(a.start)
