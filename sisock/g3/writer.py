@@ -65,7 +65,15 @@ def _vector(kind: str, array: np.ndarray):
         return core.G3VectorString([str(x) for x in array])
     if kind == "bool":
         return core.G3VectorBool([bool(x) for x in array])
+    if kind == "int":
+        return core.G3VectorInt(np.asarray(array, dtype=np.int64))
     return core.G3VectorDouble(array)
+
+
+def kind_of(values: np.ndarray) -> str:
+    """The writer's kind of a column: number, int, string or bool."""
+    kind = np.asarray(values).dtype.kind
+    return {"b": "bool", "i": "int", "u": "int", "U": "string", "O": "string", "S": "string"}.get(kind, "number")
 
 
 def _frame(kind: int, session_id: int, timestamp: float) -> core.G3Frame:
@@ -121,6 +129,28 @@ class HKFileWriter:
             count += len(ticks) * len(block.fields)
         if maps:
             frame = _frame(fmt.DATA, self.session_id, t1)
+            frame["prov_id"] = core.G3Int(prov_id)
+            frame["block_names"] = core.G3VectorString(names)
+            frame["blocks"] = core.G3VectorFrameObject(maps)
+            self._writer(frame)
+        return count
+
+    def frame(self, prov_id: int, blocks: Sequence[Tuple[str, np.ndarray, dict]], timestamp: float) -> int:
+        """Write one data frame of provider ``prov_id`` from given samples: ``(block name, G3 ticks,
+        {field: values})`` per block (the kind of each column from its dtype); return how many."""
+        names, maps, count = [], [], 0
+        for name, ticks, columns in blocks:
+            if not len(ticks):
+                continue
+            tsm = core.G3TimesampleMap()
+            tsm.times = core.G3VectorTime(np.asarray(ticks, dtype=np.int64))
+            for key, column in columns.items():
+                tsm[key] = _vector(kind_of(column), column)
+            names.append(name)
+            maps.append(tsm)
+            count += len(ticks) * len(columns)
+        if maps:
+            frame = _frame(fmt.DATA, self.session_id, timestamp)
             frame["prov_id"] = core.G3Int(prov_id)
             frame["block_names"] = core.G3VectorString(names)
             frame["blocks"] = core.G3VectorFrameObject(maps)
