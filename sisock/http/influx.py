@@ -33,6 +33,7 @@ from sisock.influxql import answer
 from sisock.influxql.executor import execute
 from sisock.influxql.parser import ParseError, parse, trim_query
 from sisock.influxql.readonly import authorization_error
+from sisock.influxql.select import Limits
 from sisock.wamp_thread import ThreadedSession
 
 #: What ``/ping`` says the server is: the InfluxDB 1.x API it answers.
@@ -161,8 +162,9 @@ class InfluxApi:
                 raise Refused(403, f"error authorizing query: {refused}")
         source = WampSource(self.session, self.catalogue, self.config.http_timeout,
                             self.config.buffer_time + HORIZON_SLACK)
+        limits = Limits(points=self.config.influxdb_max_select_point, buckets=self.config.influxdb_max_select_buckets)
         result = execute(statements, source, database, databases=(self.config.influxdb_database,),
-                         epoch=params.get("epoch") or None)
+                         epoch=params.get("epoch") or None, limits=limits)
         results = result["results"]
         assert isinstance(results, list)
         series = sum(len(r.get("series", [])) for r in results if isinstance(r, dict))
@@ -213,7 +215,10 @@ def _pieces(results: List[dict], size: int) -> Iterator[dict]:
             values = one.get("values") or []
             for a in range(0, max(len(values), 1), size):
                 piece = dict(one, values=values[a:a + size]) if values else dict(one)
-                parts.append((piece, a + size < len(values)))
+                more = a + size < len(values)
+                if more:
+                    piece["partial"] = True  # this series goes on in the next object
+                parts.append((piece, more))
         for i, (piece, more) in enumerate(parts):
             out = {"statement_id": result["statement_id"], "series": [piece]}
             if more or i < len(parts) - 1:

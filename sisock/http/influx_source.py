@@ -24,6 +24,8 @@ from sisock import buckets
 from sisock.decimate import Slots
 from sisock.http import fanout, join
 from sisock.http.catalogue import Catalogue
+from sisock.http.errors import RequestError
+from sisock.influxql.conditions import QueryError
 from sisock.influxql.source import Buckets, FieldRef, PointLimit
 from sisock.wamp_thread import ThreadedSession
 
@@ -102,7 +104,14 @@ class WampSource:
         return fanout.Live(nodes, since) if nodes and since < end else None
 
     def buckets(self, fields: List[FieldRef], edges: np.ndarray, columns: Sequence[str]) -> Dict[FieldRef, Buckets]:
-        """Per-bucket aggregates of ``fields`` on ``edges`` (int64 ns), see the module docstring."""
+        """Per-bucket aggregates of ``fields`` on ``edges`` (int64 ns), see the module docstring; a
+        data node that fails is the statement's error, naming it."""
+        try:
+            return self._buckets(fields, edges, columns)
+        except RequestError as exc:
+            raise QueryError(str(exc)) from None
+
+    def _buckets(self, fields: List[FieldRef], edges: np.ndarray, columns: Sequence[str]) -> Dict[FieldRef, Buckets]:
         wire, of_bucket = _microseconds(edges)
         wanted, live_nodes = self._plan(fields)
         if len(wire) < 2:
@@ -123,7 +132,13 @@ class WampSource:
 
     def samples(self, fields: List[FieldRef], start: int, end: int, limit: int) -> Dict[FieldRef, Series]:
         """Every sample in ``[start, end)`` (ns); PointLimit, before any sample moves, over ``limit``."""
-        counts = self.buckets(fields, np.array([start, end], dtype=np.int64), ("count",))
+        try:
+            return self._samples(fields, start, end, limit)
+        except RequestError as exc:
+            raise QueryError(str(exc)) from None
+
+    def _samples(self, fields: List[FieldRef], start: int, end: int, limit: int) -> Dict[FieldRef, Series]:
+        counts = self._buckets(fields, np.array([start, end], dtype=np.int64), ("count",))
         total = int(sum(int(b.count.sum()) for b in counts.values()))
         if total > limit:
             raise PointLimit(total, limit)
