@@ -27,6 +27,7 @@ from sisock.g3.writer import HKFileWriter, Provider
 from sisock.wamp_thread import ThreadedSession
 from tests import influx_data
 from tests.influx_support import Influxd, ensure_influxd
+from tests.test_grafana_datasource import ROLE, render_template
 from tests.joined_support import indexed_until
 from tests.support import Processes, free_port, wait_until
 from tests.test_influxql_conformance import corpus, difference, request
@@ -183,3 +184,16 @@ def test_the_corpus_end_to_end(stack):
             failures.append(f"line {number}: {q}\n    {found}")
     print(f"\n{checked - len(failures)} of {checked} corpus queries equal end to end")
     assert not failures, f"{len(failures)} of {checked} differ:\n" + "\n".join(failures[:40])
+
+
+def test_the_provisioned_alert_rule_query_runs_on_sisock(stack, tmp_path):
+    """The example alert rule the grafana_provisioning role writes, with $timeFilter as Grafana
+    expands it for the rule's last 10 minutes, gives InfluxDB's answer and a value to alert on."""
+    rules = render_template(tmp_path, ROLE / "templates/alerting.yml.j2", {})
+    query = rules["groups"][0]["rules"][0]["data"][0]["model"]["query"]
+    end = int((influx_data.START + 3600) * 1000)
+    q = query.replace("$timeFilter", f"time >= {end - 600_000}ms and time <= {end}ms")
+    params = {"db": influx_data.DB, "epoch": "ms"}
+    assert stack.compare(q, params) is None
+    values = stack.sisock(q, params)[1]["results"][0]["series"][0]["values"]
+    assert len(values) >= 10 and all(v[1] is not None for v in values[:10])
