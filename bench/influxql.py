@@ -166,8 +166,8 @@ def bench_panels(sisock: Api, influx: Api, fields: List[Tuple[str, str]], spans:
                 firsts[name] = api.ask(q)[0]
             ours, theirs = sisock.ask(q)[1], influx.ask(q)[1]
             compare(ours, theirs, f"{fn} over {label}")
-            warm = timed(lambda: sisock.ask(q)[0], repeat)
-            slow = timed(lambda: influx.ask(q)[0], max(1, min(repeat, 3)) if span >= 7 * DAY else repeat)
+            warm = timed(lambda q=q: sisock.ask(q)[0], repeat)
+            slow = timed(lambda q=q: influx.ask(q)[0], max(1, min(repeat, 3)) if span >= 7 * DAY else repeat)
             print(f"  {fn + ' panel':<14} {label:>5} {interval / 1000:>8g}s | {firsts['sisock'] * 1000:10.1f}ms "
                   f"{warm * 1000:8.1f}ms | {firsts['influxdb'] * 1000:12.0f}ms {slow * 1000:10.0f}ms | "
                   f"{slow / warm:5.0f}x", flush=True)
