@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 
 from sisock import log
 from sisock.config import Config
-from sisock.http.app import error_page
+from sisock.http.app import error_page, fresh
 from sisock.http.auth import Authenticator
 from sisock.http.catalogue import Catalogue
 from sisock.http.errors import RequestError
@@ -160,6 +160,7 @@ class InfluxApi:
             refused = authorization_error(statements, user, database, {self.config.influxdb_database})
             if refused is not None:
                 raise Refused(403, f"error authorizing query: {refused}")
+        fresh(self.catalogue, self.session, self.config.http_timeout)  # a browser's first look after a start
         source = WampSource(self.session, self.catalogue, self.config.http_timeout,
                             self.config.buffer_time + HORIZON_SLACK)
         limits = Limits(points=self.config.influxdb_max_select_point, buckets=self.config.influxdb_max_select_buckets)
