@@ -108,15 +108,21 @@ def _value(v: object) -> str:
     return repr(v)
 
 
-def line_protocol(data: Sequence[Block]) -> str:
-    """The lines the publisher would write for these blocks."""
+def exact_ns(t: float) -> int:
+    """The time a float second stands for, to the microsecond (what sisock serves of it)."""
+    return int(round(t * 1e6)) * 1000
+
+
+def line_protocol(data: Sequence[Block], stamp=_ns) -> str:
+    """The lines the publisher would write for these blocks (``stamp``: float seconds to ns; the
+    publisher's truncating ``int(t * 1e9)`` by default)."""
     lines = []
     for b in data:
         head = b.measurement + (f",feed={b.feed}" if b.feed else "")
         keys = list(b.columns)
         for i, t in enumerate(b.times.tolist()):
             fields = ",".join(f"{k}={_value(b.columns[k][i])}" for k in keys)
-            lines.append(f"{head} {fields} {_ns(t)}")
+            lines.append(f"{head} {fields} {stamp(t)}")
     return "\n".join(lines) + "\n"
 
 

@@ -37,7 +37,7 @@ PROVIDERS = [
     Provider(A, (Block("slow", ("x", "y"), 0.2, spikes=((END - 1.3 * DAY + 5.0, 1e6),)),
                  Block("mode", ("state",), 0.01, "string"), Block("flag", ("open",), 0.02, "bool"))),
     Provider(B, (Block("fast", ("z",), 1.0, spikes=tuple((t, math.nan) for t in NAN_AT)),)),
-    Provider(N, (Block("count", ("n",), 0.5, "integer"),)),
+    Provider(N, (Block("count", ("n",), 0.5, "int"),)),
 ]
 NAMES = [f"{A}.x", f"{A}.y", f"{A}.state", f"{A}.open", f"{B}.z", f"{N}.n"]
 START = END - 3 * DAY

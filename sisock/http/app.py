@@ -148,13 +148,8 @@ class Datasource:
             return 500, {"error": f"internal error: {describe(exc)}"}, "internal error; "
 
     def _fresh_catalogue(self) -> Catalogue:
-        """The catalogue, refreshed first if it is stale (a slow node only costs HTTP_TIMEOUT)."""
-        if self.session.connected and self.catalogue.stale:
-            try:
-                in_reactor(self.catalogue.refresh, timeout=self.config.http_timeout)
-            except Exception as exc:
-                _throttle.warn(_log, "catalogue", "catalogue refresh failed: {error}", error=describe(exc))
-        return self.catalogue
+        """The catalogue, refreshed first if it is stale (:func:`fresh`)."""
+        return fresh(self.catalogue, self.session, self.config.http_timeout)
 
     @endpoint(methods=("GET", "HEAD", "POST"))
     def index(self, body: dict):
@@ -254,6 +249,16 @@ class Datasource:
                   for name in names}
         timing["join"] = time.perf_counter() - began
         return shape(query, answered, timing, self.config.http_max_points, joined)
+
+
+def fresh(catalogue: Catalogue, session: ThreadedSession, timeout: float) -> Catalogue:
+    """``catalogue``, refreshed first if it is stale (a slow node only costs ``timeout``)."""
+    if session.connected and catalogue.stale:
+        try:
+            in_reactor(catalogue.refresh, timeout=timeout)
+        except Exception as exc:
+            _throttle.warn(_log, "catalogue", "catalogue refresh failed: {error}", error=describe(exc))
+    return catalogue
 
 
 def _router(config: Config) -> str:

@@ -61,6 +61,12 @@ class Catalogue:
                      if node in self._nodes for field, info in fields.items()]
         return listing(pairs)
 
+    def fields(self) -> List[Tuple[str, str, dict]]:
+        """``(node, field, field info)`` of every field of every listed node, aliases included."""
+        with self._lock:
+            return [(node, field, info) for node, fields in self._fields.items() if node in self._nodes
+                    for field, info in fields.items()]
+
     def serving(self, field: str) -> List[str]:
         """The live nodes whose fields include ``field``, by name."""
         with self._lock:

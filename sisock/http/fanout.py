@@ -22,7 +22,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions
 from twisted.internet import defer, reactor
 
-from sisock import pieces, wamp
+from sisock import buckets, pieces, wamp
 from sisock.http.errors import NodeFailed, NotConnected, describe
 from sisock.http.join import ARCHIVE_NODE
 from sisock.wamp_thread import ThreadedSession, in_reactor
@@ -46,12 +46,16 @@ class Live:
     answers: Dict[str, List[dict]] = field(default_factory=dict)
 
 
-def _call(session, uri: str, *args, timeout: float) -> defer.Deferred:
-    """A call whose progressive pieces are taken and joined with the final result."""
+Joiner = Callable[[List[dict]], dict]
+Absence = Callable[[str], Optional[str]]
+
+
+def _call(session, uri: str, *args, timeout: float, joiner: Joiner = pieces.join) -> defer.Deferred:
+    """A call whose progressive pieces are taken and joined (``joiner``) with the final result."""
     parts: List[dict] = []
     d = session.call(uri, *args, options=CallOptions(on_progress=parts.append))
     d.addTimeout(timeout, reactor)
-    return d.addCallback(lambda last: pieces.join(parts + [last]))
+    return d.addCallback(lambda last: joiner(parts + [last]))
 
 
 def fetch(session: ThreadedSession, wanted: Dict[str, List[str]], start: float, end: float,
@@ -59,7 +63,35 @@ def fetch(session: ThreadedSession, wanted: Dict[str, List[str]], start: float, 
           live: Optional[Live] = None) -> Dict[str, dict]:
     """``get_data`` answers per node, all fetched in parallel; nodes without procedures are left out
     unless ``absence(node)`` says why a known node is missing. With ``live``, its answers are
-    filled in too."""
+    filled in too (each live node asked from ``live.since`` for its samples outside the archive)."""
+    def ask(node: str, fields: List[str], spans: Optional[list] = None) -> Tuple[str, tuple]:
+        if spans is None:
+            return wamp.get_data_uri(node), (fields, start, end, min_stride)
+        return wamp.get_data_uri(node), (fields, live.since if live else start, end, min_stride, spans)
+
+    return _gather(session, wanted, ask, pieces.join, end, timeout, absence, live)
+
+
+def fetch_buckets(session: ThreadedSession, wanted: Dict[str, List[str]], edges: List[int], columns: List[str],
+                  timeout: float, absence: Absence, live: Optional[Live] = None) -> Dict[str, dict]:
+    """``get_buckets`` answers per node (edges in whole microseconds), as :func:`fetch`; live nodes
+    leave out the archive's coverage and everything before ``live.since``."""
+    def ask(node: str, fields: List[str], spans: Optional[list] = None) -> Tuple[str, tuple]:
+        uri = wamp.procedure_uri(node, "get_buckets")
+        if spans is None:
+            return uri, (fields, edges, columns)
+        before = [[edges[0] / 1e6 - 1.0, live.since - 2e-6]] if live and live.since > edges[0] / 1e6 else []
+        return uri, (fields, edges, columns, before + spans)
+
+    return _gather(session, wanted, ask, buckets.join, edges[-1] / 1e6, timeout, absence, live)
+
+
+Ask = Callable[..., Tuple[str, tuple]]
+
+
+def _gather(session: ThreadedSession, wanted: Dict[str, List[str]], ask: Ask, joiner: Joiner,
+            end: float, timeout: float, absence: Absence, live: Optional[Live]) -> Dict[str, dict]:
+    """Every node's answer to ``ask(node, fields)`` at once, and the live round; see :func:`fetch`."""
     if not wanted and not (live and live.nodes):
         return {}
 
@@ -67,10 +99,12 @@ def fetch(session: ThreadedSession, wanted: Dict[str, List[str]], start: float, 
         wamp_session = session.session
         if wamp_session is None or not wamp_session.is_attached():
             raise NotConnected("not connected to the WAMP router")
-        calls = [_call(wamp_session, wamp.get_data_uri(node), fields, start, end, min_stride, timeout=timeout)
-                 for node, fields in wanted.items()]
+        calls = []
+        for node, fields in wanted.items():
+            uri, args = ask(node, fields)
+            calls.append(_call(wamp_session, uri, *args, timeout=timeout, joiner=joiner))
         if live and live.nodes:
-            calls.append(_live(wamp_session, live, end, min_stride, timeout, absence))
+            calls.append(_live(wamp_session, live, end, ask, joiner, timeout, absence))
         return defer.DeferredList(calls, consumeErrors=True)
 
     try:
@@ -102,10 +136,9 @@ def _failure(node: str, error: BaseException, timeout: float, absence: Callable[
 
 
 @defer.inlineCallbacks
-def _live(session, live: Live, end: float, min_stride: Optional[float], timeout: float,
-          absence: Callable[[str], Optional[str]]):
-    """The archive's coverage of the joined names since the horizon, then every live node asked for
-    its samples outside it (in the reactor; fills ``live.answers``)."""
+def _live(session, live: Live, end: float, ask: Ask, joiner: Joiner, timeout: float, absence: Absence):
+    """The archive's coverage of the joined names since the horizon, then every live node asked
+    (``ask(node, names, spans)``) for its samples outside it (in the reactor; fills ``live.answers``)."""
     names = sorted({name for fields in live.nodes.values() for name in fields})
     try:
         found = yield session.call(wamp.procedure_uri(ARCHIVE_NODE, COVERAGE), names, live.since,
@@ -124,8 +157,8 @@ def _live(session, live: Live, end: float, min_stride: Optional[float], timeout:
         for name in fields:
             by_spans.setdefault(coverage[name], []).append(name)
         for spans, group in by_spans.items():
-            calls.append(_call(session, wamp.get_data_uri(node), group, live.since, end, min_stride,
-                               [list(s) for s in spans], timeout=timeout))
+            uri, args = ask(node, group, [list(s) for s in spans])
+            calls.append(_call(session, uri, *args, timeout=timeout, joiner=joiner))
             owners.append(node)
     results = yield defer.DeferredList(calls, consumeErrors=True)
     for node, (ok, value) in zip(owners, results):
