@@ -13,6 +13,7 @@ overflowed event queue loses some.
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import time
 from typing import Callable, List, Optional, Set
@@ -20,6 +21,7 @@ from typing import Callable, List, Optional, Set
 from twisted.internet import inotify
 from twisted.python.filepath import FilePath
 
+from sisock.metrics import scanner as scanner_metrics
 from sisock.wamp_thread import ensure_reactor_thread, in_reactor
 
 #: Seconds without a new event before a batch of changed files is scanned.
@@ -88,14 +90,30 @@ class TreeWatcher:
         self.folders = sum(1 for _ in os.walk(str(self.directory.path)))
 
     def _start(self) -> None:
-        notifier = inotify.INotify()
+        notifier = CountingINotify()
         notifier.startReading()
         notifier.watch(self.directory, mask=MASK, autoAdd=True, callbacks=[self._event], recursive=True)
 
     def _event(self, _watch, path: FilePath, mask: int) -> None:
         name = path.path.decode(errors="surrogateescape") if isinstance(path.path, bytes) else path.path
         if name.endswith(".g3") and not mask & inotify.IN_ISDIR:
+            scanner_metrics.WATCH_EVENTS.inc()
             self.changes.add(name)
+
+
+class CountingINotify(inotify.INotify):
+    """Twisted's INotify, counting the kernel's queue overflows, which it drops unseen (their
+    watch descriptor is -1): the events they lost wait for the next full pass."""
+
+    def _doRead(self, in_: bytes) -> None:
+        # the kernel hands whole events to each read: walk their headers (wd, mask, cookie, len)
+        offset = 0
+        while offset + 16 <= len(in_):
+            _wd, mask, _cookie, size = struct.unpack_from("=iIII", in_, offset)
+            if mask & inotify.IN_Q_OVERFLOW:
+                scanner_metrics.WATCH_OVERFLOWS.inc()
+            offset += 16 + size
+        super()._doRead(in_)
 
 
 def follow(directory, logger) -> Optional[Changes]:
@@ -109,6 +127,7 @@ def follow(directory, logger) -> Optional[Changes]:
         logger.warn("cannot watch {directory} ({error}); new frames wait for the periodic pass",
                     directory=str(directory), error=f"{type(exc).__name__}: {exc}")
         return None
+    scanner_metrics.WATCHED.set(watcher.folders)
     logger.info("watching {n} folders under {directory}", n=watcher.folders, directory=str(directory))
     return changes
 
