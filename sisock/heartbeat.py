@@ -32,7 +32,8 @@ def archive_report(newest: Dict[str, float], bad_files: int) -> dict:
 
 
 class Reporter:
-    """Publishes ``make()`` (a report, or a Deferred of one) every :data:`EVERY` seconds while joined."""
+    """Publishes ``make()`` (a report, or a Deferred of one; None: nothing this time) every
+    :data:`EVERY` seconds while joined."""
 
     def __init__(self, make: Callable[[], Any]) -> None:
         self.make = make
@@ -52,7 +53,7 @@ class Reporter:
         if session is None or not session.is_attached():
             return None
         d = defer.maybeDeferred(self.make)
-        d.addCallback(lambda report: session.publish(TOPIC, report) if session.is_attached() else None)
+        d.addCallback(lambda report: session.publish(TOPIC, report) if report and session.is_attached() else None)
         d.addErrback(lambda failure: self._throttle.warn(self.log, "report", "cannot report health: {error}",
                                                          error=failure.getErrorMessage()))
         return d

@@ -38,8 +38,13 @@ class G3ReaderServer(DataNodeServer):
         self.state = ArchiveState(self.reader.index)
         self.reporter = heartbeat.Reporter(lambda: self._in_pool(self._archive_report))
 
-    def _archive_report(self) -> dict:
-        return heartbeat.archive_report(*self.state.figures())
+    def _archive_report(self) -> Optional[dict]:
+        """The archive's health report; none while the index cannot be read (the reader's own
+        requests say why: no schema yet, the database away)."""
+        try:
+            return heartbeat.archive_report(*self.state.figures())
+        except Exception:
+            return None
 
     def on_join(self, session):
         self.reporter.start(session)
