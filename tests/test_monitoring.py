@@ -155,6 +155,9 @@ def test_sisock_http_counts_requests_and_its_wamp_calls(stack):
     assert value(after, "sisock_http_request_duration_seconds_count", endpoint="/query") >= 3
     assert value(after, "sisock_http_wamp_calls_total", node="apex_archive", procedure="get_data", outcome="ok") >= 3
     assert value(after, "sisock_http_requests_in_flight") == 0
+    assert value(after, "sisock_http_catalogue_refreshes_total") >= 1
+    assert value(after, "sisock_http_catalogue_entries", kind="fields") > 1
+    assert value(after, "sisock_http_catalogue_entries", kind="nodes") >= 1
     http.stop()
 
 

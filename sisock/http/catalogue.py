@@ -21,6 +21,7 @@ from twisted.internet import defer, reactor, task
 from sisock import log, wamp
 from sisock.http.errors import describe
 from sisock.http.join import listing
+from sisock.metrics import http as http_metrics
 from sisock.metrics.http import observe_call
 
 #: Repeated warnings (the hub away, a node that does not answer) at most once a minute per kind.
@@ -92,6 +93,10 @@ class Catalogue:
     def _nudge_done(self, _result) -> None:
         self._nudged = False
 
+    def age(self) -> float:
+        """Seconds since the last full refresh."""
+        return time.monotonic() - self._refreshed
+
     @property
     def stale(self) -> bool:
         """True when the last full refresh is older than STALE_AFTER."""
@@ -136,6 +141,7 @@ class Catalogue:
             self._fields = {name: fields for name, fields in self._fields.items() if name in nodes}
         yield defer.DeferredList([self._load_fields(session, name) for name in nodes], consumeErrors=True)
         self._refreshed = time.monotonic()
+        http_metrics.CATALOGUE_REFRESHES.inc()
 
     @defer.inlineCallbacks
     def _load_fields(self, session, node: str):

@@ -3,6 +3,7 @@ and its WAMP calls to the data nodes by node, procedure and outcome, with their 
 from __future__ import annotations
 
 import time
+from typing import Callable, Sized
 
 from autobahn.wamp.exception import ApplicationError
 from prometheus_client import Counter, Gauge, Histogram
@@ -24,6 +25,19 @@ CALLS = Counter("sisock_http_wamp_calls", "WAMP calls to data nodes, by node, pr
                 "timeout, no_such_node)", ["node", "procedure", "outcome"])
 CALL_LATENCY = Histogram("sisock_http_wamp_call_duration_seconds", "Seconds a data node took to answer a call",
                          ["node", "procedure"], buckets=BUCKETS)
+
+CATALOGUE_REFRESHES = Counter("sisock_http_catalogue_refreshes", "Full refreshes of the list of data nodes and "
+                              "their fields (every 60 s, and before a listing when it is over 10 s old)")
+CATALOGUE_AGE = Gauge("sisock_http_catalogue_age_seconds", "Seconds since the list of fields was last refreshed")
+CATALOGUE_SIZE = Gauge("sisock_http_catalogue_entries", "Names the list of fields holds, by kind (nodes, fields)",
+                       ["kind"])
+
+
+def watch_catalogue(nodes: Callable[[], Sized], entries: Callable[[], Sized], age: Callable[[], float]) -> None:
+    """Report the catalogue's size and age at each scrape."""
+    CATALOGUE_SIZE.labels("nodes").set_function(lambda: len(nodes()))
+    CATALOGUE_SIZE.labels("fields").set_function(lambda: len(entries()))
+    CATALOGUE_AGE.set_function(age)
 
 
 def endpoint_of(path: str) -> str:
