@@ -270,7 +270,7 @@ def test_metrics_listen_on_loopback_only_and_the_documented_scrape_job_scrapes_t
     try:
         up = wait_until(lambda: (found := _attempt(lambda: query('up{job="sisock"}'))) and len(found) == len(
             site.metrics) and all(r["value"][1] == "1" for r in found) and found, 90, "every target up")
-        assert {r["labels"]["site_host"] for r in up} == {"sisock-host"}
+        assert {r["metric"]["site_host"] for r in up} == {"sisock-host"}
         built = wait_until(lambda: _attempt(lambda: query("sisock_build_info")), 30, "sisock_build_info")
         assert {r["metric"]["component"] for r in built} == set(site.metrics)
     finally:
