@@ -345,6 +345,10 @@ class DataNodeServer:
             self._add_loop.stop()
         self._added_once = True
         self.log.info("added data node {name} to the hub", name=self.name)
+        self.ready()
+
+    def ready(self) -> None:
+        """Tell systemd the node serves (a node hosted in another component's process leaves that one's line)."""
         notify.ready(f"{self.name}: joined the router and added to the hub; serving")
 
     def announce(self) -> None:
