@@ -139,7 +139,7 @@ class GuardedRequest(CPWSGIHTTPRequest):
         raw = self.conn.rfile.raw
         raw.allow(self.server.header_timeout)
         super().parse_request()
-        if not self.ready:
+        if not getattr(self, "ready", False):  # cheroot sets it once the request line and headers are read
             return
         problem = header_problem(self.request_protocol, self.inheaders)
         if problem is not None:
