@@ -288,7 +288,7 @@ class DataNodeServer:
             # After a reconnect it is most likely our own old session, which the router
             # has not timed out yet: wait for it.
             if not self._joined_once or time.monotonic() > deadline:
-                wamp.fatal(f"data node name {self.name!r} is served by another live server")
+                self.name_taken()
                 return
             self.log.warn("data node name {name} still held by an older session; retrying", name=self.name)
             yield task.deferLater(reactor, ADD_RETRY, lambda: None)
@@ -346,6 +346,10 @@ class DataNodeServer:
         self._added_once = True
         self.log.info("added data node {name} to the hub", name=self.name)
         self.ready()
+
+    def name_taken(self) -> None:
+        """Another live server serves this name: a configuration error, the process stops."""
+        wamp.fatal(f"data node name {self.name!r} is served by another live server")
 
     def ready(self) -> None:
         """Tell systemd the node serves (a node hosted in another component's process leaves that one's line)."""

@@ -142,6 +142,9 @@ class HealthServer(DataNodeServer):
     def ready(self) -> None:
         """Nothing: systemd's status line of the hub's process stays the hub's."""
 
+    def name_taken(self) -> None:
+        """Another hub's health node: the hub itself stops, saying that another hub runs."""
+
     def on_join(self, session):
         if not self._sampler.running:
             self._sampler.start(SAMPLE_EVERY, now=True)
