@@ -144,7 +144,8 @@ def render(report: Dict[str, Any], colour: bool) -> str:
         lines.append(f"unit     {unit['unit']}: {mark(unit['active'] == 'active')} {state}"
                      f"{': ' + unit['status'] if unit['status'] else ''}")
     for feed in report["feeds"]:
-        lines.append(f"feed     {feed['feed']}: {mark(feed['ok'])} last message {feed['age']:.0f} s ago")
+        said = f"last message {feed['age']:.0f} s ago" if feed["ok"] else f"no message for {feed['age']:.0f} s"
+        lines.append(f"feed     {feed['feed']}: {mark(feed['ok'])} {said}")
     for entry in report["archive"]:
         lag = "" if entry["lag"] is None else f", {entry['lag']:.0f} s behind the live feed"
         lines.append(f"archive  {entry['provider']}: {mark(entry['ok'])} newest sample {entry['age']:.0f} s ago{lag}")
