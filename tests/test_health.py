@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
+import time
 
 from prometheus_client import REGISTRY
 from twisted.internet import inotify
@@ -43,12 +45,25 @@ def test_reports_that_are_not_reports_are_ignored_and_subjects_are_bounded():
     assert describe(f"feed_age.{FEED}") == (f"seconds since the last live message of {FEED}", "s")
 
 
-def test_inotify_queue_overflows_are_counted():
+def test_inotify_queue_overflows_are_counted_and_ask_for_a_full_pass_at_once():
     before = REGISTRY.get_sample_value(OVERFLOWS)
+    changes = watch.Changes()
     notifier = watch.CountingINotify.__new__(watch.CountingINotify)
     notifier._buffer = b""
     notifier._watchpoints = {}
+    notifier.overflowed = changes.overflowed
     overflow = struct.pack("=iIII", -1, inotify.IN_Q_OVERFLOW, 0, 0)
     other = struct.pack("=iIII", 5, inotify.IN_MODIFY, 0, 16) + b"name.g3".ljust(16, b"\0")
     notifier._doRead(other + overflow)
     assert REGISTRY.get_sample_value(OVERFLOWS) == before + 1
+    scanned: list = []
+    lines: list = []
+
+    class Logger:
+        def warn(self, text, **_):
+            lines.append(text)
+
+    began = time.monotonic()
+    watch.scan_changes(changes, scanned.append, lambda: None, 3600.0, threading.Event(), Logger())
+    assert time.monotonic() - began < 60 and scanned == []  # back to the caller, whose full pass follows
+    assert lines == ["the inotify event queue overflowed: a full pass now"] and not changes.lost.is_set()

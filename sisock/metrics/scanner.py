@@ -23,7 +23,7 @@ PASS_SECONDS = Histogram("sisock_g3_scanner_pass_duration_seconds", "Seconds a f
 LAST_PASS = Gauge("sisock_g3_scanner_last_pass_timestamp_seconds", "UNIX time the last full pass ended well")
 WATCH_EVENTS = Counter("sisock_g3_scanner_watch_events", "inotify events about .g3 files")
 WATCH_OVERFLOWS = Counter("sisock_g3_scanner_watch_overflows", "Times the kernel's inotify queue overflowed (events "
-                          "lost: the next full pass finds those changes)")
+                          "lost: a full pass follows at once)")
 WATCHED = Gauge("sisock_g3_scanner_watched_folders", "Folders watched with inotify (0: not watching)")
 BAD_FILES = Gauge("sisock_g3_bad_files", "Files the index records as bad")
 NEWEST = Gauge("sisock_g3_provider_newest_sample_timestamp_seconds", "UNIX time of the end of a provider's "
