@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from sisock import log
 from sisock.config import Config
@@ -21,6 +21,8 @@ from sisock.datanode import data_result
 from sisock.g3 import parallel
 from sisock.g3.index import open_index
 from sisock.g3.reader import Reader
+from sisock.metrics import reader as reader_metrics
+from sisock.metrics.reader import CacheFigures
 
 #: Workers when G3_READER_PROCESSES is 0: one per core, at most this many.
 MOST_AUTO = 4
@@ -57,9 +59,10 @@ def _start(config: Config, cache_mb: int) -> None:
     _reader = Reader(open_index(config), cache_mb)
 
 
-def _answer(*args) -> dict:
+def _answer(*args) -> Tuple[dict, CacheFigures]:
+    """The answer, and this worker's cache figures for the parent's metrics."""
     assert _reader is not None  # _start made it: the pool's initializer
-    return answer(_reader, *args)
+    return answer(_reader, *args), reader_metrics.figures_of(_reader.cache)
 
 
 def _ready() -> bool:
@@ -91,10 +94,13 @@ class ReaderPool:
         for _attempt in (1, 2):
             pool = self._pool
             try:
-                return pool.submit(_answer, names, start, end, min_stride, max_points).result()
+                result, figures = pool.submit(_answer, names, start, end, min_stride, max_points).result()
+                reader_metrics.worker_figures(figures)
+                return result
             except BrokenProcessPool:
                 with self._lock:
                     if self._pool is pool:
+                        reader_metrics.restarted()
                         self.log.error("a g3-reader worker process died; starting {n} new ones", n=self.processes)
                         self._pool = self._make()
         raise RuntimeError("reader worker processes died twice while answering this request")
