@@ -20,7 +20,7 @@ def render_template(tmp_path: Path, template: Path, variables: dict) -> dict:
     defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
     variables = {**{k: v for k, v in defaults.items() if "{{" not in str(v)},
                  "grafana_provisioning_user": "", "grafana_provisioning_password": "", "grafana_provisioning_token": "",
-                 "grafana_provisioning_influxql_database": "ocs_feeds",
+                 "grafana_provisioning_influxql_database": "ocs_feeds", "grafana_provisioning_prometheus_url": "",
                  "grafana_provisioning_ca_file": str(tmp_path / "ca.pem"), "ansible_python_interpreter": sys.executable,
                  **variables}
     extra = tmp_path / "vars.json"
@@ -93,3 +93,20 @@ def test_the_example_alert_rule_is_grafanas_provisioning_format(tmp_path):
                                               '("feed"::tag = \'temperatures\')')
     assert reduce["model"]["type"] == "reduce" and threshold["model"]["conditions"][0]["evaluator"] == \
         {"type": "gt", "params": [4.5]}
+
+
+def test_the_datasources_have_the_uids_the_dashboard_and_alert_rules_name_and_prometheus_only_when_asked(tmp_path):
+    """deploy/grafana/ names datasource uids "sisock", "sisock-influxql" and "sisock-prometheus": the role must
+    provision them; the health alert rules go through InfluxQL (the JSON datasource plugin cannot alert)."""
+    assert render(tmp_path, grafana_provisioning_url="http://127.0.0.1:5000")["uid"] == "sisock"
+    dashboard = json.loads((REPO / "deploy/grafana/sisock-dashboard.json").read_text())
+    uids = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p.get("targets", [])}
+    assert uids <= {"sisock", "sisock-influxql", "sisock-prometheus"}
+    rules = yaml.safe_load((REPO / "deploy/grafana/alert-rules.yaml").read_text())["groups"][0]["rules"]
+    assert {d["datasourceUid"] for r in rules for d in r["data"]} == {"sisock-influxql", "__expr__"}
+    assert all('FROM "sisock_health" WHERE $timeFilter' in r["data"][0]["model"]["query"] for r in rules)
+    datasources = render_template(tmp_path, TEMPLATE, {"grafana_provisioning_url": "http://127.0.0.1:5000",
+                                                       "grafana_provisioning_prometheus_url":
+                                                       "http://prometheus.site:9090"})["datasources"]
+    assert [d["uid"] for d in datasources] == ["sisock", "sisock-influxql", "sisock-prometheus"]
+    assert (datasources[2]["type"], datasources[2]["url"]) == ("prometheus", "http://prometheus.site:9090")

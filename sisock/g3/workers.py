@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -24,6 +24,8 @@ from sisock.datanode import data_result
 from sisock.g3 import parallel
 from sisock.g3.index import open_index
 from sisock.g3.reader import Reader
+from sisock.metrics import reader as reader_metrics
+from sisock.metrics.reader import CacheFigures
 
 #: Workers when G3_READER_PROCESSES is 0: one per core, at most this many.
 MOST_AUTO = 4
@@ -60,14 +62,16 @@ def _start(config: Config, cache_mb: int) -> None:
     _reader = Reader(open_index(config), cache_mb)
 
 
-def _answer(*args) -> dict:
+def _answer(*args) -> Tuple[dict, CacheFigures]:
+    """The answer, and this worker's cache figures for the parent's metrics."""
     assert _reader is not None  # _start made it: the pool's initializer
-    return answer(_reader, *args)
+    return answer(_reader, *args), reader_metrics.figures_of(_reader.cache)
 
 
-def _buckets(*args) -> Dict[str, Found]:
+def _buckets(*args) -> Tuple[Dict[str, Found], CacheFigures]:
+    """The buckets, and this worker's cache figures for the parent's metrics."""
     assert _reader is not None  # _start made it: the pool's initializer
-    return _reader.buckets(*args)
+    return _reader.buckets(*args), reader_metrics.figures_of(_reader.cache)
 
 
 def _ready() -> bool:
@@ -102,16 +106,19 @@ class ReaderPool:
         return self._in_worker(_buckets, names, edges, columns, spans)
 
     def _in_worker(self, work: Callable, *args):
-        """``work(*args)`` in a worker. A request whose worker died is asked once more of new workers:
-        a worker killed for its own reasons costs nothing, one that the request itself kills costs
-        only that request."""
+        """``work(*args)``'s result in a worker (its cache figures go to the metrics). A request whose
+        worker died is asked once more of new workers: a worker killed for its own reasons costs nothing,
+        one that the request itself kills costs only that request."""
         for _attempt in (1, 2):
             pool = self._pool
             try:
-                return pool.submit(work, *args).result()
+                result, figures = pool.submit(work, *args).result()
+                reader_metrics.worker_figures(figures)
+                return result
             except BrokenProcessPool:
                 with self._lock:
                     if self._pool is pool:
+                        reader_metrics.restarted()
                         self.log.error("a g3-reader worker process died; starting {n} new ones", n=self.processes)
                         self._pool = self._make()
         raise RuntimeError("reader worker processes died twice while answering this request")

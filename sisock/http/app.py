@@ -28,6 +28,7 @@ from sisock.http.errors import NotConnected, NotFound, RequestError, describe
 from sisock.http.intake import check_content_type, check_host, read_body
 from sisock.http.request import parse_json, parse_query, text_filter
 from sisock.http.shape import shape
+from sisock.metrics import http as http_metrics
 from sisock.wamp_thread import ThreadedSession, in_reactor
 
 _log = log.logger()
@@ -67,6 +68,7 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
         def serve(self, *path, **params):
             request = cherrypy.request
             began = time.perf_counter()
+            http_metrics.started()
             request.sisock_timing = {}
             if path and not any_path:
                 status, payload, note = 404, {"error": f"no such endpoint {request.path_info}"}, ""
@@ -80,6 +82,7 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
             fields = dict(method=request.method, path=request.path_info, status=status, note=note)
 
             def log_line(timing: dict) -> None:
+                http_metrics.finished(request.path_info, status, time.perf_counter() - began)
                 fields.update(ms=(time.perf_counter() - began) * 1000,
                               details=", ".join(f"{k} {v * 1000:.1f}" for k, v in timing.items()))
                 if status >= 500:

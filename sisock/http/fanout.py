@@ -25,6 +25,7 @@ from twisted.internet import defer, reactor
 from sisock import buckets, pieces, wamp
 from sisock.http.errors import NodeFailed, NotConnected, describe
 from sisock.http.join import ARCHIVE_NODE
+from sisock.metrics import http as http_metrics
 from sisock.wamp_thread import ThreadedSession, in_reactor
 
 #: WAMP errors meaning "no such data node": its targets are empty, not an error.
@@ -55,6 +56,7 @@ def _call(session, uri: str, *args, timeout: float, joiner: Joiner = pieces.join
     parts: List[dict] = []
     d = session.call(uri, *args, options=CallOptions(on_progress=parts.append))
     d.addTimeout(timeout, reactor)
+    http_metrics.observe_call(d, uri)
     return d.addCallback(lambda last: joiner(parts + [last]))
 
 
@@ -141,8 +143,9 @@ def _live(session, live: Live, end: float, ask: Ask, joiner: Joiner, timeout: fl
     (``ask(node, names, spans)``) for its samples outside it (in the reactor; fills ``live.answers``)."""
     names = sorted({name for fields in live.nodes.values() for name in fields})
     try:
-        found = yield session.call(wamp.procedure_uri(ARCHIVE_NODE, COVERAGE), names, live.since,
-                                   end).addTimeout(timeout, reactor)
+        uri = wamp.procedure_uri(ARCHIVE_NODE, COVERAGE)
+        found = yield http_metrics.observe_call(session.call(uri, names, live.since, end).addTimeout(timeout, reactor),
+                                                uri)
     except ApplicationError as exc:
         reason = _failure(ARCHIVE_NODE, exc, timeout, absence)
         if reason is not None:

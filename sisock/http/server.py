@@ -23,6 +23,7 @@ from sisock.http.auth import check_startup
 from sisock.http.catalogue import Catalogue
 from sisock.http.guard import MAX_BODY, GuardedServer
 from sisock.http.influx import INFLUX_CONFIG, InfluxApi
+from sisock.metrics import http as http_metrics
 from sisock.router.crossbar_config import CONSUMER_USER
 from sisock.wamp_thread import ThreadedSession
 
@@ -61,6 +62,7 @@ def main(args, config: Config) -> int:
                         problem=problem)
         return 1
     catalogue = Catalogue(config.http_fields_window, config.http_timeout)
+    http_metrics.watch_catalogue(catalogue.nodes, catalogue.entries, catalogue.age)
     failed = []
 
     def give_up(reason: str) -> None:
