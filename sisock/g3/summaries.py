@@ -301,9 +301,10 @@ def dirty(cur, descriptions: Sequence[str], start: float, end: float) -> Dict[st
 def refresh(index, days: float = REFRESH_DAYS) -> int:
     """Recompute the coarse tiers wherever file rows came or went since the last refresh (the
     log in ``summaries_dirty``, as continuous aggregates keep an invalidation log), from the
-    file rows, ``days`` (whole UTC days) per transaction so memory stays bounded. Returns how
-    many stretches were done. A stretch's log entries go in the same transaction as its rows,
-    so a refresh stopped anywhere is finished by the next one."""
+    file rows, at most ``days`` (whole UTC days) per transaction so memory stays bounded, and no
+    further than the logged spans reach (an hour's new rows rebuild one day, not ``days``).
+    Returns how many stretches were done. A stretch's log entries go in the same transaction as
+    its rows, so a refresh stopped anywhere is finished by the next one."""
     widest = TIERS[-1]
     done = 0
     while True:
@@ -313,8 +314,11 @@ def refresh(index, days: float = REFRESH_DAYS) -> int:
             return done
         description, first = row
         lo = math.floor(first / widest) * widest
-        index.run(lambda cur, description=description, lo=lo:
-                  _refresh_stretch(cur, description, lo, lo + days * widest))
+        (reach,) = index.run(lambda cur, description=description, lo=lo: cur.one(
+            "SELECT MAX(t_end) FROM summaries_dirty WHERE description = ? AND t_start < ?",
+            (description, lo + days * widest)))
+        hi = min(lo + days * widest, max(math.ceil(reach / widest), lo / widest + 1) * widest)
+        index.run(lambda cur, description=description, lo=lo, hi=hi: _refresh_stretch(cur, description, lo, hi))
         done += 1
 
 
