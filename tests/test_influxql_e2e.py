@@ -222,6 +222,11 @@ def test_the_health_alert_rules_run_on_sisock(stack):
     """The example rules on sisock's health (deploy/grafana/alert-rules.yaml) are InfluxQL that
     sisock answers: the node and bad-file rules find their figures in sisock_health."""
     rules = yaml.safe_load((ROLE.parents[2] / "grafana/alert-rules.yaml").read_text())["groups"][0]["rules"]
+
+    def keys() -> str:
+        return json.dumps(stack.sisock('SHOW FIELD KEYS FROM "sisock_health"', {"db": influx_data.DB}))
+
+    wait_until(lambda: "node_up.g3_reader" in keys() and "bad_files" in keys(), 30, "the reader's health figures")
     now_ms = int(time.time() * 1000)
     answers = {}
     for rule in rules:
