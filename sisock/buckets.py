@@ -82,10 +82,16 @@ class TextBuckets:
 
 def of_samples(t_us: np.ndarray, values: np.ndarray, edges: np.ndarray):
     """The buckets of sorted samples (times in microseconds): Slots (their ``start`` the bucket's
-    first edge) for numbers, :class:`TextBuckets` for text and booleans."""
+    first edge) for numbers, :class:`TextBuckets` for text and booleans. A NaN is no sample (InfluxDB
+    cannot hold one; a ring buffer pads a field that appeared later with them)."""
     values = np.asarray(values)
     if values.dtype.kind in "iuf":
-        return aggregate_edges(np.asarray(t_us, dtype=np.int64), values.astype(np.float64), edges)
+        numbers = values.astype(np.float64)
+        held = ~np.isnan(numbers)
+        t_us = np.asarray(t_us, dtype=np.int64)
+        if not held.all():
+            t_us, numbers = t_us[held], numbers[held]
+        return aggregate_edges(t_us, numbers, edges)
     bounds = np.searchsorted(t_us, edges)
     lo, hi = bounds[:-1], bounds[1:]
     held = np.flatnonzero(hi > lo)

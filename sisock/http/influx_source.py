@@ -153,6 +153,9 @@ class WampSource:
                 t, v = join.field_of(node, answers.get(node), field)
             else:
                 t, v = join.union_of(f.name, answers.get(join.ARCHIVE_NODE), live.answers if live else {})
+            if f.type in ("float", "integer") and len(v):
+                held = ~np.isnan(np.asarray(v, dtype=np.float64))  # a NaN is no sample, as in buckets
+                t, v = t[held], v[held]
             out[f] = (buckets.microseconds(t) * 1000, _typed(v, f.type))
         return out
 
