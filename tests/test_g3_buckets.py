@@ -32,7 +32,9 @@ DAY, HOUR, US = 86400.0, 3600.0, 1_000_000
 A = "observatory.A.feeds.hk"
 B = "observatory.B.feeds.hk"
 N = "observatory.N.feeds.counts"
-NAN_AT = (END - 2.2 * DAY + 11.0, END - 0.7 * DAY + 3.0, END - 0.7 * DAY + 4.0)
+#: NaN samples (no samples, as InfluxDB has none): one alone, two together, a sensor dead for 10 minutes.
+NAN_AT = (END - 2.2 * DAY + 11.0, END - 0.7 * DAY + 3.0, END - 0.7 * DAY + 4.0,
+          *(END - 0.4 * DAY + k for k in range(600)))
 PROVIDERS = [
     Provider(A, (Block("slow", ("x", "y"), 0.2, spikes=((END - 1.3 * DAY + 5.0, 1e6),)),
                  Block("mode", ("state",), 0.01, "string"), Block("flag", ("open",), 0.02, "bool"))),
@@ -179,8 +181,9 @@ def test_buckets_equal_those_of_every_sample(scanned, e, name, columns):
     counter = FrameCount(reader)
     check(reader, folder, [name], e, columns)
     if name != f"{A}.state" and name != f"{A}.open" and tier_aligned(e, 600) and e[0] > 0:
-        # the tiers answer the inside: only frames at the window's two ends are read
-        assert counter.count <= 12, f"{counter.count} frames read"
+        # the tiers answer the inside: only frames at the window's two ends are read, and the minutes
+        # holding some NaN (at most 4 in a window)
+        assert counter.count <= 12 + 4 * 2, f"{counter.count} frames read"
 
 
 def test_every_field_on_one_call_and_the_same_field_twice(scanned):
@@ -303,7 +306,11 @@ def assert_answers(index, folder: Path) -> Tuple[int, int]:
     reader = Reader(index, 0)
     counter = FrameCount(reader)
     e = np.asarray(FIXED[0], dtype=np.int64)
-    check(reader, folder, [f"{A}.x", f"{B}.z", f"{N}.n"], e, ("count", "first", "min", "max", "last"))
+    # B's rows without moments cannot say where a NaN inside a minute is (docs/g3.md): its M4 columns
+    # are checked below, with the moments (read from the frames until its file is read again)
+    check(reader, folder, [f"{A}.x", f"{N}.n"], e, ("count", "first", "min", "max", "last"))
+    dead = e[(e >= (END - 0.5 * DAY) * US) & (e <= (END - 0.3 * DAY) * US)]  # B's dead 10 minutes, alone
+    check(reader, folder, [f"{B}.z"], dead, ("count", "first", "min", "max", "last"))
     m4 = counter.count
     check(reader, folder, [f"{A}.x", f"{B}.z", f"{N}.n"], e)
     check_fixed(index, folder)

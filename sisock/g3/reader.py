@@ -277,7 +277,7 @@ class Reader:
         if not wanted:
             return {}
         found = tiers.read(self.index, _keys(wanted), start, end, summaries.tier_for(step))
-        parts = found.parts
+        parts = {key: [b.slots for b in rows] for key, rows in found.parts.items()}
         for windows, group in _by_windows(wanted, found.rest).items():
             for t, columns in self._samples(group, list(windows), step).values():
                 for key, values in _distinct(group, columns):
@@ -288,6 +288,21 @@ class Reader:
             if len(t):
                 result[name] = (t, {name: v})
         return result
+
+    def _without_nan(self, key: Tuple[str, str], rows: List[summaries.Buckets],
+                     unknown: List[Tuple[float, float]]) -> Tuple[List[Slots], List[Tuple[float, float]]]:
+        """A field's rows as :func:`sisock.buckets.of_samples` counts samples, a NaN being none:
+        ``(slots kept, windows left to the samples)``. A slot of NaN only goes; one holding some
+        NaN is replaced by the file rows it was made of (a coarse bucket by its minutes), and those of
+        them holding some NaN by their samples: what is read grows with the NaN, not the span."""
+        kept, mixed = _nan_free(rows, unknown)
+        if not mixed:
+            return kept, []
+        description, field_key = key
+        finer = self.index.run(lambda cur: [b for a, z in tiers.merged(mixed) for b in summaries.file_buckets(
+            cur, description, [field_key], a, z).get(field_key, [])])
+        clean, samples = _nan_free(finer, unknown)
+        return kept + clean, tiers.merged(samples)
 
     # -- get_buckets -----------------------------------------------------------------
     def buckets(self, names: List[str], edges: np.ndarray, columns: Sequence[str] = COLUMNS,
@@ -308,16 +323,26 @@ class Reader:
         numeric = {n: f for n, f in wanted.items() if f.type == "number"}
         tier = _tier_of(edges)
         holes: Dict[str, List[Tuple[float, float]]] = {}
+        unknown: Dict[str, List[Tuple[float, float]]] = {}  # where rows lack moments
         descriptions = sorted({f.description for f in numeric.values()})
-        if tier is not None and numeric and ("sum" in columns or "m2" in columns):
-            holes = self.index.without_moments(descriptions, start, end)
+        if tier is not None and numeric:
+            unknown = self.index.without_moments(descriptions, start, end)
+            if "sum" in columns or "m2" in columns:
+                holes = {d: list(found) for d, found in unknown.items()}
         if spans is not None and len(spans):
             for description in descriptions:
                 holes.setdefault(description, []).extend(map(tuple, spans.tolist()))
-        found = tiers.read(self.index, _keys(numeric), start, end, tier, holes)
-        parts: Dict[Tuple[str, str], list] = {key: [_in_microseconds(s) for s in slots]
-                                              for key, slots in found.parts.items()}
+        # rows without moments say where NaN are only by a slot of NaN alone, or a NaN first or last
+        # value: the file rows (minutes) answer those spans, not the coarse rows made of them
+        found = tiers.read(self.index, _keys(numeric), start, end, tier, holes, unknown)
         rest = dict(found.rest)
+        parts: Dict[Tuple[str, str], list] = {}
+        for key, rows in found.parts.items():
+            assert tier is not None  # there are rows only with a tier
+            kept, redo = self._without_nan(key, rows, tiers.widened(unknown.get(key[0], []), summaries.TIERS[tier]))
+            parts[key] = [_in_microseconds(s) for s in kept]
+            if redo:
+                rest[key] = tiers.merged(rest.get(key, []) + redo)
         rest.update({key: [(start, end)] for key in _keys({n: f for n, f in wanted.items() if n not in numeric})})
         for windows, group in _by_windows(wanted, rest).items():
             # a sample less than half a microsecond before the first edge is in the first bucket (its time
@@ -476,6 +501,27 @@ def _tier_of(edges: np.ndarray) -> Optional[int]:
         if not np.any(inside % int(summaries.TIERS[k] * 1e6)):
             return k
     return None
+
+
+def _nan_free(rows: List[summaries.Buckets],
+              unknown: List[Tuple[float, float]]) -> Tuple[List[Slots], List[Tuple[float, float]]]:
+    """``(slots without NaN, spans of the slots holding some)``: a slot of NaN only (its minimum is
+    NaN) goes; one with some NaN has NaN moments (where rows lack moments, ``unknown``, a NaN shows
+    only as its first or last value)."""
+    kept: List[Slots] = []
+    spans: List[Tuple[float, float]] = []
+    for width, s in rows:
+        only = np.isnan(s.min_v)
+        some = np.isnan(s.sum)
+        if unknown:
+            lows, highs = np.array(unknown).T
+            k = np.searchsorted(lows, s.start, side="right") - 1
+            there = (k >= 0) & (s.start < highs[np.maximum(k, 0)])
+            some = np.where(there, np.isnan(s.first_v) | np.isnan(s.last_v), some)
+        some &= ~only
+        kept.append(s if not (only.any() or some.any()) else s.take(~only & ~some))
+        spans.extend((float(a), float(a) + width) for a in s.start[some].tolist())
+    return kept, spans
 
 
 def _in_microseconds(slots: Slots) -> Slots:

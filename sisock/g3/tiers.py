@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from sisock.decimate import Slots
 from sisock.g3 import summaries
 
 Key = Tuple[str, str]  # (provider description, field key)
@@ -35,18 +34,19 @@ SLACK = 1e-6
 
 @dataclass
 class Cover:
-    """What the tiers answer of a window: each field's rows (seconds, each slot inside one slot or
-    bucket of the request), and the windows ``[a, b)`` left to its samples."""
+    """What the tiers answer of a window: each field's rows with their widths (seconds, each slot
+    inside one slot or bucket of the request), and the windows ``[a, b)`` left to its samples."""
 
-    parts: Dict[Key, List[Slots]] = field(default_factory=dict)
+    parts: Dict[Key, List[summaries.Buckets]] = field(default_factory=dict)
     rest: Dict[Key, List[Window]] = field(default_factory=dict)
 
 
 def read(index, keys: Sequence[Key], start: float, end: float, tier: Optional[int],
-         holes: Optional[Dict[str, List[Window]]] = None) -> Cover:
+         holes: Optional[Dict[str, List[Window]]] = None, files: Optional[Dict[str, List[Window]]] = None) -> Cover:
     """The :class:`Cover` of ``[start, end)`` for the fields ``keys``; ``tier`` None (boundaries
     finer than every tier) leaves everything to the samples, and so does a provider with a file
-    in the window whose summaries are not complete (an index being upgraded)."""
+    in the window whose summaries are not complete (an index being upgraded). ``files`` (per
+    provider): spans answered from the file rows even where coarse rows could answer."""
     out = Cover()
     covered: Dict[Key, List[Window]] = {}
     if tier is not None and end - start >= summaries.FINE and keys:
@@ -54,14 +54,15 @@ def read(index, keys: Sequence[Key], start: float, end: float, tier: Optional[in
         summarized = set(descriptions) - index.unsummarized(descriptions, start, end)
         if summarized:
             index.run(lambda cur: _walk(cur, [k for k in keys if k[0] in summarized], start, end, tier,
-                                        holes or {}, out.parts, covered))
+                                        holes or {}, files or {}, out.parts, covered))
     for key in keys:
         out.rest[key] = minus(start, end, covered.get(key, []))
     return out
 
 
 def _walk(cur, keys: Sequence[Key], start: float, end: float, tier: int, holes: Dict[str, List[Window]],
-          parts: Dict[Key, List[Slots]], covered: Dict[Key, List[Window]]) -> None:
+          files: Dict[str, List[Window]], parts: Dict[Key, List[summaries.Buckets]],
+          covered: Dict[Key, List[Window]]) -> None:
     """:func:`read`'s work in one transaction: the rows of each field, and the stretches they cover."""
     top = summaries.TIERS[tier]
     descriptions = sorted({d for d, _ in keys})
@@ -74,7 +75,7 @@ def _walk(cur, keys: Sequence[Key], start: float, end: float, tier: int, holes: 
             if edges is not None:  # else the field is read from its samples
                 group_of.setdefault(edges, []).append(key)
         gaps = widened(holes.get(description, []), top)
-        stale = waiting.get(description, [])
+        stale = merged(waiting.get(description, []) + files.get(description, []))
         for edges, group in group_of.items():
             lo = math.ceil(start / edges.left) * edges.left
             hi = math.floor(end / edges.right) * edges.right
@@ -91,11 +92,12 @@ def _walk(cur, keys: Sequence[Key], start: float, end: float, tier: int, holes: 
                         # the file rows (each row's buckets divide the piece's): the coarse rows hold only
                         # rows finer than their tier, and wait for the refresh where files changed
                         for key, found in summaries.file_buckets(cur, description, group, pa, pb).items():
-                            parts.setdefault((description, key), []).extend(x.slots for x in found)
+                            parts.setdefault((description, key), []).extend(found)
                     else:
                         for key, slots in summaries.coarse_buckets(cur, description, group, summaries.TIERS[k],
                                                                    pa, pb).items():
-                            parts.setdefault((description, key), []).append(slots)
+                            parts.setdefault((description, key), []).append(
+                                summaries.Buckets(summaries.TIERS[k], slots))
 
 
 def _meets(a: float, b: float, spans: List[Window]) -> bool:
@@ -105,9 +107,14 @@ def _meets(a: float, b: float, spans: List[Window]) -> bool:
 def widened(spans: List[Window], width: float) -> List[Window]:
     """``spans`` (``[first, last]`` times, inclusive) grown to the whole buckets of ``width`` holding
     them (and :data:`SLACK` more), sorted, overlapping ones merged."""
+    return merged([(math.floor((a - SLACK) / width) * width, (math.floor((b + SLACK) / width) + 1) * width)
+                   for a, b in spans])
+
+
+def merged(spans: List[Window]) -> List[Window]:
+    """``spans`` sorted, overlapping and touching ones merged."""
     out: List[Window] = []
-    for a, b in sorted((math.floor((a - SLACK) / width) * width, (math.floor((b + SLACK) / width) + 1) * width)
-                       for a, b in spans):
+    for a, b in sorted(spans):
         if out and a <= out[-1][1]:
             out[-1] = (out[-1][0], max(out[-1][1], b))
         else:
