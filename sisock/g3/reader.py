@@ -289,20 +289,24 @@ class Reader:
                 result[name] = (t, {name: v})
         return result
 
-    def _without_nan(self, key: Tuple[str, str], rows: List[summaries.Buckets],
-                     unknown: List[Tuple[float, float]]) -> Tuple[List[Slots], List[Tuple[float, float]]]:
+    def _without_nan(self, key: Tuple[str, str], rows: List[summaries.Buckets], unknown: List[Tuple[float, float]],
+                     covered: List[Tuple[float, float]]) -> Tuple[List[Slots], List[Tuple[float, float]]]:
         """A field's rows as :func:`sisock.buckets.of_samples` counts samples, a NaN being none:
-        ``(slots kept, windows left to the samples)``. A slot of NaN only goes; one holding some
-        NaN is replaced by the file rows it was made of (a coarse bucket by its minutes), and those of
-        them holding some NaN by their samples: what is read grows with the NaN, not the span."""
+        ``(slots kept, windows left to the samples)``. A slot of NaN only goes; around one holding some
+        NaN, the rows give way to the file rows (a coarse bucket to its minutes), and around those
+        holding some NaN, to the samples: what is read grows with the NaN, not the span. "Around": the
+        bucket of the widest row there, within what the rows cover (``covered``), so that no row is
+        counted twice, one of another file or width in the same span included."""
         kept, mixed = _nan_free(rows, unknown)
         if not mixed:
             return kept, []
+        first = _around(mixed, max(b.width for b in rows), covered)
         description, field_key = key
-        finer = self.index.run(lambda cur: [b for a, z in tiers.merged(mixed) for b in summaries.file_buckets(
+        finer = self.index.run(lambda cur: [b for a, z in first for b in summaries.file_buckets(
             cur, description, [field_key], a, z).get(field_key, [])])
-        clean, samples = _nan_free(finer, unknown)
-        return kept + clean, tiers.merged(samples)
+        clean, mixed = _nan_free(finer, unknown)
+        second = _around(mixed, max(b.width for b in finer), covered) if mixed else []
+        return [_outside(s, first) for s in kept] + [_outside(s, second) for s in clean], second
 
     # -- get_buckets -----------------------------------------------------------------
     def buckets(self, names: List[str], edges: np.ndarray, columns: Sequence[str] = COLUMNS,
@@ -339,7 +343,8 @@ class Reader:
         parts: Dict[Tuple[str, str], list] = {}
         for key, rows in found.parts.items():
             assert tier is not None  # there are rows only with a tier
-            kept, redo = self._without_nan(key, rows, tiers.widened(unknown.get(key[0], []), summaries.TIERS[tier]))
+            kept, redo = self._without_nan(key, rows, tiers.widened(unknown.get(key[0], []), summaries.TIERS[tier]),
+                                           tiers.minus(start, end, found.rest.get(key, [])))
             parts[key] = [_in_microseconds(s) for s in kept]
             if redo:
                 rest[key] = tiers.merged(rest.get(key, []) + redo)
@@ -514,14 +519,35 @@ def _nan_free(rows: List[summaries.Buckets],
         only = np.isnan(s.min_v)
         some = np.isnan(s.sum)
         if unknown:
-            lows, highs = np.array(unknown).T
-            k = np.searchsorted(lows, s.start, side="right") - 1
-            there = (k >= 0) & (s.start < highs[np.maximum(k, 0)])
+            there = _within(s.start, unknown)
             some = np.where(there, np.isnan(s.first_v) | np.isnan(s.last_v), some)
         some &= ~only
         kept.append(s if not (only.any() or some.any()) else s.take(~only & ~some))
         spans.extend((float(a), float(a) + width) for a in s.start[some].tolist())
     return kept, spans
+
+
+def _around(spans: List[Tuple[float, float]], width: float,
+            covered: List[Tuple[float, float]]) -> List[Tuple[float, float]]:
+    """``spans`` grown to whole buckets of ``width`` (every row of that width or finer lies wholly
+    inside or outside them), within ``covered`` (sorted), merged."""
+    grown = tiers.merged([(math.floor(a / width) * width, math.ceil(b / width) * width) for a, b in spans])
+    return [(max(a, c), min(b, d)) for a, b in grown for c, d in covered if max(a, c) < min(b, d)]
+
+
+def _outside(slots: Slots, spans: List[Tuple[float, float]]) -> Slots:
+    """The slots starting outside ``spans`` (sorted, disjoint)."""
+    if not spans or not len(slots):
+        return slots
+    inside = _within(slots.start, spans)
+    return slots.take(~inside) if inside.any() else slots
+
+
+def _within(t: np.ndarray, spans: List[Tuple[float, float]]) -> np.ndarray:
+    """A mask of the times ``t`` inside ``spans`` (``[a, b)``, sorted, disjoint)."""
+    lows, highs = np.array(spans).T
+    k = np.searchsorted(lows, t, side="right") - 1
+    return (k >= 0) & (t < highs[np.maximum(k, 0)])
 
 
 def _in_microseconds(slots: Slots) -> Slots:
