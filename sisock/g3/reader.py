@@ -30,6 +30,7 @@ from sisock.datanode import field_info, outside
 from sisock.decimate import Slots, aggregate, choose_step, decimate_columns, merge, merge_edges, reduce_to_step
 from sisock.g3 import format as fmt
 from sisock.g3 import framing, schema, summaries, tiers
+from sisock.g3.tiers import Key, Window
 from sisock.lru import SizedLRU
 from sisock.g3.index import Index
 
@@ -323,8 +324,22 @@ class Reader:
         come from their samples."""
         wanted = self.resolve(names)
         edges = np.asarray(edges, dtype=np.int64)
-        start, end = float(edges[0]) / 1e6, float(edges[-1]) / 1e6
         numeric = {n: f for n, f in wanted.items() if f.type == "number"}
+        parts, rest = self._bucket_rows(numeric, edges, columns, spans)
+        start, end = float(edges[0]) / 1e6, float(edges[-1]) / 1e6
+        rest.update({key: [(start, end)] for key in _keys({n: f for n, f in wanted.items() if n not in numeric})})
+        self._bucket_samples(wanted, rest, edges, spans, parts)
+        out: Dict[str, Found] = {}
+        for name, f in wanted.items():
+            mine = parts.get((f.description, f.key), [])
+            out[name] = merge_edges(mine, edges) if f.type == "number" else merge_buckets(mine, edges)
+        return out
+
+    def _bucket_rows(self, numeric: Dict[str, Field], edges: np.ndarray, columns: Sequence[str],
+                     spans: Optional[np.ndarray]) -> Tuple[Dict[Key, list], Dict[Key, List[Window]]]:
+        """:meth:`buckets`' rows of the numeric fields (slots in microseconds), and the windows left to
+        their samples."""
+        start, end = float(edges[0]) / 1e6, float(edges[-1]) / 1e6
         tier = _tier_of(edges)
         holes: Dict[str, List[Tuple[float, float]]] = {}
         unknown: Dict[str, List[Tuple[float, float]]] = {}  # where rows lack moments
@@ -348,7 +363,13 @@ class Reader:
             parts[key] = [_in_microseconds(s) for s in kept]
             if redo:
                 rest[key] = tiers.merged(rest.get(key, []) + redo)
-        rest.update({key: [(start, end)] for key in _keys({n: f for n, f in wanted.items() if n not in numeric})})
+        return parts, rest
+
+    def _bucket_samples(self, wanted: Dict[str, Field], rest: Dict[Key, List[Window]], edges: np.ndarray,
+                        spans: Optional[np.ndarray], parts: Dict[Key, list]) -> None:
+        """Add to ``parts`` the buckets of the samples in each field's windows of ``rest`` (outside
+        ``spans``), reduced as they are read, so memory stays bounded."""
+        start = float(edges[0]) / 1e6
         for windows, group in _by_windows(wanted, rest).items():
             # a sample less than half a microsecond before the first edge is in the first bucket (its time
             # in whole microseconds is the edge's), as buckets.of_samples puts it
@@ -363,11 +384,6 @@ class Reader:
                                                                 edges))
             for piece in self._gather(group, list(windows), take).values():
                 take(piece)
-        out: Dict[str, Found] = {}
-        for name, f in wanted.items():
-            mine = parts.get((f.description, f.key), [])
-            out[name] = merge_edges(mine, edges) if f.type == "number" else merge_buckets(mine, edges)
-        return out
 
     def frames(self, descriptions: List[str], start: float, end: float):
         """Yield ``(description, blocks, whole)`` for each indexed data frame overlapping the window
