@@ -281,6 +281,16 @@ def segment_moments(values: np.ndarray, starts: np.ndarray, count: np.ndarray) -
     return total, np.add.reduceat(deviation, starts, axis=1)
 
 
+def concat(parts: Sequence[Slots]) -> Slots:
+    """Slots one after another, as one (a file row each: one numpy call per column, not per row)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return Slots.empty()
+    if len(parts) == 1:
+        return parts[0]
+    return Slots(*(np.concatenate([getattr(p, c) for p in parts]) for c in Slots.COLUMNS))
+
+
 def merge(parts: Sequence[Slots], step: float) -> Slots:
     """Aggregates of finer (or equal) aligned slots combined onto the grid of ``step``: the same
     as aggregating their samples (ties go to the earlier sample, as :func:`aggregate` does)."""
@@ -301,8 +311,7 @@ def _merge(parts: Sequence[Slots], bucket: Callable[[np.ndarray], np.ndarray]) -
     parts = sorted((p for p in parts if len(p)), key=lambda p: p.first_t[0])
     if not parts:
         return Slots.empty()
-    a = parts[0] if len(parts) == 1 else Slots(*(np.concatenate([getattr(p, c) for p in parts])
-                                                  for c in Slots.COLUMNS))
+    a = concat(parts)
     if not np.all(a.first_t[1:] > a.last_t[:-1]):  # parts that interleave (a window's two ends in one)
         a = a.take(np.argsort(a.first_t, kind="stable"))
     if np.all(a.first_t[1:] > a.last_t[:-1]):

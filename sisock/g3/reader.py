@@ -27,7 +27,7 @@ from sisock import log
 from sisock.buckets import COLUMNS, Found, microseconds, of_samples
 from sisock.buckets import merge as merge_buckets
 from sisock.datanode import field_info, outside
-from sisock.decimate import Slots, aggregate, choose_step, decimate_columns, merge, merge_edges, reduce_to_step
+from sisock.decimate import concat, Slots, aggregate, choose_step, decimate_columns, merge, merge_edges, reduce_to_step
 from sisock.g3 import format as fmt
 from sisock.g3 import framing, schema, summaries, tiers
 from sisock.g3.tiers import Key, Window
@@ -360,7 +360,7 @@ class Reader:
             assert tier is not None  # there are rows only with a tier
             kept, redo = self._without_nan(key, rows, tiers.widened(unknown.get(key[0], []), summaries.TIERS[tier]),
                                            tiers.minus(start, end, found.rest.get(key, [])))
-            parts[key] = [_in_microseconds(s) for s in kept]
+            parts[key] = [_in_microseconds(concat(kept))]
             if redo:
                 rest[key] = tiers.merged(rest.get(key, []) + redo)
         return parts, rest
@@ -529,18 +529,19 @@ def _nan_free(rows: List[summaries.Buckets],
     """``(slots without NaN, spans of the slots holding some)``: a slot of NaN only (its minimum is
     NaN) goes; one with some NaN has NaN moments (where rows lack moments, ``unknown``, a NaN shows
     only as its first or last value)."""
-    kept: List[Slots] = []
-    spans: List[Tuple[float, float]] = []
-    for width, s in rows:
-        only = np.isnan(s.min_v)
-        some = np.isnan(s.sum)
-        if unknown:
-            there = _within(s.start, unknown)
-            some = np.where(there, np.isnan(s.first_v) | np.isnan(s.last_v), some)
-        some &= ~only
-        kept.append(s if not (only.any() or some.any()) else s.take(~only & ~some))
-        spans.extend((float(a), float(a) + width) for a in s.start[some].tolist())
-    return kept, spans
+    if not rows:
+        return [], []
+    s = concat([b.slots for b in rows])  # every row at once: a file row each would cost its numpy calls
+    widths = np.repeat([b.width for b in rows], [len(b.slots) for b in rows])
+    only = np.isnan(s.min_v)
+    some = np.isnan(s.sum)
+    if unknown:
+        there = _within(s.start, unknown)
+        some = np.where(there, np.isnan(s.first_v) | np.isnan(s.last_v), some)
+    some &= ~only
+    kept = s if not (only.any() or some.any()) else s.take(~only & ~some)
+    spans = [(float(a), float(a) + float(w)) for a, w in zip(s.start[some].tolist(), widths[some].tolist())]
+    return [kept], spans
 
 
 def _around(spans: List[Tuple[float, float]], width: float,

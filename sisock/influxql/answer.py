@@ -87,9 +87,13 @@ Json = Union[None, bool, int, float, str, list, dict]
 
 def go_float(f: float) -> str:
     """A float as Go's encoding/json writes it: shortest digits, positional between 1e-6 and 1e21,
-    else exponent form without a leading zero in the exponent."""
+    else exponent form without a leading zero in the exponent. Python's repr has the same
+    shortest digits, and is positional from 1e-4 to 1e16: it answers those (most values) at once."""
     if math.isnan(f) or math.isinf(f):
         raise ValueError(f"json: unsupported value: {f}")
+    text = repr(f)
+    if "e" not in text:
+        return text[:-2] if text.endswith(".0") else text
     a = abs(f)
     if a != 0 and (a < 1e-6 or a >= 1e21):
         text = np.format_float_scientific(f, unique=True, trim="-", exp_digits=2)

@@ -8,6 +8,8 @@ answers those from summaries); samples are read only for what needs them, under 
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -91,10 +93,16 @@ def call_type(call: ast.Call, types: Dict[str, str]) -> str:
     return fn.result_type(call.name, inner)
 
 
+@functools.lru_cache(maxsize=4096)
+def _text(call: ast.Call) -> str:
+    """A call's text, the key of its results (written once per call, not once per row)."""
+    return str(call)
+
+
 def _eval_field(expr: ast.Expr, env: Env) -> object:
     """A field's value on a row whose calls' results are in ``env`` (by the call's text)."""
     if isinstance(expr, ast.Call):
-        return env.get(str(expr))
+        return env.get(_text(expr))
     if isinstance(expr, ast.ParenExpr):
         return _eval_field(expr.expr, env)
     if isinstance(expr, ast.BinaryExpr):
