@@ -150,6 +150,7 @@ class DataNodeServer:
         self._added_once = False
         self.pool = ThreadPool(minthreads=0, maxthreads=WORKERS, name=f"{self.name}-workers")
         self._failures = log.Throttle(60.0)
+        self._warm: Optional[List[defer.Deferred]] = []  # who waits for the warm-up; None once it is done
 
     # -- what subclasses implement (blocking; run in a thread) ---------------
     def get_fields(self, start: float, end: float) -> Tuple[Fields, Timelines]:
@@ -163,6 +164,11 @@ class DataNodeServer:
         ``min_stride`` to save work. Unknown fields are left out.
         """
         raise NotImplementedError
+
+    def warm_up(self) -> None:
+        """Blocking, once at start in a worker thread, before the node registers its procedures and
+        adds itself to the hub (so before systemd hears READY=1): whatever makes its first answer as
+        fast as later ones (worker processes, caches, tables). Nothing by default."""
 
     def on_join(self, session) -> Optional[defer.Deferred]:
         """Called in the reactor after each (re)join; subscribe to feeds here."""
@@ -269,9 +275,36 @@ class DataNodeServer:
         return parts[-1]
 
     # -- joining the hub -------------------------------------------------------
+    def _start_warm_up(self) -> None:
+        """In the reactor: run :meth:`warm_up` in the node's pool; joining waits for it."""
+        notify.status(f"{self.name}: warming up")
+        began = time.monotonic()
+
+        def done(result) -> None:
+            if result is not None:  # a failure: serve anyway, only slower at first
+                self.log.warn("warm-up failed: {error}; serving anyway", error=result.getErrorMessage())
+            else:
+                self.log.info("warmed up in {s:.2f} s", s=time.monotonic() - began)
+            waiting, self._warm = self._warm or [], None
+            for d in waiting:
+                d.callback(None)
+
+        threads.deferToThreadPool(reactor, self.pool, self.warm_up).addCallbacks(lambda _: done(None), done)
+
+    def _warmed(self) -> defer.Deferred:
+        """Fires once the warm-up is done (at once if it is)."""
+        if self._warm is None:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._warm.append(d)
+        return d
+
     @defer.inlineCallbacks
     def _join(self, session, details):
         self.session = session
+        yield self._warmed()
+        if not session.is_attached():
+            return
         deadline = time.monotonic() + REJOIN_GRACE
         while True:
             try:
@@ -376,6 +409,7 @@ class DataNodeServer:
         """Connect, serve until SIGTERM, and return the exit code."""
         self.component = wamp.make_component(self.config)
         reactor.callWhenRunning(self.pool.start)
+        reactor.callWhenRunning(self._start_warm_up)
         reactor.addSystemEventTrigger("during", "shutdown", self.pool.stop)  # type: ignore[arg-type]  # zope interface (mypy sees no self)
         self.component.on("join", self._join)
         self.component.on("leave", self._leave)

@@ -165,6 +165,15 @@ class Reader:
             table.setdefault(fmt.short_name(description, key), f)
         self._names, self._until, self._generation = table, {}, generation
 
+    def known(self) -> Dict[str, Field]:
+        """Every name the archive knows (full and short forms) -> its field; empty until the index has this
+        sisock's schema."""
+        if not self._ready():
+            return {}
+        with self._lock:
+            self._follow()
+            return dict(self._names)
+
     def resolve(self, names: List[str]) -> Dict[str, Field]:
         """Requested name -> field, for the names the archive knows (full or short form)."""
         if not self._ready():

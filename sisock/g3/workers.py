@@ -11,21 +11,24 @@ it held: the pool is made anew for the next one.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from sisock import log
 from sisock.config import Config
 from sisock.datanode import data_result
-from sisock.g3 import parallel
+from sisock.g3 import parallel, warmup
 from sisock.g3.index import open_index
 from sisock.g3.reader import Reader
 
 #: Workers when G3_READER_PROCESSES is 0: one per core, at most this many.
 MOST_AUTO = 4
+#: Seconds the workers may take to start and warm up before the reader serves without waiting.
+START_TIMEOUT = 300.0
 
 _reader: Optional[Reader] = None  # a worker's own reader
+_started: Any = None  # a worker's barrier: passed once every worker has warmed up
 
 
 def processes_for(config: Config) -> int:
@@ -50,11 +53,13 @@ def answer(reader: Reader, names: List[str], start: float, end: float, min_strid
     return result
 
 
-def _start(config: Config, cache_mb: int) -> None:
-    """A worker's beginning: its log lines go where the reader's go, as the reader's."""
-    global _reader
+def _start(config: Config, cache_mb: int, started) -> None:
+    """A worker's beginning: its log lines go where the reader's go, as the reader's; then its
+    warm-up (:mod:`sisock.g3.warmup`)."""
+    global _reader, _started
     log.start("g3-reader", config.loglevel)
-    _reader = Reader(open_index(config), cache_mb)
+    _reader, _started = Reader(open_index(config), cache_mb), started
+    warmup.warm(_reader)
 
 
 def _answer(*args) -> dict:
@@ -63,7 +68,9 @@ def _answer(*args) -> dict:
 
 
 def _ready() -> bool:
-    return _reader is not None
+    """True once every worker has warmed up: each waits at the barrier, so one task per worker is needed."""
+    _started.wait(START_TIMEOUT)
+    return True
 
 
 class ReaderPool:
@@ -77,11 +84,23 @@ class ReaderPool:
         self._pool = self._make()
 
     def _make(self) -> ProcessPoolExecutor:
+        started = parallel.SPAWN.Barrier(self.processes)
         pool = parallel.spawn_pool(self.processes, initializer=_start,
-                                   initargs=(self.config, max(1, self.config.g3_cache_mb // self.processes)))
-        for _ in range(self.processes):  # start them now, not on the first panel
-            pool.submit(_ready)
+                                   initargs=(self.config, max(1, self.config.g3_cache_mb // self.processes), started))
+        # start them now, not on the first panel: one task each, held until all have warmed up
+        self._warming: List[Future] = [pool.submit(_ready) for _ in range(self.processes)]
         return pool
+
+    def wait_ready(self) -> None:
+        """Block until every worker has started and warmed up (or failed to: it is then made anew
+        on the first request)."""
+        for future in self._warming:
+            try:
+                future.result(START_TIMEOUT)
+            except Exception as exc:
+                self.log.warn("the g3-reader workers did not all warm up ({error}); serving anyway",
+                              error=str(exc) or type(exc).__name__)
+                return
 
     def answer(self, names: List[str], start: float, end: float, min_stride: Optional[float],
                max_points: int) -> dict:

@@ -14,7 +14,7 @@ from twisted.internet import reactor
 
 from sisock.config import Config
 from sisock.datanode import ERROR_BAD_REQUEST, DataNodeServer
-from sisock.g3 import workers
+from sisock.g3 import warmup, workers
 from sisock.g3.index import open_index
 from sisock.g3.reader import Reader
 
@@ -31,6 +31,12 @@ class G3ReaderServer(DataNodeServer):
         # get_fields stays here (one query); with workers this reader keeps no frames
         self.reader = Reader(open_index(config), config.g3_cache_mb if processes == 1 else 0)
         self.workers = workers.ReaderPool(config, processes) if processes > 1 else None
+
+    def warm_up(self) -> None:
+        """The reader's tables and the workers started and warmed (:mod:`sisock.g3.warmup`)."""
+        warmup.warm(self.reader, panels=self.workers is None)
+        if self.workers is not None:
+            self.workers.wait_ready()
 
     def get_fields(self, start: float, end: float):
         return self.reader.fields(start, end)
