@@ -106,9 +106,11 @@ def outside(t: np.ndarray, spans: np.ndarray) -> np.ndarray:
 
 
 def drop_excluded(answer: dict, spans: np.ndarray) -> dict:
-    """``answer`` (a raw ``get_data`` answer) without the samples inside ``spans``."""
+    """``answer`` (a raw ``get_data`` answer) without the samples inside ``spans`` (and without
+    revisions: what it holds is no longer all that its sources hold)."""
     data = answer.get("data", {})
     for timeline in answer.get("timeline", {}).values():
+        timeline.pop("revision", None)
         keep = outside(timeline["t"], spans)
         if keep.all():
             continue
@@ -129,6 +131,8 @@ def finish(answer: dict, min_stride: Optional[float], max_points: int, window: T
         t, columns = decimate_columns(timeline["t"], {f: answer["data"][f] for f in names},
                                       min_stride, max_points or None, window)
         timelines[name] = {"t": plain_list(t), "finalized_until": timeline.get("finalized_until"), "fields": names}
+        if timeline.get("revision") is not None:
+            timelines[name]["revision"] = timeline["revision"]
         data.update({f: plain_list(v) for f, v in columns.items()})
     return {"data": data, "timeline": timelines}
 
@@ -281,8 +285,8 @@ class DataNodeServer:
         began = time.monotonic()
 
         def done(result) -> None:
-            if result is not None:  # a failure: serve anyway, only slower at first
-                self.log.warn("warm-up failed: {error}; serving anyway", error=result.getErrorMessage())
+            if result is not None:  # a failure: serve anyway (requests then say what fails, as warnings)
+                self.log.info("warm-up not done ({error}); serving anyway", error=result.getErrorMessage())
             else:
                 self.log.info("warmed up in {s:.2f} s", s=time.monotonic() - began)
             waiting, self._warm = self._warm or [], None

@@ -138,6 +138,7 @@ class Reader:
         self.log = log.logger()
         self._throttle = log.Throttle(60.0)
         self._until: Dict[str, float] = {}  # description -> its newest indexed time, at _generation
+        self._revisions: Dict[str, Optional[int]] = {}  # description -> its revision, at _generation
 
     def _ready(self) -> bool:
         """True once the index has this sisock's schema (the scanner makes and upgrades it)."""
@@ -163,7 +164,7 @@ class Reader:
             f = Field(description, key, block, type_ or "number")
             table.setdefault(f"{description}.{key}", f)
             table.setdefault(fmt.short_name(description, key), f)
-        self._names, self._until, self._generation = table, {}, generation
+        self._names, self._until, self._revisions, self._generation = table, {}, {}, generation
 
     def known(self) -> Dict[str, Field]:
         """Every name the archive knows (full and short forms) -> its field; empty until the index has this
@@ -209,6 +210,18 @@ class Reader:
                 self._until.update({d: found.get(d, math.nan) for d in missing})
             until = dict(self._until)
         return {n: until[f.description] for n, f in wanted.items() if not math.isnan(until[f.description])}
+
+    def revisions(self, names: List[str]) -> Dict[str, int]:
+        """Each known name's provider revision (:mod:`sisock.g3.revisions`); kept until the index's
+        generation changes, as the newest times are."""
+        wanted = self.resolve(names)
+        with self._lock:
+            missing = sorted({f.description for f in wanted.values()} - set(self._revisions))
+            if missing:
+                found = self.index.revisions(missing)
+                self._revisions.update({d: found.get(d) for d in missing})
+            known = dict(self._revisions)
+        return {n: r for n, r in ((n, known[f.description]) for n, f in wanted.items()) if r is not None}
 
     def coverage(self, names: List[str], start: float, end: float) -> Dict[str, List[Tuple[float, float]]]:
         """Each known name's archived time ranges meeting ``[start, end]`` (its provider's frames):

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence, Set, Tuple
 
+from sisock.g3 import revisions
+
 #: The version this sisock writes; version 1 is the seed's (feeds, fields, description only).
-CURRENT = 6
+#: (Version 7 is another branch's: moments in the summary blobs.)
+CURRENT = 8
 
 _DIALECTS = {
     "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "path": "TEXT", "blob": "BLOB"},
@@ -134,6 +137,11 @@ FILL_CATALOGUE = ("INSERT INTO catalogue (description, field, block, type, t_sta
 _V6_TABLES = {"generation": "CREATE TABLE IF NOT EXISTS generation (value BIGINT NOT NULL)"}
 
 
+#: Version 8: each provider's revision, changed only when rows it held change (:mod:`sisock.g3.revisions`).
+_V8_TABLES = {"revisions": "CREATE TABLE IF NOT EXISTS revisions (description VARCHAR(255) NOT NULL, "
+                           "value BIGINT NOT NULL)"}
+
+
 def _first_generation(cur, dialect):
     if cur.one("SELECT COUNT(*) FROM generation")[0] == 0:
         cur.execute("INSERT INTO generation (value) VALUES (1)")
@@ -242,6 +250,9 @@ STEPS: List[Tuple[int, Sequence[Action]]] = [
          _add_column("description", "max_span", "DOUBLE"), _fill_max_span]),
     # the index's generation (the reader's names and newest times follow it)
     (6, [_create("generation", _V6_TABLES), _first_generation]),
+    # each provider's revision (results of finalized slots are kept by it)
+    (8, [_create("revisions", _V8_TABLES), _index("revisions", "revisions_key", "(description)", unique=True),
+         revisions.fill]),
 ]
 assert STEPS[-1][0] == CURRENT
 

@@ -10,6 +10,7 @@ it held: the pool is made anew for the next one.
 """
 from __future__ import annotations
 
+import math
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -18,6 +19,7 @@ from typing import Any, List, Optional
 from sisock import log
 from sisock.config import Config
 from sisock.datanode import data_result
+from sisock.decimate import choose_step, on_grid
 from sisock.g3 import parallel, warmup
 from sisock.g3.index import open_index
 from sisock.g3.reader import Reader
@@ -41,15 +43,22 @@ def answer(reader: Reader, names: List[str], start: float, end: float, min_strid
     """``get_data``'s answer before the base class finishes it: each timeline's ``finalized_until``
     is the newest time the index holds for its provider (taken before reading, so nothing after
     it is missing from the answer's sources); a known field without samples in the window comes
-    as an empty timeline carrying it."""
+    as an empty timeline carrying it. An answer reduced at exactly ``min_stride`` (on the grid)
+    also carries each timeline's ``revision``, its provider's (:mod:`sisock.g3.revisions`), taken
+    before reading too: its slots that end by ``finalized_until`` stay the same while it does."""
     until = reader.indexed_until(names)
+    step = choose_step(start, end, min_stride, max_points or None)
+    kept = reader.revisions(names) if min_stride and 0 < step < math.inf and step == on_grid(min_stride) else {}
     result = data_result(reader.data(names, start, end, min_stride, max_points))
+    for name in sorted(set(until) - set(result["data"])):
+        result["timeline"][name] = {"t": [], "fields": [name]}
+        result["data"][name] = []
     for timeline in result["timeline"].values():
         marks = [until[f] for f in timeline["fields"] if f in until]
         timeline["finalized_until"] = min(marks) if marks else None
-    for name in sorted(set(until) - set(result["data"])):
-        result["timeline"][name] = {"t": [], "finalized_until": until[name], "fields": [name]}
-        result["data"][name] = []
+        revisions = {kept.get(f) for f in timeline["fields"]}
+        if len(revisions) == 1 and None not in revisions:
+            timeline["revision"] = revisions.pop()
     return result
 
 
