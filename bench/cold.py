@@ -37,6 +37,8 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import argparse  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from typing import Dict, List, Optional  # noqa: E402
@@ -44,12 +46,17 @@ from typing import Dict, List, Optional  # noqa: E402
 if __name__ != "__mp_main__":  # the scanner's workers run this script's top level again
     from bench.g3 import providers, scale_for, scan
     from bench.g3_spans import DAY, END, HOUR, NOW, POINTS, SPANS, cpu_seconds
+    from sisock.config import load
+    from sisock.g3.index import open_index
     from sisock.g3.writer import Archive
     from tests.http_support import JsonHttp, query
     from tests.support import BIN, Process, Router, free_port, wait_until
 
 #: The panel: 8 fields, as in the issue's measurement.
 FIELDS = 8
+#: Upgrades a copy of the index with the scanner of another tree (in that tree's interpreter).
+_UPGRADE = "import sys; from sisock.config import load; from sisock.g3.index import open_index; " \
+           "open_index(load({'SQLITE_PATH': sys.argv[1]})).ensure_schema()"
 
 
 def archives(days: float, mb_per_day: float, year: bool) -> List[Archive]:
@@ -201,7 +208,7 @@ def _q(times: List[float], q: float) -> float:
     return times[min(len(times) - 1, int(q * len(times)))] * 1000
 
 
-def load(stack: Stack, names: List[str], clients: int, seconds: float) -> None:
+def crowd(stack: Stack, names: List[str], clients: int, seconds: float) -> None:
     """(c): ``clients`` threads asking the 30-day panel, its end a random moment of the last 10 minutes."""
     latencies: List[float] = []
     errors: List[str] = []
@@ -267,14 +274,23 @@ def main() -> int:
     if not index.exists():
         _, stats, seconds = scan(data, index)
         print(f"scanned in {seconds:.0f} s")
-    evicted = files + [index, index.with_name(index.name + "-wal"), index.with_name(index.name + "-shm")]
+    indexes = {None: index}
+    if args.before:  # its own copy, at its own schema version (made by its own scanner)
+        indexes[args.before] = args.dir / f"index-{args.before.name}.sqlite"
+        if not indexes[args.before].exists():
+            shutil.copyfile(index, indexes[args.before])
+            subprocess.run([sys.executable, "-c", _UPGRADE, str(indexes[args.before])], check=True, cwd=args.before,
+                           env=dict(os.environ, PYTHONPATH=str(args.before), PYTHONSAFEPATH="1"))
+    open_index(load({"SQLITE_PATH": str(index)})).ensure_schema()  # this tree's schema
     names = panel(made[0])
     spans = {k: v for k, v in SPANS.items() if v <= args.days * DAY or (args.year and k == "1 y")}
     trees = [Tree(None)] + ([Tree(args.before)] if args.before else [])
     stacks: List[Stack] = []
     try:
         for tree in trees:
-            stacks.append(Stack(tree, args.dir / f"router-{len(stacks)}", data, index, evicted))
+            used = indexes[tree.checkout]
+            evicted = files + [used.with_name(used.name + suffix) for suffix in ("", "-wal", "-shm")]
+            stacks.append(Stack(tree, args.dir / f"router-{len(stacks)}", data, used, evicted))
         if "a" in args.parts:
             first_panels(stacks, names, spans)
         if "b" in args.parts:
@@ -284,7 +300,7 @@ def main() -> int:
                   f"load average before: {os.getloadavg()[0]:.2f}")
             for clients in (int(c) for c in args.clients.split(",")):
                 for stack in stacks:
-                    load(stack, names, clients, args.load_seconds)
+                    crowd(stack, names, clients, args.load_seconds)
     finally:
         for stack in stacks:
             stack.stop()

@@ -121,6 +121,29 @@ def drop_excluded(answer: dict, spans: np.ndarray) -> dict:
     return answer
 
 
+def concatenated(parts: List[dict]) -> dict:
+    """``get_data`` answers over consecutive windows as one: each timeline's samples of every part in
+    order (values keep their types), the last part's ``finalized_until``, and a ``revision`` only
+    where every part gives the timeline the same one."""
+    out: Dict[str, Dict[str, Any]] = {"data": {}, "timeline": {}}
+    pieces: Dict[str, List[dict]] = {}
+    for part in parts:
+        for name, timeline in part.get("timeline", {}).items():
+            pieces.setdefault(name, []).append(timeline)
+    for name, timelines in pieces.items():
+        fields = list(dict.fromkeys(f for tl in timelines for f in tl.get("fields", [])))
+        t = np.concatenate([np.asarray(tl["t"], dtype=float) for tl in timelines])
+        entry: Dict[str, Any] = {"t": t, "finalized_until": timelines[-1].get("finalized_until"), "fields": fields}
+        revisions = {tl.get("revision") for tl in timelines}
+        if len(timelines) == len(parts) and len(revisions) == 1 and None not in revisions:
+            entry["revision"] = revisions.pop()
+        out["timeline"][name] = entry
+        for f in fields:
+            values = [np.asarray(p["data"][f]) for p in parts if f in p.get("data", {}) and len(p["data"][f])]
+            out["data"][f] = np.concatenate(values) if values else np.empty(0)
+    return out
+
+
 def finish(answer: dict, min_stride: Optional[float], max_points: int, window: Tuple[float, float]) -> dict:
     """Decimate each timeline of a ``get_data`` answer over the request's ``window`` and make it
     serialisable (an answer a subclass already reduced on the same grid is left as it is)."""
@@ -168,6 +191,13 @@ class DataNodeServer:
         ``min_stride`` to save work. Unknown fields are left out.
         """
         raise NotImplementedError
+
+    def get_data_cut(self, fields: List[str], start: float, end: float, min_stride: Optional[float],
+                     cut: Tuple[float, float]) -> dict:
+        """:meth:`get_data` over ``[start, cut[0])`` and ``[cut[1], end)`` as one answer
+        (:func:`concatenated`); a subclass may read both at once."""
+        return concatenated([self.get_data(fields, start, cut[0], min_stride),
+                             self.get_data(fields, cut[1], end, min_stride)])
 
     def warm_up(self) -> None:
         """Blocking, once at start in a worker thread, before the node registers its procedures and
@@ -227,10 +257,14 @@ class DataNodeServer:
         d.addCallback(lambda result: [result[0], result[1]])
         return d.addErrback(lambda f: self._fail(f"get_fields({start}, {end})", f))
 
-    def _get_data(self, field: Union[str, List[str]], start, end, min_stride=None, exclude=None, details=None):
+    def _get_data(self, field: Union[str, List[str]], start, end, min_stride=None, exclude=None, details=None,
+                  cut=None):
         """``get_data``, plus an optional ``exclude``: ranges ``[first, last]`` whose samples are left
-        out before decimation (sisock-http joins a live feed to the archive with it). A large answer
-        goes in pieces to a caller that takes progressive results (:mod:`sisock.pieces`)."""
+        out before decimation (sisock-http joins a live feed to the archive with it); and an optional
+        keyword ``cut=[a, b]``: the answer over ``[start, a)`` and ``[b, end)`` only, each reduced on
+        its own (with ``a`` and ``b`` multiples of the slot width: the whole window's answer without its
+        slots ``[a, b)``, which sisock-http keeps). A large answer goes in pieces to a caller that takes
+        progressive results (:mod:`sisock.pieces`)."""
         t0, t1 = self._times(start, end)
         names = [field] if isinstance(field, str) else field
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -247,10 +281,13 @@ class DataNodeServer:
         except (TypeError, ValueError) as exc:
             raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: exclude must be a list of [first, last] "
                                    f"pairs ({exc})") from None
+        middle = self._cut(cut, t0, t1, spans)
         progress = getattr(details, "progress", None)
 
         def work():
-            if spans is None:
+            if middle is not None:
+                answer = self.get_data_cut(names, t0, t1, min_stride, middle)
+            elif spans is None:
                 answer = self.get_data(names, t0, t1, min_stride)
             else:  # every sample first (a subclass may reduce early), then the ranges left out
                 answer = drop_excluded(self.get_data(names, t0, t1, None), spans)
@@ -259,6 +296,19 @@ class DataNodeServer:
         d = self._in_pool(work)
         d.addCallback(lambda parts: self._send(parts, progress))
         return d.addErrback(lambda f: self._fail(f"get_data({names}, {start}, {end})", f))
+
+    def _cut(self, cut, t0: float, t1: float, spans) -> Optional[Tuple[float, float]]:
+        """``get_data``'s ``cut`` checked: two numbers ``a <= b`` within the window (times as ``start``'s)."""
+        if cut is None:
+            return None
+        try:
+            a, b = (absolute_time(x) for x in cut)
+        except (TypeError, ValueError):
+            raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: cut must be [a, b], two times") from None
+        if not t0 <= a <= b <= t1 or spans is not None:
+            raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: cut must lie within the window, a <= b, "
+                                   "and come without exclude")
+        return a, b
 
     def _in_pieces(self, answer: dict, progress) -> List[dict]:
         """The answer as pieces for a caller that takes them; else whole, if it fits one message."""

@@ -14,11 +14,11 @@ import math
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 from sisock import log
 from sisock.config import Config
-from sisock.datanode import data_result
+from sisock.datanode import concatenated, data_result
 from sisock.decimate import choose_step, on_grid
 from sisock.g3 import parallel, warmup
 from sisock.g3.index import open_index
@@ -39,17 +39,20 @@ def processes_for(config: Config) -> int:
 
 
 def answer(reader: Reader, names: List[str], start: float, end: float, min_stride: Optional[float],
-           max_points: int) -> dict:
+           max_points: int, cut: Optional[Tuple[float, float]] = None) -> dict:
     """``get_data``'s answer before the base class finishes it: each timeline's ``finalized_until``
     is the newest time the index holds for its provider (taken before reading, so nothing after
     it is missing from the answer's sources); a known field without samples in the window comes
     as an empty timeline carrying it. An answer reduced at exactly ``min_stride`` (on the grid)
     also carries each timeline's ``revision``, its provider's (:mod:`sisock.g3.revisions`), taken
-    before reading too: its slots that end by ``finalized_until`` stay the same while it does."""
+    before reading too: its slots that end by ``finalized_until`` stay the same while it does.
+    With ``cut``, the answer over ``[start, cut[0])`` and ``[cut[1], end)`` (DataNodeServer.get_data_cut)."""
     until = reader.indexed_until(names)
     step = choose_step(start, end, min_stride, max_points or None)
     kept = reader.revisions(names) if min_stride and 0 < step < math.inf and step == on_grid(min_stride) else {}
-    result = data_result(reader.data(names, start, end, min_stride, max_points))
+    windows = [(start, end)] if cut is None else [(start, cut[0]), (cut[1], end)]
+    result = concatenated([data_result(reader.data(names, a, b, min_stride, max_points))
+                           for a, b in windows if b > a or cut is None])
     for name in sorted(set(until) - set(result["data"])):
         result["timeline"][name] = {"t": [], "fields": [name]}
         result["data"][name] = []
@@ -112,14 +115,14 @@ class ReaderPool:
                 return
 
     def answer(self, names: List[str], start: float, end: float, min_stride: Optional[float],
-               max_points: int) -> dict:
+               max_points: int, cut: Optional[Tuple[float, float]] = None) -> dict:
         """:func:`answer` in a worker (blocking: called from the node's thread pool). A request
         whose worker died is asked once more of new workers: a worker killed for its own
         reasons costs nothing, one that the request itself kills costs only that request."""
         for _attempt in (1, 2):
             pool = self._pool
             try:
-                return pool.submit(_answer, names, start, end, min_stride, max_points).result()
+                return pool.submit(_answer, names, start, end, min_stride, max_points, cut).result()
             except BrokenProcessPool:
                 with self._lock:
                     if self._pool is pool:

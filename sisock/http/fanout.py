@@ -16,7 +16,7 @@ live node asked for the samples outside it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions
@@ -38,58 +38,70 @@ Spans = Tuple[Tuple[float, float], ...]
 @dataclass
 class Live:
     """The live half of joined names: which live nodes serve which names, asked from ``since``
-    (the live horizon) to the window's end for their samples outside the archive's coverage."""
+    (the live horizon) to ``until`` (the window's end) for their samples outside the archive's coverage."""
 
     nodes: Dict[str, List[str]]
     since: float
+    until: float
     #: filled by :func:`fetch`: each live node's answers (one per distinct coverage of its names)
     answers: Dict[str, List[dict]] = field(default_factory=dict)
 
 
-def _call(session, uri: str, *args, timeout: float) -> defer.Deferred:
+def _call(session, uri: str, *args, timeout: float, **kwargs) -> defer.Deferred:
     """A call whose progressive pieces are taken and joined with the final result."""
     parts: List[dict] = []
-    d = session.call(uri, *args, options=CallOptions(on_progress=parts.append))
+    d = session.call(uri, *args, options=CallOptions(on_progress=parts.append), **kwargs)
     d.addTimeout(timeout, reactor)
     return d.addCallback(lambda last: pieces.join(parts + [last]))
 
 
-def fetch(session: ThreadedSession, wanted: Dict[str, List[str]], start: float, end: float,
-          min_stride: Optional[float], timeout: float, absence: Callable[[str], Optional[str]],
-          live: Optional[Live] = None) -> Dict[str, dict]:
-    """``get_data`` answers per node, all fetched in parallel; nodes without procedures are left out
-    unless ``absence(node)`` says why a known node is missing. With ``live``, its answers are
-    filled in too."""
-    if not wanted and not (live and live.nodes):
-        return {}
+class Call(NamedTuple):
+    """One ``get_data`` call: a node's fields over ``[start, end)``, less the slots ``[cut[0], cut[1])``
+    (its keyword ``cut``: :mod:`sisock.http.results` keeps those)."""
+
+    node: str
+    fields: List[str]
+    start: float
+    end: float
+    cut: Optional[Tuple[float, float]] = None
+
+
+def fetch(session: ThreadedSession, calls: List[Call], min_stride: Optional[float], timeout: float,
+          absence: Callable[[str], Optional[str]], live: Optional[Live] = None) -> List[Optional[dict]]:
+    """Each call's ``get_data`` answer, all fetched in parallel (None for a node without procedures,
+    unless ``absence(node)`` says why a known node is missing: then NodeFailed). With ``live``,
+    its answers are filled in too."""
+    if not calls and not (live and live.nodes):
+        return []
 
     def issue():
         wamp_session = session.session
         if wamp_session is None or not wamp_session.is_attached():
             raise NotConnected("not connected to the WAMP router")
-        calls = [_call(wamp_session, wamp.get_data_uri(node), fields, start, end, min_stride, timeout=timeout)
-                 for node, fields in wanted.items()]
+        deferreds = [_call(wamp_session, wamp.get_data_uri(c.node), c.fields, c.start, c.end, min_stride,
+                           timeout=timeout, **({} if c.cut is None else {"cut": list(c.cut)})) for c in calls]
         if live and live.nodes:
-            calls.append(_live(wamp_session, live, end, min_stride, timeout, absence))
-        return defer.DeferredList(calls, consumeErrors=True)
+            deferreds.append(_live(wamp_session, live, min_stride, timeout, absence))
+        return defer.DeferredList(deferreds, consumeErrors=True)
 
     try:
         results = in_reactor(issue, timeout=timeout + 1.0)
     except TimeoutError:
-        raise NodeFailed(f"data nodes {', '.join(wanted)}: no answer within {timeout:g} s") from None
-    answers = {}
-    for node, (ok, value) in zip(list(wanted) + (["live"] if live and live.nodes else []), results):
+        nodes = ", ".join(dict.fromkeys(c.node for c in calls))
+        raise NodeFailed(f"data nodes {nodes}: no answer within {timeout:g} s") from None
+    answers: List[Optional[dict]] = []
+    for i, (ok, value) in enumerate(results):
+        answer = None
         if ok:
-            if node in wanted:
-                answers[node] = value if isinstance(value, dict) else {}
-            continue
-        error = value.value
-        if isinstance(error, NodeFailed):
-            raise error
-        reason = _failure(node, error, timeout, absence)
-        if reason is not None:
-            raise NodeFailed(reason)
-    return answers
+            answer = value if isinstance(value, dict) else {}
+        elif isinstance(value.value, NodeFailed):
+            raise value.value
+        else:
+            reason = _failure(calls[i].node if i < len(calls) else "live", value.value, timeout, absence)
+            if reason is not None:
+                raise NodeFailed(reason)
+        answers.append(answer)
+    return answers[:len(calls)]
 
 
 def _failure(node: str, error: BaseException, timeout: float, absence: Callable[[str], Optional[str]]) -> Optional[str]:
@@ -102,14 +114,14 @@ def _failure(node: str, error: BaseException, timeout: float, absence: Callable[
 
 
 @defer.inlineCallbacks
-def _live(session, live: Live, end: float, min_stride: Optional[float], timeout: float,
+def _live(session, live: Live, min_stride: Optional[float], timeout: float,
           absence: Callable[[str], Optional[str]]):
     """The archive's coverage of the joined names since the horizon, then every live node asked for
     its samples outside it (in the reactor; fills ``live.answers``)."""
     names = sorted({name for fields in live.nodes.values() for name in fields})
     try:
         found = yield session.call(wamp.procedure_uri(ARCHIVE_NODE, COVERAGE), names, live.since,
-                                   end).addTimeout(timeout, reactor)
+                                   live.until).addTimeout(timeout, reactor)
     except ApplicationError as exc:
         reason = _failure(ARCHIVE_NODE, exc, timeout, absence)
         if reason is not None:
@@ -124,7 +136,7 @@ def _live(session, live: Live, end: float, min_stride: Optional[float], timeout:
         for name in fields:
             by_spans.setdefault(coverage[name], []).append(name)
         for spans, group in by_spans.items():
-            calls.append(_call(session, wamp.get_data_uri(node), group, live.since, end, min_stride,
+            calls.append(_call(session, wamp.get_data_uri(node), group, live.since, live.until, min_stride,
                                [list(s) for s in spans], timeout=timeout))
             owners.append(node)
     results = yield defer.DeferredList(calls, consumeErrors=True)

@@ -7,7 +7,7 @@ Fields are named ``<provider description>.<field>``; the short form
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import reactor
@@ -42,9 +42,14 @@ class G3ReaderServer(DataNodeServer):
         return self.reader.fields(start, end)
 
     def get_data(self, fields: List[str], start: float, end: float, min_stride: Optional[float]):
+        return self.get_data_cut(fields, start, end, min_stride, None)
+
+    def get_data_cut(self, fields: List[str], start: float, end: float, min_stride: Optional[float],
+                     cut: Optional[Tuple[float, float]]):
+        """Both windows in one worker's task."""
         if self.workers is None:
-            return workers.answer(self.reader, fields, start, end, min_stride, self.config.max_points)
-        return self.workers.answer(fields, start, end, min_stride, self.config.max_points)
+            return workers.answer(self.reader, fields, start, end, min_stride, self.config.max_points, cut)
+        return self.workers.answer(fields, start, end, min_stride, self.config.max_points, cut)
 
     def procedures(self) -> Dict[str, Callable]:
         return {"get_coverage": self._get_coverage}
