@@ -163,9 +163,11 @@ class Datasource:
 
     @endpoint(methods=("GET", "HEAD", "POST"))
     def index(self, body: dict):
-        """Health: 200 when joined to the router, 503 with the reason when not."""
+        """Health: 200 when joined to the router with the node list loaded, 503 with the reason when not."""
         if not self.session.connected:
             raise NotConnected(f"not connected to the WAMP router at {_router(self.config)}")
+        if not self.catalogue.loaded:
+            raise NotConnected(f"joined the WAMP router at {_router(self.config)}; loading the data nodes' fields")
         return {"status": "ok", "router": _router(self.config), "data_nodes": sorted(self.catalogue.nodes())}, ""
 
     @endpoint()

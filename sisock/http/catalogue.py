@@ -44,6 +44,7 @@ class Catalogue:
         self._departed: Dict[str, float] = {}
         self._session = None
         self._refreshed = 0.0
+        self._loaded = False  # a refresh has ended since the last join
         self._nudged = False
         self._loop: Optional[task.LoopingCall] = None
 
@@ -92,6 +93,11 @@ class Catalogue:
         self._nudged = False
 
     @property
+    def loaded(self) -> bool:
+        """True once the node list and their fields were read after the last join (GET / and READY wait for it)."""
+        return self._loaded
+
+    @property
     def stale(self) -> bool:
         """True when the last full refresh is older than STALE_AFTER."""
         return time.monotonic() - self._refreshed > STALE_AFTER
@@ -99,19 +105,21 @@ class Catalogue:
     # -- reactor side ------------------------------------------------------------
     @defer.inlineCallbacks
     def joined(self, session, details=None):
-        """ThreadedSession's on_join: follow the hub's topics, load everything, refresh periodically."""
+        """ThreadedSession's on_join: follow the hub's topics, load everything (fires once loaded, so that
+        sisock-http says it is ready only then), refresh periodically."""
         self._session = session
         yield session.subscribe(self._added, wamp.TOPIC_ADDED)
         yield session.subscribe(self._subtracted, wamp.TOPIC_SUBTRACTED)
+        yield self.refresh()
+        self._loaded = True
         if self._loop is None or not self._loop.running:
             self._loop = task.LoopingCall(self.refresh)
-            self._loop.start(REFRESH_EVERY, now=True).addErrback(lambda f: None)
-        else:
-            self.refresh()
+            self._loop.start(REFRESH_EVERY, now=False).addErrback(lambda f: None)
 
     def left(self, session, details=None) -> None:
         """ThreadedSession's on_leave: stop refreshing until the next join."""
         self._session = None
+        self._loaded = False
         if self._loop is not None and self._loop.running:
             self._loop.stop()
 
