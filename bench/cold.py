@@ -208,8 +208,9 @@ def _q(times: List[float], q: float) -> float:
     return times[min(len(times) - 1, int(q * len(times)))] * 1000
 
 
-def crowd(stack: Stack, names: List[str], clients: int, seconds: float) -> None:
-    """(c): ``clients`` threads asking the 30-day panel, its end a random moment of the last 10 minutes."""
+def crowd(stack: Stack, names: List[str], clients: int, seconds: float, moving: bool = True) -> None:
+    """(c): ``clients`` threads asking the 30-day panel, its end a random moment of the last 10 minutes
+    (``moving``) or always the same."""
     latencies: List[float] = []
     errors: List[str] = []
     lock = threading.Lock()
@@ -219,7 +220,7 @@ def crowd(stack: Stack, names: List[str], clients: int, seconds: float) -> None:
         rng = random.Random(seed)
         http = JsonHttp(stack.port)
         while time.monotonic() < stop_at:
-            t1 = NOW - rng.uniform(0, 600)
+            t1 = NOW - rng.uniform(0, 600) if moving else NOW
             body = query(t1 - 30 * DAY, t1, *[f"g3_reader::{n}" for n in names], max_points=POINTS)
             began = time.perf_counter()
             try:
@@ -241,7 +242,8 @@ def crowd(stack: Stack, names: List[str], clients: int, seconds: float) -> None:
     elapsed = time.monotonic() - began
     shares = {name: (cpu_seconds(pid) - before[name]) / elapsed for name, pid in parts.items()}
     shares["the clients"] = (time.process_time() - own) / elapsed
-    print(f"  {stack.tree.label}: {clients} clients, {seconds:.0f} s: {len(latencies)} panels, "
+    print(f"  {stack.tree.label}, {'moving end' if moving else 'one window'}: {clients} clients, {seconds:.0f} s: "
+          f"{len(latencies)} panels, "
           f"{len(latencies) / seconds:.1f} panels/s, p50 {_q(latencies, 0.5):.0f} ms, "
           f"p95 {_q(latencies, 0.95):.0f} ms, "
           f"{len(errors)} errors{(' ' + str(sorted(set(errors)))) if errors else ''}; share of a core: "
@@ -299,8 +301,9 @@ def main() -> int:
             print(f"\n(c) concurrent clients on the 30-day panel ({len(names)} fields, maxDataPoints={POINTS}); "
                   f"load average before: {os.getloadavg()[0]:.2f}")
             for clients in (int(c) for c in args.clients.split(",")):
-                for stack in stacks:
-                    crowd(stack, names, clients, args.load_seconds)
+                for moving in (True, False):
+                    for stack in stacks:
+                        crowd(stack, names, clients, args.load_seconds, moving)
     finally:
         for stack in stacks:
             stack.stop()
