@@ -37,7 +37,6 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import argparse  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
-import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -54,9 +53,11 @@ if __name__ != "__mp_main__":  # the scanner's workers run this script's top lev
 
 #: The panel: 8 fields, as in the issue's measurement.
 FIELDS = 8
-#: Upgrades a copy of the index with the scanner of another tree (in that tree's interpreter).
-_UPGRADE = "import sys; from sisock.config import load; from sisock.g3.index import open_index; " \
-           "open_index(load({'SQLITE_PATH': sys.argv[1]})).ensure_schema()"
+#: Scans the archive into an index of its own with the scanner of another tree (in that tree's interpreter).
+_SCAN = ("import sys; from pathlib import Path; from sisock.config import load; "
+         "from sisock.g3.index import open_index; from sisock.g3.scanner import Scanner; "
+         "index = open_index(load({'SQLITE_PATH': sys.argv[1]})); index.ensure_schema(); "
+         "Scanner(index, Path(sys.argv[2])).scan_once()")
 
 
 def archives(days: float, mb_per_day: float, year: bool) -> List[Archive]:
@@ -277,12 +278,11 @@ def main() -> int:
         _, stats, seconds = scan(data, index)
         print(f"scanned in {seconds:.0f} s")
     indexes = {None: index}
-    if args.before:  # its own copy, at its own schema version (made by its own scanner)
+    if args.before:  # an index of its own, at its own schema version (made by its own scanner)
         indexes[args.before] = args.dir / f"index-{args.before.name}.sqlite"
         if not indexes[args.before].exists():
-            shutil.copyfile(index, indexes[args.before])
-            subprocess.run([sys.executable, "-c", _UPGRADE, str(indexes[args.before])], check=True, cwd=args.before,
-                           env=dict(os.environ, PYTHONPATH=str(args.before), PYTHONSAFEPATH="1"))
+            subprocess.run([sys.executable, "-c", _SCAN, str(indexes[args.before]), str(data)], check=True,
+                           cwd=args.before, env=dict(os.environ, PYTHONPATH=str(args.before), PYTHONSAFEPATH="1"))
     open_index(load({"SQLITE_PATH": str(index)})).ensure_schema()  # this tree's schema
     names = panel(made[0])
     spans = {k: v for k, v in SPANS.items() if v <= args.days * DAY or (args.year and k == "1 y")}
