@@ -28,6 +28,7 @@ setup(
         "cryptography>=41",
         "service-identity>=23.1",
         "pyopenssl>=23.2",
+        "prometheus-client>=0.17",  # every component's metrics (sisock/metrics/)
     ],
     extras_require={
         "crossbar": ["crossbar>=23.1"],

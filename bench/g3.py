@@ -322,6 +322,40 @@ def bench_many_files(directory: Path, count: int) -> None:
           f"rescan of the unchanged archive {rescan:.3f} s")
 
 
+def metrics_cost(directory: Path, size: int, repeat: int, every: float) -> None:
+    """The first scan with the scanner's metrics counted, served and scraped every ``every`` seconds, and
+    with its instruments made no-ops and no endpoint, in turn (each the best of ``repeat``)."""
+    import threading
+    import urllib.request
+
+    from sisock.metrics import Endpoint, scanner as scanner_metrics
+    from sisock.http.auth import Authenticator
+
+    counted = scanner_metrics.stored
+    endpoint = Endpoint("127.0.0.1", 0, Authenticator.of(None, None))
+    stop = threading.Event()
+
+    def scrape():
+        while not stop.wait(every):
+            with urllib.request.urlopen(f"http://127.0.0.1:{endpoint.port}/metrics", timeout=10) as answer:
+                answer.read()
+
+    threading.Thread(target=scrape, daemon=True).start()
+    best = {"on": math.inf, "off": math.inf}
+    try:
+        for run in range(repeat):
+            for way in (("on", "off") if run % 2 == 0 else ("off", "on")):
+                scanner_metrics.stored = counted if way == "on" else (lambda *args: None)  # type: ignore[assignment]
+                _, _, seconds = scan(directory / "archive", directory / f"metrics-{way}{run}.sqlite")
+                best[way] = min(best[way], seconds)
+    finally:
+        stop.set()
+        scanner_metrics.stored = counted  # type: ignore[assignment]
+    on, off = size / 1e6 / best["on"], size / 1e6 / best["off"]
+    print(f"\nmetrics: first scan, best of {repeat} in turn: {on:.0f} MB/s with metrics counted and scraped every "
+          f"{every:g} s, {off:.0f} MB/s without ({(on - off) / off:+.1%})", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-gb", type=float, default=1.0, help="size of the one-day archive (default 1.0)")
@@ -335,6 +369,9 @@ def main() -> int:
     parser.add_argument("--so3g", help="a Python interpreter with so3g installed: (d) reads beside so3g's")
     parser.add_argument("--only-full-resolution", action="store_true", help="with --dir: reuse its archive and "
                         "index, run (d) alone")
+    parser.add_argument("--metrics", type=float, default=0.0, metavar="SECONDS",
+                        help="only the cost of metrics: first scans with the scanner's metrics counted and scraped "
+                        "every SECONDS, and without them, in turn")
     args = parser.parse_args()
     directory = args.dir or Path(tempfile.mkdtemp(prefix="sisock-bench-g3-"))
     try:
@@ -357,6 +394,9 @@ def main() -> int:
         os.sync()  # the archive's writeback would otherwise run during the scans
         size = sum(p.stat().st_size for p in paths)
         print(f"written: {len(paths)} files, {size / 1e6:.0f} MB in {written:.1f} s")
+        if args.metrics:
+            metrics_cost(directory, size, args.repeat, args.metrics)
+            return 0
         plain_s = first = before = math.inf
         for run in range(args.repeat):  # interleaved, each the best of its runs: the machine's drift hits all alike
             _, plain, seconds = scan(directory / "archive", directory / f"plain{run}.sqlite", summarise=False)

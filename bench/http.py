@@ -22,7 +22,9 @@ import argparse  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
+import urllib.request  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -70,7 +72,55 @@ def server_timing(header: str) -> dict:
     return {name: float(ms) for name, ms in parts}
 
 
-def run(repeat: int) -> None:
+def scraping(port: int, every: float, stop: threading.Event) -> threading.Thread:
+    """A Prometheus stand-in: scrape ``port`` every ``every`` seconds until ``stop``."""
+    def loop():
+        while not stop.wait(every):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+                answer.read()
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return thread
+
+
+def metrics_cost(router: Router, client: JsonHttp, end: float, repeat: int, every: float) -> None:
+    """``/query`` p50 of a 10-field panel on a sisock-http with its metrics served and scraped every ``every`` s,
+    and on one without an endpoint, in turn on the same hub and data node; and the instruments' own cost."""
+    procs = Processes(router.env)
+    port, metrics_port = free_port(), free_port()
+    procs.start("http", env={"PORT": str(port), "HTTP_TIMEOUT": "300", "METRICS_PORT": str(metrics_port)})
+    on = JsonHttp(port)
+    wait_until(lambda: _up(on) and "apex_archive::f09" in on.request("POST", "/search", {})[1], 300, "the second http")
+    body = query(end - DAY, end, *[f"apex_archive::f{i:02d}" for i in range(10)], max_points=CAP)
+    stop = threading.Event()
+    scraping(metrics_port, every, stop)
+    times: dict = {"on": [], "off": []}
+    try:
+        for _ in range(3):  # warm both
+            http_case(on, body), http_case(client, body)
+        for _ in range(repeat):  # in turn: the machine's drift hits both alike
+            for way, target in (("on", on), ("off", client)):
+                began = time.perf_counter()
+                http_case(target, body)
+                times[way].append(time.perf_counter() - began)
+    finally:
+        stop.set()
+        procs.stop_all()
+    p50 = {way: percentile(t, 50) for way, t in times.items()}
+    from sisock.metrics import http as http_metrics
+    calls = 20000
+    began = time.perf_counter()
+    for _ in range(calls):
+        http_metrics.started()
+        http_metrics.finished("/query", 200, 0.01)
+    hooks = (time.perf_counter() - began) / calls * 1e6
+    print(f"\nmetrics: 10 fields, maxDataPoints={CAP}, {repeat} requests each in turn: p50 {p50['on']:.2f} ms with "
+          f"the endpoint served and scraped every {every:g} s, {p50['off']:.2f} ms without an endpoint "
+          f"({(p50['on'] - p50['off']) / p50['off']:+.1%}); a request's counters and histogram: {hooks:.1f} us",
+          flush=True)
+
+
+def run(repeat: int, metrics: float = 0.0) -> None:
     end = float(int(time.time()))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -89,7 +139,10 @@ def run(repeat: int) -> None:
                        300, "sisock http to list the bench fields")
             session = ThreadedSession(router.config).start()
             session.wait_connected(30)
-            report(client, session, end, repeat)
+            if metrics:
+                metrics_cost(router, client, end, repeat, metrics)
+            else:
+                report(client, session, end, repeat)
         except Exception:
             print("\n".join(p.name + ": " + line for p in procs.running for line in p.lines[-15:]), file=sys.stderr)
             raise
@@ -163,9 +216,12 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30, help="timed requests per case (default 30)")
+    parser.add_argument("--metrics", type=float, default=0.0, metavar="SECONDS",
+                        help="only the cost of metrics: /query p50 with the endpoint served and scraped every "
+                        "SECONDS (15: Prometheus's usual interval), and without one, in turn")
     args = parser.parse_args()
     print(f"sisock-http /query benchmark on {machine()}; one day at 1 Hz per field, warm (2 warm-up requests)")
-    run(args.repeat)
+    run(args.repeat, args.metrics)
 
 
 if __name__ == "__main__":

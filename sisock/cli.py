@@ -25,6 +25,7 @@ COMMANDS = {
     "sensors": ("sisock.servers.sensors", "serve this machine's lm-sensors readings"),
     "apex-weather": ("sisock.servers.apex_weather", "serve the APEX weather archive"),
     "radiometer": ("sisock.servers.radiometer", "serve the UCSC radiometer PWV archive"),
+    "status": ("sisock.status", "what every component of this site is doing, and whether anything is wrong"),
     "certs": ("sisock.router.certs_command", "make a site CA and a server certificate"),
     "crossbar-config": ("sisock.router.config_command", "write the router's config.json from the environment"),
     "demo": ("sisock.demo", "run the whole stack in the foreground on this machine"),
@@ -32,6 +33,9 @@ COMMANDS = {
 
 #: Subcommands that work without a valid WAMP configuration.
 NEEDS_NO_CONFIG = {"certs"}
+#: Subcommands that run until stopped: each serves its metrics (sisock/metrics/).
+LONG_RUNNING = {"hub", "http", "g3-file-scanner", "g3-reader", "data-feed", "weather", "sensors", "apex-weather",
+                "radiometer"}
 
 
 def parser(selected: Optional[str] = None) -> argparse.ArgumentParser:
@@ -67,6 +71,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     lifeline.watch_parent_from_environment()  # started by a demo: end with it
     module = importlib.import_module(args.module)
     try:
+        if config is not None and args.command in LONG_RUNNING and not getattr(args, "once", False):
+            from sisock import metrics
+            metrics.serve(args.command, config)
         code = module.main(args, config) or 0
     except ConfigError as exc:
         print(f"sisock {args.command}: configuration error: {exc}", file=sys.stderr)

@@ -22,7 +22,7 @@ LOG_LEVELS = ("none", "critical", "error", "warn", "info", "debug", "trace")
 
 #: Variables whose values are secrets: a file that sets one must not be
 #: readable by everyone.
-SECRET_VARIABLES = ("WAMP_SECRET", "SQL_PASSWD", "HTTP_PASSWORD", "HTTP_TOKEN")
+SECRET_VARIABLES = ("WAMP_SECRET", "SQL_PASSWD", "HTTP_PASSWORD", "HTTP_TOKEN", "METRICS_PASSWORD")
 
 
 class ConfigError(ValueError):
@@ -59,6 +59,16 @@ def _port(name: str, raw: str) -> int:
     value = _integer(name, raw)
     if not 1 <= value <= 65535:
         raise ConfigError(f"{name}={raw!r}: a port must be between 1 and 65535")
+    return value
+
+
+def _optional_port(name: str, raw: str) -> Optional[int]:
+    """A port, 0 (off), or empty (unset: the default)."""
+    if not raw:
+        return None
+    value = _integer(name, raw)
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{name}={raw!r}: a port must be between 1 and 65535 (0: off)")
     return value
 
 
@@ -235,6 +245,13 @@ class Config:
     buffer_time: float = _setting(3600.0, "seconds of the feed kept in memory (sisock-http: the longest any "
                                           "data-feed keeps, how far back it joins live samples)")
     data_feed_transport: str = _setting("tls", "tls (WAMP-CRA, any host) or ocs (the open port, router host only)")
+    # metrics for Prometheus (sisock/metrics/, docs/monitoring.md)
+    metrics_host: str = _setting("127.0.0.1", "address this component's metrics endpoint listens on (loopback; "
+                                 "off-host only on a site-private address or with METRICS_PASSWORD)")
+    metrics_port: Optional[int] = _setting(None, "this component's metrics port (unset: its port in the default "
+                                           "layout, none for data-feed; 0: no metrics endpoint)")
+    metrics_user: Optional[str] = _setting(None, "HTTP basic auth user Prometheus sends (with METRICS_PASSWORD)")
+    metrics_password: Optional[str] = _setting(None, "HTTP basic auth password of the metrics endpoint (a secret)")
     # sensors
     sensors_interval: float = _setting(1.0, "seconds between two readings")
     sensors_keep: float = _setting(3600.0, "seconds of readings kept")
@@ -311,6 +328,10 @@ _PARSERS: Mapping[str, Callable[[str, str], object]] = {
     "description": _optional_text,
     "buffer_time": _positive_number,
     "data_feed_transport": _one_of("tls", "ocs"),
+    "metrics_host": _host,
+    "metrics_port": _optional_port,
+    "metrics_user": _optional_text,
+    "metrics_password": _optional_text,
     "sensors_interval": _positive_number,
     "sensors_keep": _positive_number,
 }
@@ -322,7 +343,8 @@ VARIABLES = tuple(f.name.upper() for f in fields(Config))
 _LOG = ("LOGLEVEL",)
 _WAMP = ("WAMP_USER", "WAMP_SECRET", "CROSSBAR_HOST", "CROSSBAR_TLS_PORT", "CROSSBAR_REALM", "CROSSBAR_CA_CERT",
          "CROSSBAR_TLS_INTERFACE") + _LOG
-_NODE = _WAMP + ("MAX_POINTS", "HTTP_TIMEOUT")
+_METRICS = ("METRICS_HOST", "METRICS_PORT", "METRICS_USER", "METRICS_PASSWORD")
+_NODE = _WAMP + _METRICS + ("MAX_POINTS", "HTTP_TIMEOUT")
 _INDEX = ("SQL_HOST", "SQL_PORT", "SQL_USER", "SQL_PASSWD", "SQL_DB", "SQLITE_PATH")
 _HTTP = ("HTTP_HOST", "PORT", "HTTP_TIMEOUT", "HTTP_FIELDS_WINDOW", "HTTP_HEADER_TIMEOUT", "HTTP_BODY_TIMEOUT",
          "HTTP_MAX_TARGETS", "HTTP_MAX_POINTS", "HTTP_CACHE_MB", "HTTP_PUBLIC_NAMES", "HTTP_USER", "HTTP_PASSWORD",
@@ -333,9 +355,9 @@ _ROUTER = ("WAMP_USER", "WAMP_SECRET", "CROSSBAR_HOST", "CROSSBAR_TLS_PORT", "CR
 
 #: command -> the variables it reads.
 READS: Dict[str, Tuple[str, ...]] = {
-    "hub": _WAMP,
-    "http": _WAMP + _HTTP,
-    "g3-file-scanner": ("DATA_DIRECTORY", "SCAN_INTERVAL") + _INDEX + _LOG,
+    "hub": _WAMP + _METRICS,
+    "http": _WAMP + _HTTP + _METRICS,
+    "g3-file-scanner": ("DATA_DIRECTORY", "SCAN_INTERVAL") + _INDEX + _LOG + _METRICS,
     "g3-reader": _NODE + _INDEX + ("G3_CACHE_MB", "G3_READER_PROCESSES"),
     "data-feed": _NODE + ("TARGET", "FEED", "NAME", "DESCRIPTION", "BUFFER_TIME", "DATA_FEED_TRANSPORT",
                           "CROSSBAR_OCS_PORT", "CROSSBAR_OCS_INTERFACE"),
@@ -343,6 +365,7 @@ READS: Dict[str, Tuple[str, ...]] = {
     "sensors": _NODE + ("SENSORS_INTERVAL", "SENSORS_KEEP"),
     "apex-weather": _NODE + ("DATA_DIRECTORY",),
     "radiometer": _NODE + ("DATA_DIRECTORY",),
+    "status": _WAMP,
     "certs": (),
     "crossbar-config": _ROUTER,
     # the demo reads these itself and hands the whole environment to every component

@@ -22,6 +22,7 @@ from twisted.python.threadpool import ThreadPool
 from sisock import log, notify, pieces, wamp
 from sisock.config import Config
 from sisock.decimate import decimate_columns
+from sisock.metrics import node as node_metrics
 
 #: Error URIs a data node server raises.
 ERROR_BAD_REQUEST = f"{wamp.BASE_URI}.error.bad_request"
@@ -240,6 +241,7 @@ class DataNodeServer:
         """Run blocking work in this node's own pool; refuse when too much waits, and drop
         work that waited longer than its caller (HTTP_TIMEOUT) would."""
         if self.pool.q.qsize() >= MAX_QUEUED:
+            node_metrics.busy(self.name)
             raise ApplicationError(ERROR_BUSY, f"{self.name}: {MAX_QUEUED} requests already waiting; try later")
         queued = time.monotonic()
 
@@ -255,7 +257,8 @@ class DataNodeServer:
         t0, t1 = self._times(start, end)
         d = self._in_pool(self.get_fields, t0, t1)
         d.addCallback(lambda result: [result[0], result[1]])
-        return d.addErrback(lambda f: self._fail(f"get_fields({start}, {end})", f))
+        d.addErrback(lambda f: self._fail(f"get_fields({start}, {end})", f))
+        return node_metrics.observe(d, self.name, "get_fields")
 
     def _get_data(self, field: Union[str, List[str]], start, end, min_stride=None, exclude=None, details=None,
                   cut=None):
@@ -295,7 +298,8 @@ class DataNodeServer:
 
         d = self._in_pool(work)
         d.addCallback(lambda parts: self._send(parts, progress))
-        return d.addErrback(lambda f: self._fail(f"get_data({names}, {start}, {end})", f))
+        d.addErrback(lambda f: self._fail(f"get_data({names}, {start}, {end})", f))
+        return node_metrics.observe(d, self.name, "get_data")
 
     def _cut(self, cut, t0: float, t1: float, spans) -> Optional[Tuple[float, float]]:
         """``get_data``'s ``cut`` checked: two numbers ``a <= b`` within the window (times as ``start``'s)."""
@@ -371,7 +375,7 @@ class DataNodeServer:
             # After a reconnect it is most likely our own old session, which the router
             # has not timed out yet: wait for it.
             if not self._joined_once or time.monotonic() > deadline:
-                wamp.fatal(f"data node name {self.name!r} is served by another live server")
+                self.name_taken()
                 return
             self.log.warn("data node name {name} still held by an older session; retrying", name=self.name)
             yield task.deferLater(reactor, ADD_RETRY, lambda: None)
@@ -428,6 +432,14 @@ class DataNodeServer:
             self._add_loop.stop()
         self._added_once = True
         self.log.info("added data node {name} to the hub", name=self.name)
+        self.ready()
+
+    def name_taken(self) -> None:
+        """Another live server serves this name: a configuration error, the process stops."""
+        wamp.fatal(f"data node name {self.name!r} is served by another live server")
+
+    def ready(self) -> None:
+        """Tell systemd the node serves (a node hosted in another component's process leaves that one's line)."""
         notify.ready(f"{self.name}: joined the router and added to the hub; serving")
 
     def announce(self) -> None:
@@ -459,12 +471,19 @@ class DataNodeServer:
                 raise
             self.log.info("the hub has stopped already; nothing to subtract")
 
-    def run(self) -> int:
-        """Connect, serve until SIGTERM, and return the exit code."""
+    def prepare(self) -> Tuple[list, List[wamp.ShutdownHook]]:
+        """Set the server up to run in this process's reactor: its WAMP components and its
+        shutdown hooks, for :func:`sisock.wamp.run` (another component's process may host it)."""
         self.component = wamp.make_component(self.config)
         reactor.callWhenRunning(self.pool.start)
         reactor.callWhenRunning(self._start_warm_up)
         reactor.addSystemEventTrigger("during", "shutdown", self.pool.stop)  # type: ignore[arg-type]  # zope interface (mypy sees no self)
+        node_metrics.watch_pool(self.name, self.pool)
         self.component.on("join", self._join)
         self.component.on("leave", self._leave)
-        return wamp.run(self.name, self.config, self.components(), on_shutdown=[self._subtract])
+        return self.components(), [self._subtract]
+
+    def run(self) -> int:
+        """Connect, serve until SIGTERM, and return the exit code."""
+        components, hooks = self.prepare()
+        return wamp.run(self.name, self.config, components, on_shutdown=hooks)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Dict, List, cast
 
-from sisock import lifeline
+from sisock import lifeline, metrics
 from sisock.config import Config, load
 from sisock.files import private_dir, set_mode, write_private
 from sisock.router import certs
@@ -299,8 +299,18 @@ def _banner(config: Config, state: Path, attach: Path) -> str:
         f"  components    {', '.join('sisock ' + p.command for p in PARTS)}",
         f"  Grafana       http://{config.http_host}:{config.port}  (SimpleJSON or JSON datasource URL)",
         f"  your own      SISOCK_ENV_FILE={attach} {BIN / 'sisock'} COMMAND  joins this router",
+        f"  health        SISOCK_ENV_FILE={attach} {BIN / 'sisock'} status  (and data node sisock_health)",
+        f"  metrics       {_metrics_urls(config)}",
         "",
     ])
+
+
+def _metrics_urls(config: Config) -> str:
+    """Where the demo's components serve their metrics (docs/monitoring.md)."""
+    if config.metrics_port == 0:
+        return "off (METRICS_PORT=0)"
+    return ", ".join(f"{p.command} :{metrics.LAYOUT[p.command]}" for p in PARTS) + \
+        f" (http://{config.metrics_host}:PORT/metrics)"
 
 
 def main(args, config: Config) -> int:

@@ -18,6 +18,8 @@ from twisted.internet import defer
 
 from sisock import log, notify, wamp
 from sisock.config import Config
+from sisock.health import HealthServer
+from sisock.metrics import hub as hub_metrics
 
 
 class Hub:
@@ -64,11 +66,13 @@ class Hub:
             if (yield self._alive(held["session_id"])):
                 self.log.warn("refused data node {name}: held by live session {sid}", name=name,
                               sid=held["session_id"])
+                hub_metrics.EVENTS.labels("refused").inc()
                 return False
             self._drop(name, f"its session {held['session_id']} has left")
         if held is None or held["session_id"] != caller or held["description"] != description:
             self.nodes[name] = {"name": name, "description": str(description), "session_id": caller}
             self.log.info("added data node {name} (session {sid})", name=name, sid=caller)
+            hub_metrics.EVENTS.labels("added").inc()
             self._status()
         # announced again when its holder adds it again: its fields changed (a feed's first samples)
         if self.session is not None:  # None if the hub left while _alive() waited
@@ -95,6 +99,7 @@ class Hub:
 
     def _drop(self, name: str, why: str) -> None:
         node = self.nodes.pop(name)
+        hub_metrics.EVENTS.labels("subtracted").inc()
         self.log.info("subtracted data node {name}: {why}", name=name, why=why)
         self._status()
         if self.session is not None and self.session.is_attached():
@@ -125,9 +130,11 @@ class Hub:
 
 
 def main(args, config: Config) -> int:
-    """Run the hub until SIGTERM."""
+    """Run the hub, and beside it the health data node (sisock/health.py), until SIGTERM."""
     hub = Hub()
+    hub_metrics.watch(lambda: hub.nodes)
     component = wamp.make_component(config)
     component.on("join", hub.join)
     component.on("leave", hub.leave)
-    return wamp.run("hub", config, [component])
+    health, hooks = HealthServer(config, lambda: sorted(hub.nodes)).prepare()
+    return wamp.run("hub", config, [component, *health], on_shutdown=hooks)

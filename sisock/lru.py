@@ -14,6 +14,8 @@ class SizedLRU(Generic[Value]):
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.size = 0
+        #: lookups that found a value, and those that did not (the metrics of a reader's cache)
+        self.hits = self.misses = 0
         self._entries: "OrderedDict[Hashable, Tuple[int, Value]]" = OrderedDict()
         self._lock = threading.Lock()
 
@@ -22,7 +24,9 @@ class SizedLRU(Generic[Value]):
         with self._lock:
             hit = self._entries.get(key)
             if hit is None:
+                self.misses += 1
                 return None
+            self.hits += 1
             self._entries.move_to_end(key)
             return hit[1]
 

@@ -15,6 +15,7 @@ from autobahn.wamp.exception import ApplicationError
 from OpenSSL import SSL
 from OpenSSL.crypto import Error as OpenSSLError
 from twisted.internet import defer, reactor, ssl
+from twisted.internet.error import ReactorNotRunning
 
 from sisock import log, notify
 from sisock.config import Config, ConfigError
@@ -178,8 +179,15 @@ def fatal(message: str) -> None:
     """Log why this process cannot go on, and stop it with exit code 1."""
     log.logger().critical("{text}", text=message)
     _exit_code[0] = 1
-    if reactor.running:
+    _stop()
+
+
+def _stop() -> None:
+    """Stop the reactor once, however many components ask (several may fail in one turn)."""
+    try:
         reactor.stop()  # type: ignore[misc]  # zope interface (mypy sees no self)
+    except ReactorNotRunning:
+        pass
 
 
 def run(component_name: str, config: Config, components: List[Component],
@@ -195,8 +203,7 @@ def run(component_name: str, config: Config, components: List[Component],
     def failed(failure, comp):
         if config_problem:  # reported by the command line as a configuration error
             _exit_code[0] = 2
-            if reactor.running:
-                reactor.stop()
+            _stop()
             return
         fatal(f"stopping: {failure.getErrorMessage()}")
 

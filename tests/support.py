@@ -126,6 +126,9 @@ class Router:
             "CROSSBAR_TLS_CERT": str(directory / "certs" / "server.pem"),
             "CROSSBAR_TLS_KEY": str(directory / "certs" / "server.key"),
             "LOGLEVEL": "info",
+            # no metrics endpoint unless a test asks for one on a free port: the default
+            # layout's ports would collide between tests (and other test runs) on this machine
+            "METRICS_PORT": "0",
         })
         self.config: Config = load(self.env)
         crossbar_config.write(self.config, directory / "node")

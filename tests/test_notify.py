@@ -139,7 +139,7 @@ def test_components_say_ready_once_joined_and_feed_the_watchdog(router, tmp_path
         stack.start()
         listener.wait_for("READY=1\nSTATUS=hub: joined realm test_realm", 10)
         listener.wait_for("READY=1\nSTATUS=apex_archive: joined the router and added to the hub", 10)
-        listener.wait_for("STATUS=hub: 1 data nodes: apex_archive", 10)
+        listener.wait_for("STATUS=hub: 2 data nodes: apex_archive, sisock_health", 10)  # its own health node too
         listener.wait_for("READY=1\nSTATUS=joined the router; serving Grafana on http://127.0.0.1:", 10)
         before = listener.messages.count("WATCHDOG=1")
         listener.read(2.0)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -96,6 +97,10 @@ class Site:
             "sisock_wamp_secret": INSECURE_DEFAULT_SECRET,  # the router is on the guest's loopback
             "mysql_scanner_password": SCANNER_PASSWORD, "mysql_reader_password": READER_PASSWORD}))
         component_env["weather"] = {"DATA_DIRECTORY": f"/{WEATHER_DIRECTORY}"}
+        # each component's metrics on a free port (the layout's defaults may be taken on this machine)
+        self.metrics = {c: free_port() for c in self.components}
+        for component, port in self.metrics.items():
+            component_env[component] = dict(component_env.get(component) or {}, METRICS_PORT=port)
         host = {"sisock-host": guest.inventory_host()}
         (self.inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {
             "sisock": {"hosts": host}, "sisock_router": {"hosts": host},
@@ -222,6 +227,82 @@ def _search(site: Site) -> list:
         return site.http("/search", {"target": ""})[1]
     except OSError:
         return []
+
+
+def _listening(port: int) -> set:
+    """The local addresses (hex, as /proc/net/tcp* gives them) listening on ``port`` (the guest shares our network)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_metrics_listen_on_loopback_only_and_the_documented_scrape_job_scrapes_them(site, tmp_path):
+    """Each component's METRICS_PORT listens on 127.0.0.1 and nowhere else, and a real Prometheus with
+    docs/monitoring.md's job finds every target up, each saying which component it is."""
+    for component, port in site.metrics.items():
+        wait_until(lambda port=port: _listening(port), 60, f"{component}'s metrics port")
+        assert _listening(port) == {"0100007F"}, (component, _listening(port))
+    if shutil.which("prometheus") is None:  # Debian's package, as root (this test's other tools come the same way)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"], check=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), capture_output=True, timeout=600)
+    job = re.search(r"```yaml\n(scrape_configs:.*?)```", (REPO / "docs/monitoring.md").read_text(), re.S)[1]
+    config = yaml.safe_load(job)
+    config["scrape_configs"][0]["scrape_interval"] = "1s"  # the documented job, only faster for the test
+    config["scrape_configs"][0]["static_configs"] = [
+        {"targets": [f"127.0.0.1:{port}" for port in site.metrics.values()], "labels": {"site_host": "sisock-host"}}]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    prometheus = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                                   f"--storage.tsdb.path={tmp_path / 'data'}",
+                                   f"--web.listen-address=127.0.0.1:{port}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def query(expression: str) -> list:
+        url = f"http://127.0.0.1:{port}/api/v1/query?query={urllib.parse.quote(expression)}"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return json.loads(answer.read())["data"]["result"]
+
+    try:
+        up = wait_until(lambda: (found := _attempt(lambda: query('up{job="sisock"}'))) and len(found) == len(
+            site.metrics) and all(r["value"][1] == "1" for r in found) and found, 90, "every target up")
+        assert {r["metric"]["site_host"] for r in up} == {"sisock-host"}
+        built = wait_until(lambda: _attempt(lambda: query("sisock_build_info")), 30, "sisock_build_info")
+        assert {r["metric"]["component"] for r in built} == set(site.metrics)
+    finally:
+        prometheus.terminate()
+        prometheus.wait(30)
+
+
+def _attempt(fn):
+    try:
+        return fn()
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def test_status_reads_the_site_env_file_and_every_unit(site):
+    """``sisock status`` on the provisioned host: the router, the hub, every unit active with its status line."""
+    def status():
+        run = site.guest.ssh("SISOCK_ENV_FILE=/etc/sisock/sisock.env /opt/sisock/venv/bin/sisock status --json",
+                             check=False)
+        return run.returncode, json.loads(run.stdout) if run.stdout.strip() else {}
+    code, report = wait_until(lambda: (r := status())[0] == 0 and r, 90, "sisock status to say all is well")
+    units = {u["unit"]: u for u in report["units"]}
+    assert {f"sisock-{c}.service" for c in site.components} | {"sisock-crossbar.service"} <= set(units)
+    assert all(u["active"] == "active" for u in units.values())
+    assert units["sisock-hub.service"]["status"].startswith("hub: ")
+    assert report["health"] and report["router"]["reachable"]
+    site.guest.ssh("systemctl stop sisock-weather.service")
+    try:
+        code, report = wait_until(lambda: (r := status())[0] == 1 and r, 60, "sisock status to say something is wrong")
+        assert any("sisock-weather.service is inactive" in p for p in report["problems"]), report["problems"]
+    finally:
+        site.guest.ssh("systemctl start sisock-weather.service")
 
 
 def test_stopping_the_g3_reader_drops_its_fields_and_starting_brings_them_back(site):

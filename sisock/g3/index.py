@@ -400,6 +400,16 @@ class Index:
                                             "GROUP BY description", tuple(descriptions)))
         return {d: float(t) for d, t in rows if t is not None}
 
+    def newest_per_provider(self) -> Dict[str, float]:
+        """``{description: the end of its newest indexed frame}`` for every provider (its health)."""
+        rows = self.run(lambda cur: cur.all("SELECT description, MAX(t_end) FROM feeds GROUP BY description"))
+        return {d: float(t) for d, t in rows if t is not None}
+
+    def bad_files(self) -> int:
+        """How many files are recorded bad (a damaged frame, read again only when they change)."""
+        row = self.run(lambda cur: cur.one("SELECT COUNT(*) FROM files WHERE status = 'bad'"))
+        return int(row[0]) if row else 0
+
     def refresh_summaries(self) -> int:
         """Rebuild the coarse summary tiers where files changed since the last time; how many stretches."""
         return summaries.refresh(self)

@@ -28,6 +28,8 @@ from sisock.config import Config, ConfigError
 from sisock.g3 import parallel, watch
 from sisock.g3.filescan import FileScan, fingerprint, read_file
 from sisock.g3.index import FileRow, Index, IndexChanged, open_index
+from sisock.g3.state import ArchiveState
+from sisock.metrics import scanner as scanner_metrics
 
 #: Seconds between progress lines during a long pass.
 PROGRESS_EVERY = 10.0
@@ -156,6 +158,7 @@ class Scanner:
             hidden = tuple(folder.rstrip(os.sep) + os.sep for folder in unlisted)
             for row in (r for r in known.values() if not r.path.startswith(hidden) and not os.path.lexists(r.path)):
                 self.index.remove_file(row)
+                scanner_metrics.REMOVED.inc()
                 stats.removed += 1
                 self.log.info("removed {path} from the index: the file is gone", path=row.path)
         self.index.refresh_summaries()
@@ -207,6 +210,7 @@ class Scanner:
     def _store(self, path: Path, st: os.stat_result, row: Optional[FileRow], start: int, scan: FileScan,
                stats: PassStats) -> None:
         self.index.store_file(path, st.st_size, st.st_mtime_ns, scan, row)
+        scanner_metrics.stored(scan.scanned_to - start, len(scan.frames), scan.status == "bad")
         stats.read += 1
         stats.bytes += scan.scanned_to - start
         stats.frames += len(scan.frames)
@@ -239,6 +243,11 @@ def main(args, config: Config) -> int:
     index = open_index(config)
     scanner = Scanner(index, config.data_directory, stop)
     changes = None if args.once else watch.follow(config.data_directory, logger)
+    state = ArchiveState(index)
+
+    def scan_changed(paths: List[str]) -> None:
+        scanner.scan_files(paths)
+        scanner_metrics.archive(*state.figures())
     schema_done = False
     while not stop.is_set():
         wait = config.scan_interval
@@ -248,12 +257,15 @@ def main(args, config: Config) -> int:
                 schema_done = True
                 notify.ready(f"index ready; first scan of {config.data_directory} running")
             stats = scanner.scan_once()
+            scanner_metrics.pass_done(True, stats.seconds)
+            scanner_metrics.archive(*state.figures())
             logger.info("pass done: {files} files, {read} read ({mb:.1f} MB, {frames} frames), {removed} removed, "
                         "{bad} bad, in {seconds:.2f} s", mb=stats.bytes / 1e6, **stats.__dict__)
             notify.status(f"last scan {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}: {stats.files} files, "
                           f"{stats.read} read, {stats.bad} bad, in {stats.seconds:.1f} s; next in {wait:.0f} s")
         except Exception as exc:
             wait = min(wait, RETRY_AFTER)
+            scanner_metrics.pass_done(False)
             logger.error("pass failed: {error}; next try in {wait:.0f} s", error=f"{type(exc).__name__}: {exc}",
                          wait=wait)
             notify.status(f"last scan failed ({type(exc).__name__}: {exc}); next try in {wait:.0f} s")
@@ -264,6 +276,6 @@ def main(args, config: Config) -> int:
         if changes is None or not schema_done:
             stop.wait(wait)
         else:
-            watch.scan_changes(changes, scanner.scan_files, index.refresh_summaries, wait, stop, logger)
+            watch.scan_changes(changes, scan_changed, index.refresh_summaries, wait, stop, logger)
     index.close()
     return 0

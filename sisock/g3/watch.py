@@ -13,6 +13,7 @@ overflowed event queue loses some.
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import time
 from typing import Callable, List, Optional, Set
@@ -20,6 +21,7 @@ from typing import Callable, List, Optional, Set
 from twisted.internet import inotify
 from twisted.python.filepath import FilePath
 
+from sisock.metrics import scanner as scanner_metrics
 from sisock.wamp_thread import ensure_reactor_thread, in_reactor
 
 #: Seconds without a new event before a batch of changed files is scanned.
@@ -42,6 +44,8 @@ class Changes:
         self._wake = threading.Event()
         self._paths: Set[str] = set()
         self._first = self._last = 0.0
+        #: set when the kernel's event queue overflowed: events were lost, only a full pass finds them
+        self.lost = threading.Event()
 
     def add(self, path: str) -> None:
         with self._lock:
@@ -52,10 +56,15 @@ class Changes:
             self._last = now
         self._wake.set()
 
+    def overflowed(self) -> None:
+        """The kernel dropped events: ask the scanner for a full pass now (from the reactor)."""
+        self.lost.set()
+        self._wake.set()
+
     def take(self, stop: threading.Event, until: float) -> List[str]:
         """Wait (until ``until``, a monotonic time, or ``stop``) for a batch; return it, debounced
         (empty when the time ran out)."""
-        while not stop.is_set():
+        while not stop.is_set() and not self.lost.is_set():
             left = until - time.monotonic()
             if left <= 0:
                 return []
@@ -88,14 +97,35 @@ class TreeWatcher:
         self.folders = sum(1 for _ in os.walk(str(self.directory.path)))
 
     def _start(self) -> None:
-        notifier = inotify.INotify()
+        notifier = CountingINotify(self.changes.overflowed)
         notifier.startReading()
         notifier.watch(self.directory, mask=MASK, autoAdd=True, callbacks=[self._event], recursive=True)
 
     def _event(self, _watch, path: FilePath, mask: int) -> None:
         name = path.path.decode(errors="surrogateescape") if isinstance(path.path, bytes) else path.path
         if name.endswith(".g3") and not mask & inotify.IN_ISDIR:
+            scanner_metrics.WATCH_EVENTS.inc()
             self.changes.add(name)
+
+
+class CountingINotify(inotify.INotify):
+    """Twisted's INotify, counting the kernel's queue overflows, which it drops unseen (their
+    watch descriptor is -1), and calling ``overflowed`` for each: the lost events need a full pass."""
+
+    def __init__(self, overflowed: Callable[[], None] = lambda: None) -> None:
+        super().__init__()
+        self.overflowed = overflowed
+
+    def _doRead(self, in_: bytes) -> None:
+        # the kernel hands whole events to each read: walk their headers (wd, mask, cookie, len)
+        offset = 0
+        while offset + 16 <= len(in_):
+            _wd, mask, _cookie, size = struct.unpack_from("=iIII", in_, offset)
+            if mask & inotify.IN_Q_OVERFLOW:
+                scanner_metrics.WATCH_OVERFLOWS.inc()
+                self.overflowed()
+            offset += 16 + size
+        super()._doRead(in_)
 
 
 def follow(directory, logger) -> Optional[Changes]:
@@ -109,17 +139,23 @@ def follow(directory, logger) -> Optional[Changes]:
         logger.warn("cannot watch {directory} ({error}); new frames wait for the periodic pass",
                     directory=str(directory), error=f"{type(exc).__name__}: {exc}")
         return None
+    scanner_metrics.WATCHED.set(watcher.folders)
     logger.info("watching {n} folders under {directory}", n=watcher.folders, directory=str(directory))
     return changes
 
 
 def scan_changes(changes: Changes, scan: Callable[[List[str]], object], refresh: Callable[[], object],
                  seconds: float, stop: threading.Event, logger) -> None:
-    """Scan each batch of changed files as it comes, for ``seconds`` or until ``stop``; refresh
-    the coarse summary tiers at most every REFRESH_EVERY seconds when something was scanned."""
+    """Scan each batch of changed files as it comes, for ``seconds`` or until ``stop`` (or at once when
+    the kernel dropped events: the caller's full pass follows); refresh the coarse summary tiers at
+    most every REFRESH_EVERY seconds when something was scanned."""
     until = time.monotonic() + seconds
     last_refresh, pending_refresh = time.monotonic(), False
     while not stop.is_set() and time.monotonic() < until:
+        if changes.lost.is_set():  # the kernel dropped events: the caller's full pass finds what they held
+            changes.lost.clear()
+            logger.warn("the inotify event queue overflowed: a full pass now")
+            return  # the pass refreshes the coarse tiers too
         paths = changes.take(stop, min(until, last_refresh + REFRESH_EVERY) if pending_refresh else until)
         try:
             if paths:

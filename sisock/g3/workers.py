@@ -23,6 +23,8 @@ from sisock.decimate import choose_step, on_grid
 from sisock.g3 import parallel, warmup
 from sisock.g3.index import open_index
 from sisock.g3.reader import Reader
+from sisock.metrics import reader as reader_metrics
+from sisock.metrics.reader import CacheFigures
 
 #: Workers when G3_READER_PROCESSES is 0: one per core, at most this many.
 MOST_AUTO = 4
@@ -74,9 +76,10 @@ def _start(config: Config, cache_mb: int, started) -> None:
     warmup.warm(_reader)
 
 
-def _answer(*args) -> dict:
+def _answer(*args) -> Tuple[dict, CacheFigures]:
+    """The answer, and this worker's cache figures for the parent's metrics."""
     assert _reader is not None  # _start made it: the pool's initializer
-    return answer(_reader, *args)
+    return answer(_reader, *args), reader_metrics.figures_of(_reader.cache)
 
 
 def _ready() -> bool:
@@ -122,10 +125,13 @@ class ReaderPool:
         for _attempt in (1, 2):
             pool = self._pool
             try:
-                return pool.submit(_answer, names, start, end, min_stride, max_points, cut).result()
+                result, figures = pool.submit(_answer, names, start, end, min_stride, max_points, cut).result()
+                reader_metrics.worker_figures(figures)
+                return result
             except BrokenProcessPool:
                 with self._lock:
                     if self._pool is pool:
+                        reader_metrics.restarted()
                         self.log.error("a g3-reader worker process died; starting {n} new ones", n=self.processes)
                         self._pool = self._make()
         raise RuntimeError("reader worker processes died twice while answering this request")

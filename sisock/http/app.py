@@ -29,6 +29,7 @@ from sisock.http.intake import check_content_type, check_host, read_body
 from sisock.http.request import parse_json, parse_query, text_filter
 from sisock.http.results import Results
 from sisock.http.shape import shape
+from sisock.metrics import http as http_metrics
 from sisock.wamp_thread import ThreadedSession, in_reactor
 
 _log = log.logger()
@@ -68,6 +69,7 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
         def serve(self, *path, **params):
             request = cherrypy.request
             began = time.perf_counter()
+            http_metrics.started()
             request.sisock_timing = {}
             request.sisock_notes = {}  # Server-Timing descriptions, by metric
             if path and not any_path:
@@ -82,6 +84,7 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
             fields = dict(method=request.method, path=request.path_info, status=status, note=note)
 
             def log_line(timing: dict) -> None:
+                http_metrics.finished(request.path_info, status, time.perf_counter() - began)
                 fields.update(ms=(time.perf_counter() - began) * 1000,
                               details=", ".join(f"{k} {v * 1000:.1f}" for k, v in timing.items()))
                 if status >= 500:

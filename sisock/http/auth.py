@@ -56,9 +56,19 @@ class Authenticator:
     """Checks a request's ``Authorization`` header against the configured credentials."""
 
     def __init__(self, config: Config) -> None:
-        self.user = (config.http_user or "").encode()
-        self.password = (config.http_password or "").encode()
-        self.token = (config.http_token or "").encode()
+        self._set(config.http_user, config.http_password, config.http_token)
+
+    @classmethod
+    def of(cls, user: Optional[str], password: Optional[str], token: Optional[str] = None) -> "Authenticator":
+        """The same checks for other credentials (a metrics endpoint's)."""
+        made = cls.__new__(cls)
+        made._set(user, password, token)
+        return made
+
+    def _set(self, user: Optional[str], password: Optional[str], token: Optional[str]) -> None:
+        self.user = (user or "").encode()
+        self.password = (password or "").encode()
+        self.token = (token or "").encode()
 
     @property
     def required(self) -> bool:

@@ -21,6 +21,8 @@ from twisted.internet import defer, reactor, task
 from sisock import log, wamp
 from sisock.http.errors import describe
 from sisock.http.join import listing
+from sisock.metrics import http as http_metrics
+from sisock.metrics.http import observe_call
 
 #: Repeated warnings (the hub away, a node that does not answer) at most once a minute per kind.
 _throttle = log.Throttle()
@@ -92,6 +94,10 @@ class Catalogue:
     def _nudge_done(self, _result) -> None:
         self._nudged = False
 
+    def age(self) -> float:
+        """Seconds since the last full refresh."""
+        return time.monotonic() - self._refreshed
+
     @property
     def loaded(self) -> bool:
         """True once the node list and their fields were read after the last join (GET / and READY wait for it)."""
@@ -130,7 +136,7 @@ class Catalogue:
         if session is None or not session.is_attached():
             return
         try:
-            listed = yield session.call(wamp.HUB_LIST).addTimeout(self.timeout, reactor)
+            listed = yield observe_call(session.call(wamp.HUB_LIST).addTimeout(self.timeout, reactor), wamp.HUB_LIST)
         except Exception as exc:
             _throttle.warn(self.log, "hub", "cannot list data nodes from the hub: {error}", error=describe(exc))
             return
@@ -143,12 +149,14 @@ class Catalogue:
             self._fields = {name: fields for name, fields in self._fields.items() if name in nodes}
         yield defer.DeferredList([self._load_fields(session, name) for name in nodes], consumeErrors=True)
         self._refreshed = time.monotonic()
+        http_metrics.CATALOGUE_REFRESHES.inc()
 
     @defer.inlineCallbacks
     def _load_fields(self, session, node: str):
         try:
             start = -self.window if self.window else 1  # 1 = since the epoch: every field ever
-            answer = yield session.call(wamp.get_fields_uri(node), start, 0).addTimeout(self.timeout, reactor)
+            uri = wamp.get_fields_uri(node)
+            answer = yield observe_call(session.call(uri, start, 0).addTimeout(self.timeout, reactor), uri)
             fields = answer[0] if isinstance(answer, (list, tuple)) and answer and isinstance(answer[0], dict) else {}
         except Exception as exc:
             _throttle.warn(self.log, f"fields {node}", "cannot get the fields of data node {node}: {error}",

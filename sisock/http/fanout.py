@@ -25,6 +25,7 @@ from twisted.internet import defer, reactor
 from sisock import pieces, wamp
 from sisock.http.errors import NodeFailed, NotConnected, describe
 from sisock.http.join import ARCHIVE_NODE
+from sisock.metrics import http as http_metrics
 from sisock.wamp_thread import ThreadedSession, in_reactor
 
 #: WAMP errors meaning "no such data node": its targets are empty, not an error.
@@ -52,6 +53,7 @@ def _call(session, uri: str, *args, timeout: float, **kwargs) -> defer.Deferred:
     parts: List[dict] = []
     d = session.call(uri, *args, options=CallOptions(on_progress=parts.append), **kwargs)
     d.addTimeout(timeout, reactor)
+    http_metrics.observe_call(d, uri)
     return d.addCallback(lambda last: pieces.join(parts + [last]))
 
 
@@ -120,8 +122,9 @@ def _live(session, live: Live, min_stride: Optional[float], timeout: float,
     its samples outside it (in the reactor; fills ``live.answers``)."""
     names = sorted({name for fields in live.nodes.values() for name in fields})
     try:
-        found = yield session.call(wamp.procedure_uri(ARCHIVE_NODE, COVERAGE), names, live.since,
-                                   live.until).addTimeout(timeout, reactor)
+        uri = wamp.procedure_uri(ARCHIVE_NODE, COVERAGE)
+        found = yield http_metrics.observe_call(session.call(uri, names, live.since, live.until).addTimeout(
+            timeout, reactor), uri)
     except ApplicationError as exc:
         reason = _failure(ARCHIVE_NODE, exc, timeout, absence)
         if reason is not None:

@@ -22,6 +22,7 @@ from sisock.http.app import APP_CONFIG, Datasource
 from sisock.http.auth import check_startup
 from sisock.http.catalogue import Catalogue
 from sisock.http.guard import MAX_BODY, GuardedServer
+from sisock.metrics import http as http_metrics
 from sisock.router.crossbar_config import CONSUMER_USER
 from sisock.wamp_thread import ThreadedSession
 
@@ -60,6 +61,7 @@ def main(args, config: Config) -> int:
                         problem=problem)
         return 1
     catalogue = Catalogue(config.http_fields_window, config.http_timeout)
+    http_metrics.watch_catalogue(catalogue.nodes, catalogue.entries, catalogue.age)
     failed = []
 
     def give_up(reason: str) -> None:

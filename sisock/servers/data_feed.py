@@ -19,10 +19,11 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from sisock import log, wamp
+from sisock import heartbeat, log, wamp
 from sisock.config import Config, ConfigError
 from sisock.datanode import DataNodeServer, data_result, field_info
 from sisock.servers.ring_buffer import RingTable
+from sisock.metrics.feed import Activity
 
 #: A NAME, TARGET or FEED becomes part of a WAMP URI: no dots, '#' or blanks.
 URI_PART = re.compile(r"^[^\s.#]+$")
@@ -220,6 +221,13 @@ class FeedCache:
         return None
 
     @property
+    def newest(self) -> Optional[float]:
+        """The newest sample time held (None when empty)."""
+        with self._lock:
+            times = [t for table in self._blocks.values() if (t := table.last_time) is not None]
+        return max(times, default=None)
+
+    @property
     def nbytes(self) -> int:
         """Bytes held by the ring buffers."""
         with self._lock:
@@ -293,6 +301,8 @@ class DataFeedServer(DataNodeServer):
                                archive_prefix=f"{self.topic}.")
         self._foreign: set = set()
         self._throttle = log.Throttle(60.0)
+        self.activity = Activity(self.topic, lambda: self.cache.newest, lambda: self.cache.nbytes)
+        self.reporter = heartbeat.Reporter(lambda: heartbeat.feed_report(self.topic, self.name, self.activity))
 
     def components(self) -> list:
         if self.config.data_feed_transport != "ocs":
@@ -302,6 +312,7 @@ class DataFeedServer(DataNodeServer):
         return [self.component, ocs]
 
     def on_join(self, session):
+        self.reporter.start(session)
         if self.config.data_feed_transport == "tls":
             return self._subscribe(session, "TLS")
         return None
@@ -317,16 +328,19 @@ class DataFeedServer(DataNodeServer):
         try:
             kept, dropped = self.cache.add(*event_pair(args))
         except ForeignAgent as exc:
+            self.activity.refused("foreign")
             if len(self._foreign) < MAX_FOREIGN_REPORTED and str(exc) not in self._foreign:
                 self._foreign.add(str(exc))
                 self.log.warn("ignoring {topic}: {error}", topic=self.topic, error=str(exc))
             return
         except MessageError as exc:
+            self.activity.refused("malformed")
             held = self._throttle.allow("malformed")
             if held >= 0:
                 self.log.warn("dropped a malformed message on {topic}: {error} ({held} more since the last "
                               "such line)", topic=self.topic, error=str(exc), held=held)
             return
+        self.activity.message(kept, dropped)
         if self.cache.generation != fields_before:
             self.announce()  # sisock-http reads the new fields now: a joined name answers at once
         if dropped and self._throttle.allow("dropped") >= 0:

@@ -12,11 +12,14 @@ from typing import Callable, Dict, List, Optional, Tuple
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import reactor
 
+from sisock import heartbeat
 from sisock.config import Config
 from sisock.datanode import ERROR_BAD_REQUEST, DataNodeServer
 from sisock.g3 import warmup, workers
 from sisock.g3.index import open_index
 from sisock.g3.reader import Reader
+from sisock.g3.state import ArchiveState
+from sisock.metrics import reader as reader_metrics
 
 
 class G3ReaderServer(DataNodeServer):
@@ -31,6 +34,20 @@ class G3ReaderServer(DataNodeServer):
         # get_fields stays here (one query); with workers this reader keeps no frames
         self.reader = Reader(open_index(config), config.g3_cache_mb if processes == 1 else 0)
         self.workers = workers.ReaderPool(config, processes) if processes > 1 else None
+        reader_metrics.watch(processes, None if self.workers else self.reader.cache)
+        self.state = ArchiveState(self.reader.index)
+        self.reporter = heartbeat.Reporter(lambda: self._in_pool(self._archive_report))
+
+    def _archive_report(self) -> Optional[dict]:
+        """The archive's health report; none while the index cannot be read (the reader's own
+        requests say why: no schema yet, the database away)."""
+        try:
+            return heartbeat.archive_report(*self.state.figures())
+        except Exception:
+            return None
+
+    def on_join(self, session):
+        self.reporter.start(session)
 
     def warm_up(self) -> None:
         """The reader's tables and the workers started and warmed (:mod:`sisock.g3.warmup`)."""
