@@ -138,6 +138,7 @@ class Datasource:
         self.auth = Authenticator(config)
         self.big = BigAnswers()
         self.results = Results(config.http_cache_mb * 1_000_000)
+        http_metrics.watch_kept(lambda: self.results.kept.size)
 
     def _run(self, handler: Callable, request) -> tuple:
         try:
@@ -263,6 +264,7 @@ class Datasource:
         answered, note = self.results.fetch(wanted, query.start, query.end, query.node_stride(), issue)
         timing["wamp"], timing["cache"] = time.perf_counter() - began - note.seconds, note.seconds
         cherrypy.request.sisock_notes["cache"] = note.text()
+        http_metrics.kept(note.hits, note.again, note.fields)
         began = time.perf_counter()
         joined = {name: join.series(name, answered.get(join.ARCHIVE_NODE), live.answers if live else {},
                                     (query.start, query.end), query.node_stride(), query.max_points)
