@@ -25,7 +25,7 @@ for 1 h, 1 d, 7 d, 30 d and 1 y:
 (a) and (c) are then measured on its stack too, each restart interleaved with this
 tree's, so both see the same machine at the same time.
 
-Usage: ``.venv/bin/python bench/cold.py --dir DIR [--year] [--before DIR] [--clients 10,50]``
+Usage: ``.venv/bin/python bench/cold.py [--dir DIR] [--year] [--before DIR] [--clients 10,50]``
 """
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import argparse  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from typing import Dict, List, Optional  # noqa: E402
@@ -253,7 +255,8 @@ def crowd(stack: Stack, names: List[str], clients: int, seconds: float, moving: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", type=Path, required=True, help="work folder (kept: the archive is reused)")
+    parser.add_argument("--dir", type=Path, help="work folder, kept: its archive and index are reused (default: a "
+                        "temporary one, removed after)")
     parser.add_argument("--days", type=float, default=30, help="days of the long archive (default 30)")
     parser.add_argument("--mb-per-day", type=float, default=16, help="its size per day (default 16)")
     parser.add_argument("--year", action="store_true", help="also a year before it at a low rate")
@@ -263,6 +266,17 @@ def main() -> int:
     parser.add_argument("--load-seconds", type=float, default=20, help="length of each load (default 20)")
     parser.add_argument("--parts", default="abc", help="which parts to run (default abc)")
     args = parser.parse_args()
+    temporary = args.dir is None
+    args.dir = args.dir or Path(tempfile.mkdtemp(prefix="sisock-bench-cold-"))
+    try:
+        return measure(args)
+    finally:
+        if temporary:
+            shutil.rmtree(args.dir, ignore_errors=True)
+
+
+def measure(args) -> int:
+    """Everything but the work folder's making: (a) to (c) on its archive and index."""
     data = args.dir / "archive"
     made = archives(args.days, args.mb_per_day, args.year)
     if not data.is_dir():

@@ -228,6 +228,11 @@ def test_joined_names_across_the_live_seam_are_the_same_with_and_without_kept_re
                 assert status == 200 and a == b, (k, span, points)
                 reused += 'desc="0/' not in headers["Server-Timing"]
         assert reused >= 10, "kept slots should have answered most of these panels"
+        body = query(h0 + 60, h0 + 600.5, *names, max_points=200)  # asked again: the reader reads nothing
+        for _ in range(2):
+            (status, a, headers), (_, b, _) = (s.request("POST", "/query", body) for s in servers)
+            assert status == 200 and a == b
+        assert 'desc="2/2 fields from kept slots' in headers["Server-Timing"]
     finally:
         agg.close()
         shutil.rmtree(top, ignore_errors=True)
