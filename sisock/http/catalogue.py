@@ -31,6 +31,9 @@ _throttle = log.Throttle()
 REFRESH_EVERY = 60.0
 #: A search refreshes the catalogue first when it is older than this (seconds).
 STALE_AFTER = 10.0
+#: Seconds a (re)join waits for the hub to list the nodes before saying it is ready all the same, and
+#: between two attempts.
+HUB_WAIT, HUB_RETRY = 10.0, 0.5
 
 
 class Catalogue:
@@ -116,7 +119,11 @@ class Catalogue:
         self._session = session
         yield session.subscribe(self._added, wamp.TOPIC_ADDED)
         yield session.subscribe(self._subtracted, wamp.TOPIC_SUBTRACTED)
-        yield self.refresh()
+        # the hub rejoins a restarted router on its own back-off: until it answers, the list held is
+        # from before (nodes not registered again yet), so it is asked again for a while
+        deadline = time.monotonic() + HUB_WAIT
+        while not (yield self.refresh()) and time.monotonic() < deadline and session.is_attached():
+            yield task.deferLater(reactor, HUB_RETRY, lambda: None)
         self._loaded = True
         if self._loop is None or not self._loop.running:
             self._loop = task.LoopingCall(self.refresh)
@@ -131,15 +138,16 @@ class Catalogue:
 
     @defer.inlineCallbacks
     def refresh(self):
-        """Reload the node list and every node's fields (must run in the reactor)."""
+        """Reload the node list and every node's fields (must run in the reactor); fires True once the
+        hub listed the nodes, False when it could not be asked."""
         session = self._session
         if session is None or not session.is_attached():
-            return
+            return False
         try:
             listed = yield observe_call(session.call(wamp.HUB_LIST).addTimeout(self.timeout, reactor), wamp.HUB_LIST)
         except Exception as exc:
             _throttle.warn(self.log, "hub", "cannot list data nodes from the hub: {error}", error=describe(exc))
-            return
+            return False
         nodes = {n["name"]: n.get("description", "") for n in listed if isinstance(n, dict) and "name" in n}
         with self._lock:
             self._depart(set(self._nodes) - set(nodes))
@@ -150,6 +158,7 @@ class Catalogue:
         yield defer.DeferredList([self._load_fields(session, name) for name in nodes], consumeErrors=True)
         self._refreshed = time.monotonic()
         http_metrics.CATALOGUE_REFRESHES.inc()
+        return True
 
     @defer.inlineCallbacks
     def _load_fields(self, session, node: str):
