@@ -236,3 +236,31 @@ def test_joined_names_across_the_live_seam_are_the_same_with_and_without_kept_re
     finally:
         agg.close()
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_any_data_node_answers_a_cut_as_its_whole_window_less_those_slots():
+    """The base's get_data_cut (two get_data calls, concatenated): on slot boundaries, the whole
+    window's answer without its slots [a, b), numbers and text alike."""
+    from sisock.config import load
+    from sisock.datanode import DataNodeServer, data_result
+
+    t = np.sort(np.random.default_rng(5).uniform(0, 10_000, 5000)) + 1.7e9
+    v = np.random.default_rng(6).normal(0, 1, len(t))
+    text = np.array([f"s{int(x) % 7}" for x in t], dtype=object)
+
+    class Node(DataNodeServer):
+        name = "mem"
+
+        def get_data(self, fields, start, end, min_stride):
+            inside = (t >= start) & (t < end)
+            return data_result({"tl": (t[inside], {"x": v[inside], "s": text[inside]})})
+
+    node = Node(load({}))
+    start, end, step = 1.7e9 + 13.25, 1.7e9 + 9_871.5, 60.0
+    whole = finish(node.get_data(["x", "s"], start, end, step), step, 0, (start, end))
+    a, b = 60.0 * math.ceil((1.7e9 + 3000) / 60), 60.0 * math.ceil((1.7e9 + 7020) / 60)  # on the slot grid
+    cut = finish(node.get_data_cut(["x", "s"], start, end, step, (a, b)), step, 0, (start, end))
+    keep = [i for i, x in enumerate(whole["timeline"]["tl"]["t"]) if not a <= x < b]
+    assert cut["timeline"]["tl"]["t"] == [whole["timeline"]["tl"]["t"][i] for i in keep]
+    for f in ("x", "s"):
+        assert cut["data"][f] == [whole["data"][f][i] for i in keep]

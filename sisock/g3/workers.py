@@ -73,7 +73,10 @@ def _start(config: Config, cache_mb: int, started) -> None:
     global _reader, _started
     log.start("g3-reader", config.loglevel)
     _reader, _started = Reader(open_index(config), cache_mb), started
-    warmup.warm(_reader)
+    try:
+        warmup.warm(_reader)
+    except Exception as exc:  # an index not reachable yet: its requests say so (a failed start would break the pool)
+        log.logger().info("a worker's warm-up not done ({error})", error=str(exc) or type(exc).__name__)
 
 
 def _answer(*args) -> Tuple[dict, CacheFigures]:
