@@ -109,11 +109,7 @@ def _read_frames(source: framing.LoadedBytes, scan: FileScan, blocks: "_Blocks",
     position = scan.start_offset
     while position < source.size:
         try:
-            spans: List[Tuple[int, int, int]] = []
-            length = framing.frame_length(source, position, spans)
-            piece, at = source.piece(position, position + length)
-            raw = rawframe.read_data_frame(piece, at, length, spans)
-            frame = framing.decode(bytes(memoryview(piece)[at:at + length])) if raw is None else None
+            frame, length = rawframe.frame_at(source, position)
         except (framing.Truncated, framing.Damaged) as exc:
             later = framing.next_frame(source, position + 1)
             if later is None and isinstance(exc, framing.Truncated) and not finished:
@@ -125,10 +121,10 @@ def _read_frames(source: framing.LoadedBytes, scan: FileScan, blocks: "_Blocks",
                 break
             position = later
             continue
-        if raw is None:
-            blocks.take(scan, frame, position, length)
+        if isinstance(frame, rawframe.RawFrame):
+            blocks.add(frame.prov_id, position, length, zip(frame.names, frame.blocks))
         else:
-            blocks.add(raw.prov_id, position, length, zip(raw.names, raw.blocks))
+            blocks.take(scan, frame, position, length)
         position += length
         scan.scanned_to = position
 

@@ -22,7 +22,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import pymysql
 
 from sisock.config import Config
-from sisock.g3 import schema, summaries, window
+from sisock.g3 import revisions, schema, summaries, window
 from sisock.g3.filescan import FieldEntry, FileScan, FrameEntry
 
 #: PyMySQL errors that mean the connection is gone (server restarted, killed, timed out).
@@ -165,6 +165,7 @@ class Index:
         def work(cur: "Cursor") -> None:
             descriptions = [r[0] for r in cur.all("SELECT DISTINCT description FROM feeds WHERE file_id = ?",
                                                   (row.id,))]
+            revisions.before_remove(cur, row.id)
             self._remove(cur, row.id, keep_file_row=False)
             for description in descriptions:
                 cur.execute("DELETE FROM catalogue WHERE description = ?", (description,))
@@ -204,6 +205,8 @@ class Index:
             return
         if row != (None if previous is None else previous.state()):
             raise IndexChanged(f"{path}: its index row changed while it was read; it is read again next pass")
+        revisions.before_store(cur, None if previous is None else previous.id, scan.start_offset == 0,
+                               scan.providers, scan.frames)
         now = sql_time(time.time())
         if previous is None:
             cur.execute("INSERT INTO files (path, size, mtime_ns, scanned_to, status, error, scanned, fingerprint) "
@@ -353,6 +356,11 @@ class Index:
         index holds, so two readers that saw the same generation saw the same index."""
         row = self.run(lambda cur: cur.one("SELECT MAX(value) FROM generation"))
         return int(row[0]) if row and row[0] is not None else 0
+
+    def revisions(self, descriptions: Sequence[str]) -> Dict[str, int]:
+        """``{description: revision}``: a provider's revision changes whenever samples the index held for
+        it may have changed, never for appends after its newest time (:mod:`sisock.g3.revisions`)."""
+        return self.run(lambda cur: revisions.of(cur, descriptions))
 
     def coverage(self, descriptions: Sequence[str], start: float, end: float) -> Dict[str, List[Tuple[float, float]]]:
         """``{description: [(first, last), ...]}``: the time ranges of the provider's indexed data

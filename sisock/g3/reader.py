@@ -13,11 +13,12 @@ does not grow with the span.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import txaio
@@ -27,9 +28,9 @@ from sisock import log
 from sisock.buckets import COLUMNS, Found, microseconds, of_samples
 from sisock.buckets import merge as merge_buckets
 from sisock.datanode import field_info, outside
-from sisock.decimate import concat, Slots, aggregate, choose_step, decimate_columns, merge, merge_edges, reduce_to_step
+from sisock.decimate import Slots, aggregate, choose_step, concat, decimate_columns, merge, merge_edges, reduce_to_step
 from sisock.g3 import format as fmt
-from sisock.g3 import framing, schema, summaries, tiers
+from sisock.g3 import framing, rawframe, schema, summaries, tiers
 from sisock.g3.tiers import Key, Window
 from sisock.lru import SizedLRU
 from sisock.g3.index import Index
@@ -57,40 +58,72 @@ class FrameCache(SizedLRU[Tuple[tuple, object]]):
 
 
 class Block:
-    """One block of a decoded data frame as the reader uses it: its name, its times (G3Time
-    ticks) and its columns, each a numpy view made the first time it is asked for. The frame
-    cache keeps these, so a warm read does not go through spt3g's objects again."""
+    """One block of a data frame as the reader uses it: its name, its times (G3Time ticks) and its
+    columns as numpy arrays. A frame read from its bytes (:mod:`sisock.g3.rawframe`) gives its
+    times and numeric columns at once, as views of the frame's bytes, and is decoded by spt3g
+    only if a text or bool column is asked for (``decode``); a frame spt3g decoded gives each
+    column as a view of its vector the first time it is asked for. The frame cache keeps these,
+    so a warm read does not go through spt3g's objects again."""
 
-    __slots__ = ("name", "_block", "_ticks", "_columns")
+    __slots__ = ("name", "_block", "_decode", "_keys", "_ticks", "_columns")
 
-    def __init__(self, name: str, block: core.G3TimesampleMap) -> None:
-        self.name, self._block = name, block
-        self._ticks: Optional[np.ndarray] = None
-        self._columns: Dict[str, np.ndarray] = {}
+    def __init__(self, name: str, block: Optional[core.G3TimesampleMap] = None,
+                 raw: Optional[rawframe.RawBlock] = None,
+                 decode: Optional[Callable[[], core.G3TimesampleMap]] = None) -> None:
+        self.name, self._block, self._decode = name, block, decode
+        self._keys = None if raw is None else frozenset(raw.keys)
+        self._ticks: Optional[np.ndarray] = None if raw is None else raw.ticks
+        # integers as spt3g gives them (int64), whatever width they were stored at
+        self._columns: Dict[str, np.ndarray] = {} if raw is None else {
+            k: c if c.dtype.kind == "f" else c.astype(np.int64) for k, c in zip(raw.keys, raw.columns)
+            if c is not None}
+
+    def _map(self) -> core.G3TimesampleMap:
+        if self._block is None:
+            assert self._decode is not None  # a block is made with one or the other
+            self._block = self._decode()
+        return self._block
 
     @property
     def ticks(self) -> np.ndarray:
         if self._ticks is None:
-            self._ticks = fmt.ticks(self._block)
+            self._ticks = fmt.ticks(self._map())
         return self._ticks
 
     def __contains__(self, key: str) -> bool:
-        return key in self._columns or key in self._block
+        return key in self._columns or (key in self._keys if self._keys is not None else key in self._map())
 
     def column(self, key: str) -> np.ndarray:
         found = self._columns.get(key)
         if found is None:
-            found = self._columns[key] = np.asarray(self._block[key])
+            found = self._columns[key] = np.asarray(self._map()[key])
         return found
 
 
-def unpack(frame: core.G3Frame) -> Tuple[Block, ...]:
-    """A decoded data frame's blocks (:class:`Block`)."""
+def unpack(frame: Union[core.G3Frame, rawframe.RawFrame], data: Optional[bytearray] = None) -> Tuple[Block, ...]:
+    """A data frame's blocks (:class:`Block`): of a frame read from its bytes ``data``, or one spt3g decoded."""
+    if isinstance(frame, rawframe.RawFrame):
+        decoded = _Decoded(data or bytearray())
+        return tuple(Block(name, raw=raw, decode=functools.partial(decoded.block, i))
+                     for i, (name, raw) in enumerate(zip(frame.names, frame.blocks)))
     return tuple(Block(name, block) for name, block in fmt.blocks(frame))
 
 
 #: InfluxDB's field type of a field whose own the index does not know yet (an index being upgraded).
 VALUE_TYPES = {"number": "float", "string": "string", "bool": "boolean"}
+
+
+class _Decoded:
+    """spt3g's decoding of a frame read from its bytes, made once if one of its text or bool columns is asked for."""
+
+    def __init__(self, data: bytearray) -> None:
+        self.data = data
+        self.frame: Optional[core.G3Frame] = None
+
+    def block(self, i: int) -> core.G3TimesampleMap:
+        if self.frame is None:
+            self.frame = framing.decode(bytes(self.data))
+        return self.frame["blocks"][i]
 
 
 @dataclass
@@ -153,6 +186,7 @@ class Reader:
         self.log = log.logger()
         self._throttle = log.Throttle(60.0)
         self._until: Dict[str, float] = {}  # description -> its newest indexed time, at _generation
+        self._revisions: Dict[str, Optional[int]] = {}  # description -> its revision, at _generation
 
     def _ready(self) -> bool:
         """True once the index has this sisock's schema (the scanner makes and upgrades it)."""
@@ -178,7 +212,16 @@ class Reader:
             f = field_of(description, key, block, type_, value_type)
             table.setdefault(f"{description}.{key}", f)
             table.setdefault(fmt.short_name(description, key), f)
-        self._names, self._until, self._generation = table, {}, generation
+        self._names, self._until, self._revisions, self._generation = table, {}, {}, generation
+
+    def known(self) -> Dict[str, Field]:
+        """Every name the archive knows (full and short forms) -> its field; empty until the index has this
+        sisock's schema."""
+        if not self._ready():
+            return {}
+        with self._lock:
+            self._follow()
+            return dict(self._names)
 
     def resolve(self, names: List[str]) -> Dict[str, Field]:
         """Requested name -> field, for the names the archive knows (full or short form)."""
@@ -216,6 +259,18 @@ class Reader:
                 self._until.update({d: found.get(d, math.nan) for d in missing})
             until = dict(self._until)
         return {n: until[f.description] for n, f in wanted.items() if not math.isnan(until[f.description])}
+
+    def revisions(self, names: List[str]) -> Dict[str, int]:
+        """Each known name's provider revision (:mod:`sisock.g3.revisions`); kept until the index's
+        generation changes, as the newest times are."""
+        wanted = self.resolve(names)
+        with self._lock:
+            missing = sorted({f.description for f in wanted.values()} - set(self._revisions))
+            if missing:
+                found = self.index.revisions(missing)
+                self._revisions.update({d: found.get(d) for d in missing})
+            known = dict(self._revisions)
+        return {n: r for n, r in ((n, known[f.description]) for n, f in wanted.items()) if r is not None}
 
     def coverage(self, names: List[str], start: float, end: float) -> Dict[str, List[Tuple[float, float]]]:
         """Each known name's archived time ranges meeting ``[start, end]`` (its provider's frames):
@@ -397,16 +452,13 @@ class Reader:
                     if handle is not None:
                         handle.close()
                     handle, handle_path, stamp = self._open(path)
-                    source = None if handle is None else framing.FileBytes(handle, stamp[0])
-                if source is None or stamp is None:  # the file could not be opened
+                if handle is None or stamp is None:  # the file could not be opened
                     continue
                 blocks = self.cache.get((path, offset), stamp)
                 if blocks is None:
-                    frame = self._read(source, path, offset, nbytes)
-                    if frame is None:
+                    blocks = self._read(handle, stamp[0], path, offset, nbytes)
+                    if blocks is None:
                         continue
-                    blocks = unpack(frame)
-                    frame.drop_blobs()  # the cache then holds the decoded objects only, not the bytes too
                     self.cache.put((path, offset), stamp, nbytes, blocks)
                 yield description, blocks, start <= t_start and t_end < end
         finally:
@@ -423,11 +475,13 @@ class Reader:
             return None, path, None
         return handle, path, (st.st_size, st.st_mtime_ns)
 
-    def _read(self, source: framing.FileBytes, path: str, offset: int, nbytes: int) -> Optional[core.G3Frame]:
-        """The frame the index puts at ``offset``, or None (logged) if the file no longer has it there."""
-        source.ahead = nbytes  # the index knows the frame's size: one read, into the file's one buffer
+    def _read(self, handle, size: int, path: str, offset: int, nbytes: int) -> Optional[Tuple[Block, ...]]:
+        """The blocks of the frame the index puts at ``offset`` (read from its bytes as the scanner reads
+        them, :func:`sisock.g3.rawframe.frame_at`: spt3g only for an unusual frame), or None (logged) if
+        the file no longer has it there."""
+        data = bytearray(nbytes)  # the index knows the frame's size: one read, into bytes of its own
         try:
-            frame, length = framing.frame_at(source, offset)
+            frame, length = rawframe.frame_at(framing.LoadedBytes(handle, size, offset, data), offset)
         except (framing.Truncated, framing.Damaged) as exc:
             self._warn("cannot read the frame at byte {offset} of {path}: {error}; it is left out until the "
                        "scanner reads the file again", offset=offset, path=path, error=str(exc))
@@ -437,7 +491,11 @@ class Reader:
                        "{nbytes}); it is left out until the scanner reads the file again", path=path, offset=offset,
                        length=length, nbytes=nbytes)
             return None
-        return frame
+        if isinstance(frame, rawframe.RawFrame):
+            return unpack(frame, data)
+        blocks = unpack(frame)
+        frame.drop_blobs()  # the cache then holds the decoded objects only, not the bytes too
+        return blocks
 
     def _warn(self, text: str, **values) -> None:
         """A warning, at most one a minute per kind, so one damaged file cannot flood the journal."""

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence, Set, Tuple
 
+from sisock.g3 import revisions
+
 #: The version this sisock writes; version 1 is the seed's (feeds, fields, description only).
-CURRENT = 7
+CURRENT = 8
 
 _DIALECTS = {
     "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "path": "TEXT", "blob": "BLOB"},
@@ -137,6 +139,11 @@ VALUE_TYPE = {"value_type": ", value_type", "of_fields": ", MAX(fi.value_type)"}
 _V6_TABLES = {"generation": "CREATE TABLE IF NOT EXISTS generation (value BIGINT NOT NULL)"}
 
 
+#: Version 8: each provider's revision, changed only when rows it held change (:mod:`sisock.g3.revisions`).
+_V8_TABLES = {"revisions": "CREATE TABLE IF NOT EXISTS revisions (description VARCHAR(255) NOT NULL, "
+                           "value BIGINT NOT NULL)"}
+
+
 def _first_generation(cur, dialect):
     if cur.one("SELECT COUNT(*) FROM generation")[0] == 0:
         cur.execute("INSERT INTO generation (value) VALUES (1)")
@@ -251,6 +258,9 @@ STEPS: List[Tuple[int, Sequence[Action]]] = [
          _index("files", "files_moments", "(moments)"),
          _add_column("fields", "value_type", "VARCHAR(16)"),
          _add_column("catalogue", "value_type", "VARCHAR(16)")]),
+    # each provider's revision (results of finalized slots are kept by it)
+    (8, [_create("revisions", _V8_TABLES), _index("revisions", "revisions_key", "(description)", unique=True),
+         revisions.fill]),
 ]
 assert STEPS[-1][0] == CURRENT
 

@@ -101,7 +101,7 @@ class WampSource:
 
     def _live(self, nodes: Dict[str, List[str]], start: float, end: float) -> Optional[fanout.Live]:
         since = max(start, time.time() - self.horizon)
-        return fanout.Live(nodes, since) if nodes and since < end else None
+        return fanout.Live(nodes, since, end) if nodes and since < end else None
 
     def buckets(self, fields: List[FieldRef], edges: np.ndarray, columns: Sequence[str]) -> Dict[FieldRef, Buckets]:
         """Per-bucket aggregates of ``fields`` on ``edges`` (int64 ns), see the module docstring; a
@@ -145,7 +145,9 @@ class WampSource:
         t0, t1 = -(-start // 1000) / 1e6, -(-end // 1000) / 1e6
         wanted, live_nodes = self._plan(fields)
         live = self._live(live_nodes, t0, t1)
-        answers = fanout.fetch(self.session, wanted, t0, t1, None, self.timeout, self.catalogue_.absence, live)
+        calls = [fanout.Call(node, fields, t0, t1) for node, fields in wanted.items()]
+        answers = dict(zip(wanted, fanout.fetch(self.session, calls, None, self.timeout, self.catalogue_.absence,
+                                                live)))
         out = {}
         for f in fields:
             node, _, field = f.name.rpartition("::")

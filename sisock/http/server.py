@@ -77,8 +77,8 @@ def main(args, config: Config) -> int:
     listening: list = []  # True once CherryPy listens
 
     def tell_systemd(*_) -> None:
-        """READY once both listening and joined (in the reactor thread); else say what is missing."""
-        if listening and session.connected:
+        """READY once listening, joined and the node list loaded (in the reactor thread); else say what is missing."""
+        if listening and session.connected and catalogue.loaded:
             notify.ready(f"joined the router; serving Grafana on {url}; {len(catalogue.nodes())} data nodes")
         elif listening:
             notify.status(f"serving {url}; router away: reconnecting (answers 503)")
