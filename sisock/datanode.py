@@ -391,7 +391,7 @@ class DataNodeServer:
         def done(result) -> None:
             if result is not None:  # a failure: serve anyway (requests then say what fails, as warnings)
                 self.log.info("warm-up not done ({error}); serving anyway", error=result.getErrorMessage())
-            else:
+            elif type(self).warm_up is not DataNodeServer.warm_up:  # a node with nothing to warm says nothing
                 self.log.info("warmed up in {s:.2f} s", s=time.monotonic() - began)
             waiting, self._warm = self._warm or [], None
             for d in waiting:

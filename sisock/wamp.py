@@ -111,6 +111,7 @@ def _is_fatal(config: Config, error: Exception) -> bool:
     if problem is not None:
         if not config_problem:
             config_problem.append(problem)
+            log.stopping()  # the other components' connections end with the stop: nothing to say
         return True
     return False
 
