@@ -73,7 +73,7 @@ class Both:
         except ParseError as e:
             return 400, answer.error(str(e))
         got = execute(statements, self.source, params.get("db", ""), databases=(influx_data.DB,),
-                      epoch=params.get("epoch"), now=now)
+                      epoch=params.get("epoch"), now=now, concurrent=4)  # as sisock-http runs them
         return 200, json.loads(answer.dumps(got))
 
     def compare(self, q: str, params: Dict[str, str]) -> Optional[str]:
