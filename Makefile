@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/http.py
 	$(PY) bench/g3.py
 	$(PY) bench/g3_spans.py --year
+	$(PY) bench/cold.py --year
 	$(PY) bench/data_nodes.py
 	$(PY) bench/joined.py
 

@@ -17,8 +17,15 @@ aggregator writes), then prints:
       G3Reader plus decoding every frame's blocks (the limit with decoding).
 Two sets of 10 fields: all of one provider (a typical panel) and 2 from each
 of the 5 providers (every frame of the window must be decoded).
+  (d) full-resolution reads of one field's whole day and of six fields' (two blocks of one
+      provider): sisock's reader cold and warm, the same reader with every frame left to
+      spt3g (the read before frames were read from their bytes), so3g's ``HKArchiveScanner``
+      (``--so3g PYTHON``: an interpreter with so3g installed, run in its own process, as so3g
+      bundles its own spt3g) reading the same samples after its scan of the files, and its scan
+      plus read, and raw spt3g's limits (G3Reader alone; with every block decoded).
 
-Usage: ``.venv/bin/python bench/g3.py [--size-gb 1.0] [--dir DIR] [--many-files 10000] [--repeat 3] [--before DIR]``
+Usage: ``.venv/bin/python bench/g3.py [--size-gb 1.0] [--dir DIR] [--many-files 10000] [--repeat 3] [--before DIR]
+[--so3g PYTHON] [--only-full-resolution]``
 
 ``--before`` names a checkout of an earlier sisock, such as the scanner before summary
 tiers (``git worktree add /tmp/before 92226e9``): its first scan of the same archive is
@@ -27,6 +34,7 @@ run in the same loop, so both rates come from one machine at one time.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -35,7 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from spt3g import core
 
@@ -47,6 +55,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 if __name__ != "__mp_main__":
     from sisock.config import load
     from sisock.g3 import format as fmt
+    from sisock.g3 import rawframe
     from sisock.g3.index import open_index
     from sisock.g3.reader import FrameCache, Reader, _assemble, _collect, _Timeline, unpack
     from sisock.g3.scanner import Scanner
@@ -223,6 +232,82 @@ def bench_window(label: str, index, names: List[str], wanted: Dict[str, Dict[str
     row("limit: G3Reader + decode every block", decode, 0, file_bytes, naive, raw_rate)
 
 
+#: so3g's read of the same samples, in an interpreter that has so3g (argv: repeat, fields, start, end, files);
+#: prints the seconds of the scan, of the fastest read, and the samples read, as JSON.
+_SO3G = """
+import json, sys, time
+from so3g.hk import HKArchiveScanner
+repeat, fields, t0, t1, files = int(sys.argv[1]), sys.argv[2].split(","), float(sys.argv[3]), float(sys.argv[4]), \\
+    sys.argv[5:]
+began = time.perf_counter()
+scanner = HKArchiveScanner()
+for f in files:
+    scanner.process_file(f)
+archive = scanner.finalize()
+scan = time.perf_counter() - began
+reads = []
+for _ in range(repeat):
+    began = time.perf_counter()
+    got = archive.simple(fields, start=t0, end=t1)
+    reads.append(time.perf_counter() - began)
+print(json.dumps({"scan": scan, "read": min(reads), "samples": sum(len(t) for t, _ in got)}))
+"""
+
+
+def so3g_read(python: str, paths: List[Path], names: List[str], t0: float, t1: float, repeat: int) -> dict:
+    """so3g's scan of ``paths`` and its fastest read of ``names`` over ``[t0, t1)``, in its own interpreter."""
+    done = subprocess.run([python, "-c", _SO3G, str(repeat), ",".join(names), str(t0), str(t1),
+                           *map(str, paths)], capture_output=True, text=True, check=True, timeout=3600,
+                          env=dict(os.environ, PYTHONSAFEPATH="1"))
+    return json.loads(done.stdout.split("\n")[-2])
+
+
+def spt3g_only(reader: Reader, names: List[str], t0: float, t1: float):
+    """The reader with every frame left to spt3g (how it read before frames were read from their bytes)."""
+    real = rawframe.read_data_frame
+    rawframe.read_data_frame = lambda *args: None
+    try:
+        return cold_read(reader, names, t0, t1)
+    finally:
+        rawframe.read_data_frame = real
+
+
+def bench_full_resolution(index, archive: Archive, paths: List[Path], cache_mb: int, repeat: int,
+                          so3g_python: Optional[str]) -> None:
+    """(d): one field's and six fields' whole day, every sample."""
+    provider = archive.providers[0]
+    sets = {"1 field": [f"{provider.description}.{provider.blocks[3].fields[0]}"],
+            "6 fields": [f"{provider.description}.{f}" for b in provider.blocks[2:4] for f in b.fields]}
+    t0, t1 = archive.start, archive.end
+    print(f"\n(d) full resolution, the whole day ({len(paths)} files, {sum(p.stat().st_size for p in paths) / 1e6:.0f}"
+          f" MB), best of {repeat}")
+    print(f"  {'read':<58}" + "".join(f" | {c:>12}" for c in ("seconds", "samples/s", "vs so3g")))
+    for label, names in sets.items():
+        reader = Reader(index, cache_mb)
+        reader.resolve(names)
+        cold, result = best(lambda r=reader, n=names: cold_read(r, n, t0, t1), repeat)
+        warm, _ = best(lambda r=reader, n=names: r.data(n, t0, t1), repeat)
+        before, before_result = best(lambda r=reader, n=names: spt3g_only(r, n, t0, t1), repeat)
+        n = samples(result)
+        assert n == samples(before_result)
+        so3g = so3g_read(so3g_python, paths, names, t0, t1, repeat) if so3g_python else None
+        if so3g is not None:
+            assert so3g["samples"] == n, f"so3g read {so3g['samples']} samples, sisock {n}"
+        reference = so3g["read"] if so3g else math.nan
+        print(f"{label}: {n:,} samples")
+        rows = [("sisock get_data, cold (frames from their bytes)", cold),
+                ("sisock get_data, warm (frames cached)", warm),
+                ("sisock get_data, cold, every frame decoded by spt3g (before)", before)]
+        if so3g is not None:
+            rows += [("so3g HKArchiveScanner: read (after its scan)", so3g["read"]),
+                     ("so3g HKArchiveScanner: scan + read", so3g["scan"] + so3g["read"])]
+        rows += [("limit: raw G3Reader (reads, no decoding)", best(lambda: raw_read(paths), repeat)[0]),
+                 ("limit: G3Reader + decode every block", best(lambda: decode_read(paths), repeat)[0])]
+        for name, seconds in rows:
+            rate = f"{n / seconds:,.0f}" if "limit" not in name else ""
+            print(f"  {name:<58} | {seconds:12.3f} | {rate:>12} | {reference / seconds:11.1f}x", flush=True)
+
+
 def bench_many_files(directory: Path, count: int) -> None:
     """Rescan time of an unchanged archive of ``count`` small files."""
     small = Archive(providers(0.01)[:1], END - count * 60.0, END, file_seconds=60.0, frame_seconds=60.0)
@@ -281,6 +366,9 @@ def main() -> int:
                         help="runs of each read and scan; the fastest counts (default 3)")
     parser.add_argument("--before", type=Path, help="a checkout of an earlier sisock (a git worktree): its first scan "
                         "of the same archive is printed beside this one's")
+    parser.add_argument("--so3g", help="a Python interpreter with so3g installed: (d) reads beside so3g's")
+    parser.add_argument("--only-full-resolution", action="store_true", help="with --dir: reuse its archive and "
+                        "index, run (d) alone")
     parser.add_argument("--metrics", type=float, default=0.0, metavar="SECONDS",
                         help="only the cost of metrics: first scans with the scanner's metrics counted and scraped "
                         "every SECONDS, and without them, in turn")
@@ -290,6 +378,18 @@ def main() -> int:
         factor = scale_for(args.size_gb)
         archive = Archive(providers(factor), END - DAY, END, file_seconds=HOUR, frame_seconds=60.0)
         print(f"one-day archive: 5 providers, 50 fields at {factor:.2f} x (1, 2, 5, 10) Hz, hourly files, 60 s frames")
+        if args.only_full_resolution:
+            paths = sorted((directory / "archive").rglob("*.g3"))
+            if not paths:
+                paths = archive.write(directory / "archive")
+            index_path = directory / "index-full.sqlite"
+            index = open_index(load({"SQLITE_PATH": str(index_path)}))
+            index.ensure_schema()
+            Scanner(index, directory / "archive").scan_once()
+            size = sum(p.stat().st_size for p in paths)
+            bench_full_resolution(index, archive, paths, args.cache_mb or math.ceil(size / 1e6 * 1.2), args.repeat,
+                                  args.so3g)
+            return 0
         written, paths = timed(lambda: archive.write(directory / "archive"))
         os.sync()  # the archive's writeback would otherwise run during the scans
         size = sum(p.stat().st_size for p in paths)
@@ -317,6 +417,8 @@ def main() -> int:
         print(f"    raw G3Reader over the whole archive: {raw:.2f} s, {size / 1e6 / raw:.0f} MB/s, "
               f"{frames / raw:,.0f} frames/s (the scan's limit)")
         bench_reads(index, archive, paths, args.cache_mb or math.ceil(size / 1e6 * 1.2), args.repeat)
+        bench_full_resolution(index, archive, paths, args.cache_mb or math.ceil(size / 1e6 * 1.2), args.repeat,
+                              args.so3g)
         if args.many_files:
             bench_many_files(directory, args.many_files)
     finally:

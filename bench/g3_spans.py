@@ -17,7 +17,14 @@ writing it to a few minutes). Then prints:
       of ``--repeat`` requests per span, with summaries and the naive way;
   (d) ``--clients`` concurrent Grafana-like clients for ``--load-seconds``
       asking mixed g3 panels (1 h to 30 d, 2 to 5 targets, 1000 points):
-      requests/s, p50, p95, errors.
+      requests/s, p50, p95, errors;
+  (e) ``Reader.buckets`` (``get_buckets``) of 8 fields on the buckets of InfluxQL's
+      ``GROUP BY time($__interval)`` as Grafana computes the interval for 1000 points (epoch-aligned,
+      the first and last truncated to the window), every column, for each span: cold (a new
+      worker: empty frame cache and decoded rows) and warm, median of ``--repeat``;
+  (f) with ``--upgrade``: the same index taken back to version 6 (summary rows without moments),
+      then upgraded as the scanner does in the background: its time and rate, and the summaries'
+      size without and with moments.
 
 Usage: ``.venv/bin/python bench/g3_spans.py [--days 30] [--year] [--mb-per-day 110] [--dir DIR]``
 """
@@ -39,12 +46,18 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from typing import Callable, Dict, List, Optional  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 from bench.g3 import providers, scale_for, scan  # noqa: E402
+from sisock.buckets import COLUMNS  # noqa: E402
 from sisock.config import load  # noqa: E402
-from sisock.g3 import parallel  # noqa: E402
+from sisock.g3 import parallel, summaries, upgrade  # noqa: E402
 from sisock.g3.index import open_index  # noqa: E402
 from sisock.g3.reader import FrameCache, Reader  # noqa: E402
+from sisock.g3.scanner import Scanner  # noqa: E402
 from sisock.g3.writer import Archive  # noqa: E402
+from sisock.lru import SizedLRU  # noqa: E402
+from tests.g3_support import as_version_6  # noqa: E402
 from tests.http_support import JsonHttp, query  # noqa: E402
 from tests.support import Processes, Router, free_port, wait_until  # noqa: E402
 
@@ -101,6 +114,72 @@ def bench_reader(index, naive_index, names: List[str], spans: Dict[str, float], 
         fields = median_time(lambda r=warm_reader, t0=t0: r.fields(t0, NOW), repeat)
         print(f"  {label:>5} | {cold * 1000:9.1f} | {warm * 1000:9.1f} | {naive * 1000:10.0f} | "
               f"{naive / cold:9.0f}x | {points:7d} | {fields * 1000:13.1f}", flush=True)
+
+
+#: Grafana's rounding of an interval (its rangeutil ``roundInterval``, seconds): below each bound, the value.
+GRAFANA_ROUNDING = [(12.5, 10), (17.5, 15), (25, 20), (45, 30), (90, 60), (210, 120), (450, 300), (1050, 600),
+                    (2100, 1200), (2700, 1800), (5400, 3600), (9000, 7200), (16200, 10800), (32400, 21600),
+                    (86400, 43200), (604800, 86400), (1814400, 604800), (3628800, 2592000)]
+
+
+def grafana_interval(span: float, points: int) -> float:
+    """``$__interval`` (s) for a panel of ``span`` seconds and ``points`` points, as Grafana rounds it."""
+    raw = span / points
+    return next((value for bound, value in GRAFANA_ROUNDING if raw < bound), 31536000)
+
+
+def group_by_time(t0: float, t1: float, interval: float) -> np.ndarray:
+    """InfluxQL's buckets of ``GROUP BY time(interval)`` over ``[t0, t1]`` as edges in whole microseconds:
+    multiples of the interval since the epoch, the first and last truncated to the window."""
+    step = int(interval * 1e6)
+    a, b = int(t0 * 1e6), int(t1 * 1e6) + 1
+    return np.r_[a, np.arange(a // step + 1, (b - 1) // step + 1, dtype=np.int64) * step, b].astype(np.int64)
+
+
+def bench_buckets(index, names: List[str], spans: Dict[str, float], repeat: int) -> None:
+    print(f"\n(e) Reader.buckets of {len(names)} fields, every column, GROUP BY time($__interval) for {POINTS} "
+          f"points (median of {repeat})")
+    print(f"  {'span':>5} | {'interval':>8} | {'buckets':>7} | {'cold ms':>9} | {'warm ms':>9} | {'samples':>12}")
+
+    def cold(edges):
+        summaries._DECODED = SizedLRU(summaries.DECODED_BYTES)  # a new worker: nothing decoded yet
+        return Reader(index, 256).buckets(names, edges, COLUMNS)
+
+    for label, span in spans.items():
+        interval = grafana_interval(span, POINTS)
+        edges = group_by_time(NOW - span, NOW, interval)
+        cold_s = median_time(lambda e=edges: cold(e), repeat)
+        warm_reader = Reader(index, 256)
+        found = warm_reader.buckets(names, edges, COLUMNS)
+        warm_s = median_time(lambda r=warm_reader, e=edges: r.buckets(names, e, COLUMNS), repeat)
+        samples = sum(int(b.count.sum()) for b in found.values())
+        print(f"  {label:>5} | {interval:>7.0f}s | {len(edges) - 1:7d} | {cold_s * 1000:9.1f} | {warm_s * 1000:9.1f} | "
+              f"{samples:12,d}", flush=True)
+
+
+def bench_upgrade(directory: Path, data: Path) -> None:
+    """(f): a copy of the index taken back to version 6, then upgraded as the scanner does."""
+    path = directory / "upgrade.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        (directory / ("upgrade.sqlite" + suffix)).unlink(missing_ok=True)
+    index_bytes(directory / "index.sqlite")
+    shutil.copyfile(directory / "index.sqlite", path)
+    index = open_index(load({"SQLITE_PATH": str(path)}))
+    with_moments = summary_bytes(index)
+    as_version_6(index)
+    without = summary_bytes(index)
+    began = time.perf_counter()
+    index.ensure_schema()
+    moments = upgrade.Resummarise(Scanner(index, data))
+    batches = 0
+    while moments.batch():
+        batches += 1
+    seconds = time.perf_counter() - began
+    print(f"\n(f) upgrade of the version 6 index: {moments.done} files ({moments.bytes / 1e6:.0f} MB) read again in "
+          f"{batches} batches, {seconds:.0f} s ({moments.bytes / 1e6 / seconds:.1f} MB/s); summaries "
+          f"{without / 1e6:.1f} MB without moments, {with_moments / 1e6:.1f} MB with them "
+          f"(+{with_moments / without - 1:.0%}), {summary_bytes(index) / 1e6:.1f} MB after the upgrade")
+    index.close()
 
 
 class Stack:
@@ -233,7 +312,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients of (d) (0 = skip)")
     parser.add_argument("--load-seconds", type=float, default=60, help="length of (d) (default 60)")
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one, removed after)")
-    parser.add_argument("--reader-only", action="store_true", help="only (b), without its naive row")
+    parser.add_argument("--reader-only", action="store_true", help="only (b), without its naive row, and (e)")
+    parser.add_argument("--upgrade", action="store_true", help="also (f), the upgrade of a version 6 index")
     parser.add_argument("--skip-naive", action="store_true", help="(b) to (d) without the naive rows (minutes)")
     parser.add_argument("--reuse", action="store_true",
                         help="with --dir: read the archive and indexes an earlier run left there, skip (a)")
@@ -307,6 +387,9 @@ def measure(args, directory: Path, data: Path, archive: Archive, index, naive_in
     """Parts (b) to (d) on scanned indexes."""
     names = panel(archive)
     bench_reader(index, naive_index, names, spans, args.repeat, naive_too=not (args.reader_only or args.skip_naive))
+    bench_buckets(index, names[:8], spans, args.repeat)
+    if args.upgrade:
+        bench_upgrade(directory, data)
     if args.reader_only:
         return 0
     stack = Stack(directory, data)

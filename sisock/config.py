@@ -213,6 +213,8 @@ class Config:
     http_max_targets: int = _setting(200, "most targets one /query may name (repeats included; identical ones "
                                      "are fetched once)")
     http_max_points: int = _setting(2_000_000, "most points one /query answer may hold, all targets together")
+    http_cache_mb: int = _setting(64, "megabytes of finalized panel slots kept, so a repeated panel asks data nodes "
+                                      "only for its edges (0: none)")
     http_public_names: Tuple[str, ...] = _setting((), "host names sisock-http answers to besides loopback ones, "
                                                   "comma-separated (empty: any Host)")
     http_user: Optional[str] = _setting(None, "HTTP basic auth user Grafana sends (with HTTP_PASSWORD)")
@@ -220,6 +222,12 @@ class Config:
     http_token: Optional[str] = _setting(None, "bearer token accepted besides basic auth (a secret)")
     http_tls_cert: Optional[Path] = _setting(None, "sisock-http's certificate (PEM): https instead of http")
     http_tls_key: Optional[Path] = _setting(None, "sisock-http's private key (PEM)")
+    influxdb_database: str = _setting("ocs_feeds", "the database name sisock-http's InfluxDB API (/influxdb) "
+                                      "answers to")
+    influxdb_max_select_point: int = _setting(1_000_000, "most samples one InfluxQL statement may read (raw "
+                                              "SELECT, median, percentile, ...; InfluxDB's max-select-point)")
+    influxdb_max_select_buckets: int = _setting(100_000, "most GROUP BY time buckets one InfluxQL statement may "
+                                                "make (InfluxDB's max-select-buckets)")
     loglevel: str = _setting("info", f"log level: {', '.join(LOG_LEVELS)}")
     # g3 index
     sql_host: Optional[str] = _setting(None, "MySQL/MariaDB host of the g3 index (unset: the SQLite file)")
@@ -301,12 +309,16 @@ _PARSERS: Mapping[str, Callable[[str, str], object]] = {
     "http_body_timeout": _positive_number,
     "http_max_targets": _positive_integer,
     "http_max_points": _positive_integer,
+    "http_cache_mb": _non_negative_integer,
     "http_public_names": _names,
     "http_user": _optional_text,
     "http_password": _optional_text,
     "http_token": _optional_text,
     "http_tls_cert": _optional_path,
     "http_tls_key": _optional_path,
+    "influxdb_database": _text,
+    "influxdb_max_select_point": _positive_integer,
+    "influxdb_max_select_buckets": _positive_integer,
     "loglevel": _log_level,
     "sql_host": _optional_text,
     "sql_port": _port,
@@ -344,8 +356,9 @@ _METRICS = ("METRICS_HOST", "METRICS_PORT", "METRICS_USER", "METRICS_PASSWORD")
 _NODE = _WAMP + _METRICS + ("MAX_POINTS", "HTTP_TIMEOUT")
 _INDEX = ("SQL_HOST", "SQL_PORT", "SQL_USER", "SQL_PASSWD", "SQL_DB", "SQLITE_PATH")
 _HTTP = ("HTTP_HOST", "PORT", "HTTP_TIMEOUT", "HTTP_FIELDS_WINDOW", "HTTP_HEADER_TIMEOUT", "HTTP_BODY_TIMEOUT",
-         "HTTP_MAX_TARGETS", "HTTP_MAX_POINTS", "HTTP_PUBLIC_NAMES", "HTTP_USER", "HTTP_PASSWORD", "HTTP_TOKEN",
-         "HTTP_TLS_CERT", "HTTP_TLS_KEY", "BUFFER_TIME")
+         "HTTP_MAX_TARGETS", "HTTP_MAX_POINTS", "HTTP_CACHE_MB", "HTTP_PUBLIC_NAMES", "HTTP_USER", "HTTP_PASSWORD",
+         "HTTP_TOKEN", "HTTP_TLS_CERT", "HTTP_TLS_KEY", "BUFFER_TIME", "INFLUXDB_DATABASE",
+         "INFLUXDB_MAX_SELECT_POINT", "INFLUXDB_MAX_SELECT_BUCKETS")
 _ROUTER = ("WAMP_USER", "WAMP_SECRET", "CROSSBAR_HOST", "CROSSBAR_TLS_PORT", "CROSSBAR_OCS_PORT", "CROSSBAR_REALM",
            "CROSSBAR_TLS_CERT", "CROSSBAR_TLS_KEY", "CROSSBAR_TLS_INTERFACE", "CROSSBAR_OCS_INTERFACE",
            "CROSSBAR_OCS_WILDCARD", "CROSSBAR_OCS_ORIGINS", "CROSSBAR_OCS_CALL")

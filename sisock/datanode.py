@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from autobahn.wamp.exception import ApplicationError
@@ -19,7 +19,7 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer, reactor, task, threads
 from twisted.python.threadpool import ThreadPool
 
-from sisock import log, notify, pieces, wamp
+from sisock import buckets, log, notify, pieces, wamp
 from sisock.config import Config
 from sisock.decimate import decimate_columns
 from sisock.metrics import node as node_metrics
@@ -58,9 +58,14 @@ def absolute_time(value: float, now: Optional[float] = None) -> float:
     return value if value > 0 else (time.time() if now is None else now) + value
 
 
-def field_info(timeline: str, description: str = "", units: str = "", type_: str = "number") -> dict:
-    """One entry of the ``fields`` dict that ``get_fields`` returns."""
-    return {"description": description, "timeline": timeline, "type": type_, "units": units}
+def field_info(timeline: str, description: str = "", units: str = "", type_: str = "number",
+               value_type: Optional[str] = None) -> dict:
+    """One entry of the ``fields`` dict that ``get_fields`` returns (``value_type``: InfluxDB's field
+    type, ``float``, ``integer``, ``string`` or ``boolean``, where the node knows it)."""
+    info = {"description": description, "timeline": timeline, "type": type_, "units": units}
+    if value_type is not None:
+        info["value_type"] = value_type
+    return info
 
 
 def data_result(timelines: Mapping[str, Tuple[Iterable[float], Mapping[str, Iterable]]],
@@ -107,9 +112,11 @@ def outside(t: np.ndarray, spans: np.ndarray) -> np.ndarray:
 
 
 def drop_excluded(answer: dict, spans: np.ndarray) -> dict:
-    """``answer`` (a raw ``get_data`` answer) without the samples inside ``spans``."""
+    """``answer`` (a raw ``get_data`` answer) without the samples inside ``spans`` (and without
+    revisions: what it holds is no longer all that its sources hold)."""
     data = answer.get("data", {})
     for timeline in answer.get("timeline", {}).values():
+        timeline.pop("revision", None)
         keep = outside(timeline["t"], spans)
         if keep.all():
             continue
@@ -118,6 +125,29 @@ def drop_excluded(answer: dict, spans: np.ndarray) -> dict:
             if name in data:
                 data[name] = np.asarray(data[name])[keep]
     return answer
+
+
+def concatenated(parts: List[dict]) -> dict:
+    """``get_data`` answers over consecutive windows as one: each timeline's samples of every part in
+    order (values keep their types), the last part's ``finalized_until``, and a ``revision`` only
+    where every part gives the timeline the same one."""
+    out: Dict[str, Dict[str, Any]] = {"data": {}, "timeline": {}}
+    pieces: Dict[str, List[dict]] = {}
+    for part in parts:
+        for name, timeline in part.get("timeline", {}).items():
+            pieces.setdefault(name, []).append(timeline)
+    for name, timelines in pieces.items():
+        fields = list(dict.fromkeys(f for tl in timelines for f in tl.get("fields", [])))
+        t = np.concatenate([np.asarray(tl["t"], dtype=float) for tl in timelines])
+        entry: Dict[str, Any] = {"t": t, "finalized_until": timelines[-1].get("finalized_until"), "fields": fields}
+        revisions = {tl.get("revision") for tl in timelines}
+        if len(timelines) == len(parts) and len(revisions) == 1 and None not in revisions:
+            entry["revision"] = revisions.pop()
+        out["timeline"][name] = entry
+        for f in fields:
+            values = [np.asarray(p["data"][f]) for p in parts if f in p.get("data", {}) and len(p["data"][f])]
+            out["data"][f] = np.concatenate(values) if values else np.empty(0)
+    return out
 
 
 def finish(answer: dict, min_stride: Optional[float], max_points: int, window: Tuple[float, float]) -> dict:
@@ -130,6 +160,8 @@ def finish(answer: dict, min_stride: Optional[float], max_points: int, window: T
         t, columns = decimate_columns(timeline["t"], {f: answer["data"][f] for f in names},
                                       min_stride, max_points or None, window)
         timelines[name] = {"t": plain_list(t), "finalized_until": timeline.get("finalized_until"), "fields": names}
+        if timeline.get("revision") is not None:
+            timelines[name]["revision"] = timeline["revision"]
         data.update({f: plain_list(v) for f, v in columns.items()})
     return {"data": data, "timeline": timelines}
 
@@ -151,6 +183,7 @@ class DataNodeServer:
         self._added_once = False
         self.pool = ThreadPool(minthreads=0, maxthreads=WORKERS, name=f"{self.name}-workers")
         self._failures = log.Throttle(60.0)
+        self._warm: Optional[List[defer.Deferred]] = []  # who waits for the warm-up; None once it is done
 
     # -- what subclasses implement (blocking; run in a thread) ---------------
     def get_fields(self, start: float, end: float) -> Tuple[Fields, Timelines]:
@@ -164,6 +197,42 @@ class DataNodeServer:
         ``min_stride`` to save work. Unknown fields are left out.
         """
         raise NotImplementedError
+
+    def get_buckets(self, fields: List[str], edges: np.ndarray, columns: Sequence[str],
+                    spans: Optional[np.ndarray] = None) -> Dict[str, object]:
+        """Per-bucket aggregates of ``fields`` on ``edges`` (whole microseconds; bucket k is
+        ``[edges[k], edges[k+1])``), leaving out the samples in ``spans`` (:func:`exclusion`'s):
+        ``{field: Slots or TextBuckets}`` (:mod:`sisock.buckets`). This default computes them
+        from every sample ``get_data`` gives; a node with summaries (the g3 reader) overrides it."""
+        t0, t1 = float(edges[0]) / 1e6, float(edges[-1]) / 1e6
+        answer = self.get_data(fields, t0, t1, None)
+        if spans is not None:
+            answer = drop_excluded(answer, spans)
+        data = answer.get("data", {})
+        found: Dict[str, object] = {}
+        for timeline in answer.get("timeline", {}).values():
+            t_us = buckets.microseconds(timeline["t"])
+            for name in timeline.get("fields", []):
+                if name in data and name in fields:
+                    found[name] = buckets.of_samples(t_us, np.asarray(data[name]), edges)
+        return found
+
+    def finalized_until(self, fields: List[str]) -> Dict[str, float]:
+        """Each of ``fields``' time up to which the node holds every sample (``get_buckets``'
+        ``finalized_until``; blocking, taken before the buckets are read); none by default."""
+        return {}
+
+    def get_data_cut(self, fields: List[str], start: float, end: float, min_stride: Optional[float],
+                     cut: Tuple[float, float]) -> dict:
+        """:meth:`get_data` over ``[start, cut[0])`` and ``[cut[1], end)`` as one answer
+        (:func:`concatenated`); a subclass may read both at once."""
+        return concatenated([self.get_data(fields, start, cut[0], min_stride),
+                             self.get_data(fields, cut[1], end, min_stride)])
+
+    def warm_up(self) -> None:
+        """Blocking, once at start in a worker thread, before the node registers its procedures and
+        adds itself to the hub (so before systemd hears READY=1): whatever makes its first answer as
+        fast as later ones (worker processes, caches, tables). Nothing by default."""
 
     def on_join(self, session) -> Optional[defer.Deferred]:
         """Called in the reactor after each (re)join; subscribe to feeds here."""
@@ -220,10 +289,14 @@ class DataNodeServer:
         d.addErrback(lambda f: self._fail(f"get_fields({start}, {end})", f))
         return node_metrics.observe(d, self.name, "get_fields")
 
-    def _get_data(self, field: Union[str, List[str]], start, end, min_stride=None, exclude=None, details=None):
+    def _get_data(self, field: Union[str, List[str]], start, end, min_stride=None, exclude=None, details=None,
+                  cut=None):
         """``get_data``, plus an optional ``exclude``: ranges ``[first, last]`` whose samples are left
-        out before decimation (sisock-http joins a live feed to the archive with it). A large answer
-        goes in pieces to a caller that takes progressive results (:mod:`sisock.pieces`)."""
+        out before decimation (sisock-http joins a live feed to the archive with it); and an optional
+        keyword ``cut=[a, b]``: the answer over ``[start, a)`` and ``[b, end)`` only, each reduced on
+        its own (with ``a`` and ``b`` multiples of the slot width: the whole window's answer without its
+        slots ``[a, b)``, which sisock-http keeps). A large answer goes in pieces to a caller that takes
+        progressive results (:mod:`sisock.pieces`)."""
         t0, t1 = self._times(start, end)
         names = [field] if isinstance(field, str) else field
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -240,10 +313,13 @@ class DataNodeServer:
         except (TypeError, ValueError) as exc:
             raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: exclude must be a list of [first, last] "
                                    f"pairs ({exc})") from None
+        middle = self._cut(cut, t0, t1, spans)
         progress = getattr(details, "progress", None)
 
         def work():
-            if spans is None:
+            if middle is not None:
+                answer = self.get_data_cut(names, t0, t1, min_stride, middle)
+            elif spans is None:
                 answer = self.get_data(names, t0, t1, min_stride)
             else:  # every sample first (a subclass may reduce early), then the ranges left out
                 answer = drop_excluded(self.get_data(names, t0, t1, None), spans)
@@ -254,10 +330,44 @@ class DataNodeServer:
         d.addErrback(lambda f: self._fail(f"get_data({names}, {start}, {end})", f))
         return node_metrics.observe(d, self.name, "get_data")
 
-    def _in_pieces(self, answer: dict, progress) -> List[dict]:
+    def _cut(self, cut, t0: float, t1: float, spans) -> Optional[Tuple[float, float]]:
+        """``get_data``'s ``cut`` checked: two numbers ``a <= b`` within the window (times as ``start``'s)."""
+        if cut is None:
+            return None
+        try:
+            a, b = (absolute_time(x) for x in cut)
+        except (TypeError, ValueError):
+            raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: cut must be [a, b], two times") from None
+        if not t0 <= a <= b <= t1 or spans is not None:
+            raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: cut must lie within the window, a <= b, "
+                                   "and come without exclude")
+        return a, b
+
+    def _get_buckets(self, fields, edges, columns=None, exclude=None, details=None):
+        """``get_buckets(fields, edges, columns=None, exclude=None)``: per-bucket aggregates
+        (:mod:`sisock.buckets`), in pieces to a caller that takes them, as ``get_data``."""
+        names = [fields] if isinstance(fields, str) else fields
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: fields must be a name or a list of names")
+        try:
+            grid, wanted, spans = buckets.edges_of(edges), buckets.columns_of(columns), exclusion(exclude)
+        except (buckets.BadBuckets, TypeError, ValueError) as exc:
+            raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: get_buckets: {exc}") from None
+        progress = getattr(details, "progress", None)
+
+        def work():
+            until = self.finalized_until(names)
+            found = self.get_buckets(names, grid, wanted, spans)
+            return self._in_pieces(buckets.answer(found, grid, wanted, until), progress, buckets.split)
+
+        d = self._in_pool(work)
+        d.addCallback(lambda parts: self._send(parts, progress))
+        return d.addErrback(lambda f: self._fail(f"get_buckets({names}, {len(grid) - 1} buckets)", f))
+
+    def _in_pieces(self, answer: dict, progress, split: Callable[[dict], List[dict]] = pieces.split) -> List[dict]:
         """The answer as pieces for a caller that takes them; else whole, if it fits one message."""
         if progress is not None:
-            return pieces.split(answer)
+            return split(answer)
         size = pieces.encoded_size(answer)
         if size > ONE_MESSAGE:
             raise ApplicationError(ERROR_TOO_LARGE, f"{self.name}: the answer takes {size / 1e6:.0f} MB, more than "
@@ -273,9 +383,36 @@ class DataNodeServer:
         return parts[-1]
 
     # -- joining the hub -------------------------------------------------------
+    def _start_warm_up(self) -> None:
+        """In the reactor: run :meth:`warm_up` in the node's pool; joining waits for it."""
+        notify.status(f"{self.name}: warming up")
+        began = time.monotonic()
+
+        def done(result) -> None:
+            if result is not None:  # a failure: serve anyway (requests then say what fails, as warnings)
+                self.log.info("warm-up not done ({error}); serving anyway", error=result.getErrorMessage())
+            elif type(self).warm_up is not DataNodeServer.warm_up:  # a node with nothing to warm says nothing
+                self.log.info("warmed up in {s:.2f} s", s=time.monotonic() - began)
+            waiting, self._warm = self._warm or [], None
+            for d in waiting:
+                d.callback(None)
+
+        threads.deferToThreadPool(reactor, self.pool, self.warm_up).addCallbacks(lambda _: done(None), done)
+
+    def _warmed(self) -> defer.Deferred:
+        """Fires once the warm-up is done (at once if it is)."""
+        if self._warm is None:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._warm.append(d)
+        return d
+
     @defer.inlineCallbacks
     def _join(self, session, details):
         self.session = session
+        yield self._warmed()
+        if not session.is_attached():
+            return
         deadline = time.monotonic() + REJOIN_GRACE
         while True:
             try:
@@ -305,6 +442,8 @@ class DataNodeServer:
         done = [(yield session.register(self._get_fields, wamp.get_fields_uri(self.name)))]
         try:
             done.append((yield session.register(self._get_data, wamp.get_data_uri(self.name),
+                                                RegisterOptions(details_arg="details"))))
+            done.append((yield session.register(self._get_buckets, wamp.procedure_uri(self.name, "get_buckets"),
                                                 RegisterOptions(details_arg="details"))))
             for procedure, handler in self.procedures().items():
                 done.append((yield session.register(handler, wamp.procedure_uri(self.name, procedure))))
@@ -389,6 +528,7 @@ class DataNodeServer:
         shutdown hooks, for :func:`sisock.wamp.run` (another component's process may host it)."""
         self.component = wamp.make_component(self.config)
         reactor.callWhenRunning(self.pool.start)
+        reactor.callWhenRunning(self._start_warm_up)
         reactor.addSystemEventTrigger("during", "shutdown", self.pool.stop)  # type: ignore[arg-type]  # zope interface (mypy sees no self)
         node_metrics.watch_pool(self.name, self.pool)
         self.component.on("join", self._join)

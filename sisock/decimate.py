@@ -15,13 +15,17 @@ keeps at those widths (:mod:`sisock.g3.summaries`), and reducing an answer
 again at a coarser step of the same request keeps every slot's extremes.
 
 Per-slot aggregates (:class:`Slots`) are what summaries store; merging them
-(:func:`merge`) gives exactly what reducing the samples would give.
+(:func:`merge`) gives exactly what reducing the samples would give. Slots also carry
+the moments InfluxQL's ``mean``, ``sum`` and ``stddev`` need (each slot's sum and its sum
+of squared deviations from its mean), merged with Chan et al.'s pairwise update; and
+samples or slots can be reduced onto arbitrary bucket edges (:func:`aggregate_edges`,
+:func:`merge_edges`), as InfluxQL's offset, tz()-shifted and truncated buckets need.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -34,6 +38,7 @@ PER_SLOT = 4
 LONG_SEGMENTS = 64
 
 Window = Tuple[float, float]
+_UNKNOWN = np.empty(0)  # stands for "no moments given" in Slots' constructor
 
 
 def choose_step(t0: float, t1: float, min_stride: Optional[float], max_points: Optional[int]) -> float:
@@ -58,10 +63,18 @@ def on_grid(step: float) -> float:
     return math.ceil(step / base - 1e-9) * base
 
 
+def unknown(n: int) -> np.ndarray:
+    """``n`` NaN moments ("unknown": aggregates made without them), as one read-only value, no memory."""
+    return np.broadcast_to(np.float64(np.nan), (n,))
+
+
 @dataclass
 class Slots:
     """M4 aggregates of consecutive slots: each slot's start (a multiple of its width), its
-    sample count, and the time and value of its first, minimum, maximum and last sample."""
+    sample count, and the time and value of its first, minimum, maximum and last sample; and
+    its moments: the sum of its values and ``m2``, the sum of their squared deviations from the
+    slot's mean (NaN where unknown, e.g. slots stored before moments were kept, or when a value
+    is NaN)."""
 
     start: np.ndarray
     count: np.ndarray
@@ -73,8 +86,17 @@ class Slots:
     max_v: np.ndarray
     last_t: np.ndarray
     last_v: np.ndarray
+    sum: np.ndarray = field(default_factory=lambda: _UNKNOWN)
+    m2: np.ndarray = field(default_factory=lambda: _UNKNOWN)
 
-    COLUMNS = ("start", "count", "first_t", "first_v", "min_t", "min_v", "max_t", "max_v", "last_t", "last_v")
+    COLUMNS = ("start", "count", "first_t", "first_v", "min_t", "min_v", "max_t", "max_v", "last_t", "last_v",
+               "sum", "m2")
+
+    def __post_init__(self) -> None:
+        if self.sum is _UNKNOWN:
+            self.sum = unknown(len(self.start))
+        if self.m2 is _UNKNOWN:
+            self.m2 = unknown(len(self.start))
 
     def __len__(self) -> int:
         return len(self.start)
@@ -82,6 +104,10 @@ class Slots:
     @classmethod
     def empty(cls) -> "Slots":
         return cls(*(np.empty(0, dtype=np.int64 if c == "count" else float) for c in cls.COLUMNS))
+
+    def mean(self) -> np.ndarray:
+        """Each slot's mean value (NaN where its moments are unknown)."""
+        return self.sum / self.count
 
     def take(self, index) -> "Slots":
         """The slots selected by ``index`` (a mask, slice or positions)."""
@@ -207,29 +233,90 @@ def _lengths(starts: np.ndarray, n: int) -> np.ndarray:
 
 
 def aggregate(t: np.ndarray, v: np.ndarray, step: float) -> Slots:
-    """The M4 aggregates of sorted samples on the grid of ``step`` seconds."""
+    """The M4 aggregates and moments of sorted samples on the grid of ``step`` seconds."""
     t = np.asarray(t, dtype=float)
     v = np.asarray(v, dtype=float)
     if not len(t):
         return Slots.empty()
     starts, ends = slot_bounds(t, step)
+    slot = _floor(t[starts], step) if math.isfinite(step) else t[:1]
+    return _reduce(t, v, starts, ends, slot)
+
+
+def aggregate_edges(t: np.ndarray, v: np.ndarray, edges: np.ndarray) -> Slots:
+    """The aggregates of sorted samples in buckets ``[edges[k], edges[k+1])`` (sorted ``edges``, in
+    the unit of ``t``, whose type the times keep: int64 nanoseconds stay exact), one slot per bucket
+    holding samples, starting at its edge; samples outside the edges are left out."""
+    t = np.asarray(t)
+    v = np.asarray(v, dtype=float)
+    edges = np.asarray(edges)
+    if len(edges) < 2 or not len(t):
+        return Slots.empty()
+    bounds = np.searchsorted(t, edges)
+    held = np.flatnonzero(bounds[1:] > bounds[:-1])
+    if not len(held):
+        return Slots.empty()
+    lo, hi = int(bounds[0]), int(bounds[-1])
+    return _reduce(t[lo:hi], v[lo:hi], bounds[held] - lo, bounds[held + 1] - lo, edges[held])
+
+
+def _reduce(t: np.ndarray, v: np.ndarray, starts: np.ndarray, ends: np.ndarray, slot: np.ndarray) -> Slots:
+    """The slots of samples cut into segments ``[starts[k], ends[k])`` (covering them in order)."""
     imin, imax = extremes(v, starts)
     last = ends - 1
-    slot = _floor(t[starts], step) if math.isfinite(step) else t[:1]
-    return Slots(slot, ends - starts, t[starts], v[starts], t[imin], v[imin], t[imax], v[imax], t[last], v[last])
+    count = ends - starts
+    total, m2 = segment_moments(v[None, :], starts, count)
+    return Slots(slot, count, t[starts], v[starts], t[imin], v[imin], t[imax], v[imax], t[last], v[last], total[0],
+                 m2[0])
+
+
+def segment_moments(values: np.ndarray, starts: np.ndarray, count: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``(sum, m2)`` of each row of a 2-D array (fields sampled together) per segment beginning at
+    ``starts`` (``count`` samples each): m2 from the deviations from the segment's mean (two passes,
+    no cancellation); a NaN sample makes its segment's moments NaN."""
+    total = np.add.reduceat(values, starts, axis=1)
+    deviation = np.repeat(total / count, count, axis=1)
+    np.subtract(values, deviation, out=deviation)
+    np.multiply(deviation, deviation, out=deviation)
+    return total, np.add.reduceat(deviation, starts, axis=1)
+
+
+def concat(parts: Sequence[Slots]) -> Slots:
+    """Slots one after another, as one (a file row each: one numpy call per column, not per row)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return Slots.empty()
+    if len(parts) == 1:
+        return parts[0]
+    return Slots(*(np.concatenate([getattr(p, c) for p in parts]) for c in Slots.COLUMNS))
 
 
 def merge(parts: Sequence[Slots], step: float) -> Slots:
     """Aggregates of finer (or equal) aligned slots combined onto the grid of ``step``: the same
     as aggregating their samples (ties go to the earlier sample, as :func:`aggregate` does)."""
+    return _merge(parts, lambda start: _floor(start, step))
+
+
+def merge_edges(parts: Sequence[Slots], edges: np.ndarray) -> Slots:
+    """Slots combined into buckets ``[edges[k], edges[k+1])`` (each slot wholly inside one bucket,
+    as the summary tiers' are inside InfluxQL's buckets on their grid), as :func:`aggregate_edges`
+    of their samples would give; slots outside the edges are left out."""
+    edges = np.asarray(edges)
+    inside = [p.take((p.start >= edges[0]) & (p.start < edges[-1])) for p in parts if len(p)] if len(edges) > 1 else []
+    return _merge(inside, lambda start: edges[np.searchsorted(edges, start, side="right") - 1])
+
+
+def _merge(parts: Sequence[Slots], bucket: Callable[[np.ndarray], np.ndarray]) -> Slots:
+    """:func:`merge` with ``bucket`` giving the start of the slot each slot start falls in."""
     parts = sorted((p for p in parts if len(p)), key=lambda p: p.first_t[0])
     if not parts:
         return Slots.empty()
-    a = parts[0] if len(parts) == 1 else Slots(*(np.concatenate([getattr(p, c) for p in parts])
-                                                  for c in Slots.COLUMNS))
+    a = concat(parts)
+    if not np.all(a.first_t[1:] > a.last_t[:-1]):  # parts that interleave (a window's two ends in one)
+        a = a.take(np.argsort(a.first_t, kind="stable"))
     if np.all(a.first_t[1:] > a.last_t[:-1]):
-        return _merge_ordered(a, step)
-    key = _floor(a.start, step)
+        return _merge_ordered(a, bucket(a.start))
+    key = bucket(a.start)
     order = np.lexsort((a.first_t, key))
     a, key = a.take(order), key[order]
     starts = np.flatnonzero(_changes(key))
@@ -242,14 +329,14 @@ def merge(parts: Sequence[Slots], step: float) -> Slots:
     lo = pick(a.min_t, np.where(np.isnan(a.min_v), np.inf, a.min_v))
     hi = pick(a.max_t, np.where(np.isnan(a.max_v), np.inf, -a.max_v))
     last = pick(-np.arange(len(key)), -a.last_t)  # of samples at one time, the later one is last
-    return Slots(key[starts], np.add.reduceat(a.count, starts), a.first_t[starts], a.first_v[starts],
-                 a.min_t[lo], a.min_v[lo], a.max_t[hi], a.max_v[hi], a.last_t[last], a.last_v[last])
+    count, total, m2 = _moments(a, starts)
+    return Slots(key[starts], count, a.first_t[starts], a.first_v[starts], a.min_t[lo], a.min_v[lo],
+                 a.max_t[hi], a.max_v[hi], a.last_t[last], a.last_v[last], total, m2)
 
 
-def _merge_ordered(a: Slots, step: float) -> Slots:
+def _merge_ordered(a: Slots, key: np.ndarray) -> Slots:
     """:func:`merge` of aggregates whose samples follow one another in time (the usual case):
     each slot's rows are consecutive and in time order, so numpy reduces them in place."""
-    key = _floor(a.start, step)
     if np.all(key[1:] > key[:-1]):  # one row per slot already: nothing to combine
         return Slots(key, *(getattr(a, c) for c in Slots.COLUMNS[1:]))
     starts = np.flatnonzero(_changes(key))
@@ -257,8 +344,23 @@ def _merge_ordered(a: Slots, step: float) -> Slots:
     last = starts + lengths - 1
     lo = _first_extreme(a.min_v[None], starts, lengths, np.minimum, np.inf)[0]
     hi = _first_extreme(a.max_v[None], starts, lengths, np.maximum, -np.inf)[0]
-    return Slots(key[starts], np.add.reduceat(a.count, starts), a.first_t[starts], a.first_v[starts],
-                 a.min_t[lo], a.min_v[lo], a.max_t[hi], a.max_v[hi], a.last_t[last], a.last_v[last])
+    count, total, m2 = _moments(a, starts, lengths)
+    return Slots(key[starts], count, a.first_t[starts], a.first_v[starts], a.min_t[lo], a.min_v[lo],
+                 a.max_t[hi], a.max_v[hi], a.last_t[last], a.last_v[last], total, m2)
+
+
+def _moments(a: Slots, starts: np.ndarray,
+             lengths: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(count, sum, m2)`` of runs of rows beginning at ``starts``: Chan et al.'s pairwise update
+    taken over a whole run at once, m2 = sum of the rows' m2 + sum of count * (row mean - run mean)^2
+    (deviations of means, never a difference of large squares). Unknown (NaN) in, unknown out."""
+    if lengths is None:
+        lengths = _lengths(starts, len(a))
+    count = np.add.reduceat(a.count, starts)
+    total = np.add.reduceat(a.sum, starts)
+    apart = a.sum / a.count - np.repeat(total / count, lengths)
+    m2 = np.add.reduceat(a.m2, starts) + np.add.reduceat(a.count * apart * apart, starts)
+    return count, total, m2
 
 
 def _changes(key: np.ndarray) -> np.ndarray:

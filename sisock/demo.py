@@ -298,6 +298,8 @@ def _banner(config: Config, state: Path, attach: Path) -> str:
         f"  OCS agents    ws://127.0.0.1:{config.crossbar_ocs_port}/ws (anonymous, loopback only)",
         f"  components    {', '.join('sisock ' + p.command for p in PARTS)}",
         f"  Grafana       http://{config.http_host}:{config.port}  (SimpleJSON or JSON datasource URL)",
+        f"                http://{config.http_host}:{config.port}/influxdb  (the built-in InfluxDB datasource, "
+        f"InfluxQL, database {config.influxdb_database})",
         f"  your own      SISOCK_ENV_FILE={attach} {BIN / 'sisock'} COMMAND  joins this router",
         f"  health        SISOCK_ENV_FILE={attach} {BIN / 'sisock'} status  (and data node sisock_health)",
         f"  metrics       {_metrics_urls(config)}",

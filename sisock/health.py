@@ -138,6 +138,7 @@ class HealthServer(DataNodeServer):
         self.table = RingTable()
         self._lock = threading.Lock()
         self._sampler = task.LoopingCall(self.sample)
+        self._known: set = set()
 
     def ready(self) -> None:
         """Nothing: systemd's status line of the hub's process stays the hub's."""
@@ -163,6 +164,9 @@ class HealthServer(DataNodeServer):
                 return  # the clock stepped back: wait for it
             self.table.append(np.array([now]), {k: np.array([v]) for k, v in row.items()})
             self.table.trim_before(now - KEEP)
+        if set(row) - self._known:  # a new feed, provider or node: sisock-http reads the fields now
+            self._known |= set(row)
+            self.announce()
 
     def get_fields(self, start: float, end: float):
         with self._lock:

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import time
-from typing import Optional, TextIO
+from typing import List, Optional, TextIO
 
 import txaio
 from twisted.logger import (
@@ -55,12 +55,25 @@ QUIET_LINES = (
 )
 
 
+#: Lines that tell nothing once the process is stopping for a reason it has said (another
+#: component's connection cut short by the stop).
+QUIET_WHEN_STOPPING = (re.compile(r"^Connection failed: "),)
+_stopping: List[bool] = []
+
+
+def stopping() -> None:
+    """The process is stopping for a reason already said: quiet what the stop itself causes."""
+    _stopping.append(True)
+
+
 def relevel(observer):
-    """An observer that hands ``observer`` the QUIET_LINES at debug level."""
+    """An observer that hands ``observer`` the QUIET_LINES (and, once :func:`stopping`, the
+    QUIET_WHEN_STOPPING) at debug level."""
     def observe(event: dict) -> None:
         if event.get("log_level", LogLevel.info) > LogLevel.debug:
             text = formatEvent(event) or ""
-            if any(pattern.search(text) for pattern in QUIET_LINES):
+            quiet = QUIET_LINES + (QUIET_WHEN_STOPPING if _stopping else ())
+            if any(pattern.search(text) for pattern in quiet):
                 event = dict(event, log_level=LogLevel.debug)
         observer(event)
 

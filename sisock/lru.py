@@ -30,6 +30,13 @@ class SizedLRU(Generic[Value]):
             self._entries.move_to_end(key)
             return hit[1]
 
+    def drop(self, key: Hashable) -> None:
+        """Forget the value kept under ``key``, if any."""
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.size -= old[0]
+
     def put(self, key: Hashable, nbytes: int, value: Value) -> None:
         """Keep ``value`` as ``nbytes`` bytes (not at all if it alone passes the capacity)."""
         if nbytes > self.capacity:

@@ -52,7 +52,7 @@ def split(answer: dict, piece_bytes: int = PIECE_BYTES, whole_bytes: int = WHOLE
         while True:
             b = min(len(t), a + max(1, int(room // width)))
             current["timeline"][name] = {"t": t[a:b], "finalized_until": timeline.get("finalized_until"),
-                                         "fields": list(fields)}
+                                         "fields": list(fields), **_revision(timeline)}
             current["data"].update({f: data[f][a:b] for f in fields})
             room -= (b - a) * width
             a = b
@@ -66,6 +66,11 @@ def split(answer: dict, piece_bytes: int = PIECE_BYTES, whole_bytes: int = WHOLE
     if any(encoded_size(piece) > whole_bytes for piece in pieces):
         raise TooLarge(f"a single sample takes more than {whole_bytes} bytes")
     return pieces
+
+
+def _revision(timeline: dict) -> dict:
+    """A timeline's ``revision`` entry, if it has one (:mod:`sisock.g3.revisions`)."""
+    return {"revision": timeline["revision"]} if timeline.get("revision") is not None else {}
 
 
 def _array(values: Sequence) -> np.ndarray:
@@ -92,7 +97,7 @@ def join(pieces: Sequence[dict]) -> dict:
             if not isinstance(timeline, dict):
                 continue
             times, info = timelines.setdefault(name, ([], {"finalized_until": timeline.get("finalized_until"),
-                                                           "fields": []}))
+                                                           "fields": [], **_revision(timeline)}))
             times.append(np.asarray(timeline.get("t") if timeline.get("t") is not None else [], dtype=float))
             for field in timeline.get("fields") or []:
                 if field not in info["fields"]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+import zlib
 from pathlib import Path
 from typing import Dict
 
@@ -94,3 +95,27 @@ def assert_reads_back(index: Index, archive: Archive, t0: float, t1: float) -> N
                 gt, cols = got[f"{provider.description}.{block.name}"]
                 np.testing.assert_array_equal(gt, t)
                 np.testing.assert_array_equal(cols[name], v)
+
+
+def format_2(blob: bytes) -> bytes:
+    """A row as version 6 wrote it: the same buckets without their moments (blob format 2)."""
+    n = int.from_bytes(blob[1:5], "little")
+    table = zlib.decompress(blob[13:])
+    assert blob[0] == 3 and len(table) == 12 * 8 * n
+    return bytes([2]) + blob[1:13] + zlib.compress(table[:10 * 8 * n], 1)
+
+
+def as_version_6(index) -> None:
+    """What an index of version 6 holds: format 2 rows, no moments flag, no value types."""
+    mysql = index.dialect == "mysql"
+
+    def work(cur):
+        for table, key in (("summaries_file", "feed_id, field"), ("summaries", "description, field, tier, chunk")):
+            for row in cur.all(f"SELECT {key}, data FROM {table}"):
+                where = " AND ".join(f"{k} = ?" for k in key.split(", "))
+                cur.execute(f"UPDATE {table} SET data = ? WHERE {where}", (format_2(row[-1]), *row[:-1]))
+        cur.execute("DROP INDEX files_moments ON files" if mysql else "DROP INDEX files_moments")
+        for table, column in (("files", "moments"), ("fields", "value_type"), ("catalogue", "value_type")):
+            cur.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        cur.execute("UPDATE schema_version SET version = 6")
+    index.run(work)

@@ -105,7 +105,7 @@ def test_a_data_frame_reads_as_spt3g_decodes_it(prov_id, blocks):
         assert mine.keys == tuple(theirs.keys())
         assert mine.types == tuple(fmt.value_type(theirs[k]) for k in mine.keys)
         for key, column in zip(mine.keys, mine.columns):
-            if fmt.value_type(theirs[key]) == "number":
+            if fmt.value_type(theirs[key]) in fmt.NUMBERS:
                 assert np.array_equal(np.asarray(column, dtype=np.float64), np.asarray(theirs[key], dtype=np.float64))
                 assert np.array_equal(np.asarray(column), np.asarray(theirs[key]))  # integers stay exact
             else:

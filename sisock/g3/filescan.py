@@ -42,12 +42,14 @@ class FrameEntry:
 
 @dataclass
 class FieldEntry:
-    """A field of one provider in one file: its block, type and time range."""
+    """A field of one provider in one file: its block, type (``get_fields``'), time range and
+    InfluxDB field type (``float``, ``integer``, ``string``, ``boolean``)."""
 
     block: str
     type: str
     start: float
     end: float
+    value_type: str = "float"
 
 
 @dataclass
@@ -107,11 +109,7 @@ def _read_frames(source: framing.LoadedBytes, scan: FileScan, blocks: "_Blocks",
     position = scan.start_offset
     while position < source.size:
         try:
-            spans: List[Tuple[int, int, int]] = []
-            length = framing.frame_length(source, position, spans)
-            piece, at = source.piece(position, position + length)
-            raw = rawframe.read_data_frame(piece, at, length, spans)
-            frame = framing.decode(bytes(memoryview(piece)[at:at + length])) if raw is None else None
+            frame, length = rawframe.frame_at(source, position)
         except (framing.Truncated, framing.Damaged) as exc:
             later = framing.next_frame(source, position + 1)
             if later is None and isinstance(exc, framing.Truncated) and not finished:
@@ -123,10 +121,10 @@ def _read_frames(source: framing.LoadedBytes, scan: FileScan, blocks: "_Blocks",
                 break
             position = later
             continue
-        if raw is None:
-            blocks.take(scan, frame, position, length)
+        if isinstance(frame, rawframe.RawFrame):
+            blocks.add(frame.prov_id, position, length, zip(frame.names, frame.blocks))
         else:
-            blocks.add(raw.prov_id, position, length, zip(raw.names, raw.blocks))
+            blocks.take(scan, frame, position, length)
         position += length
         scan.scanned_to = position
 
@@ -224,7 +222,7 @@ class _Blocks:
                 continue
             numeric = self.numeric.get((keys, types))
             if numeric is None:
-                where = tuple(i for i, t in enumerate(types) if t == "number")
+                where = tuple(i for i, t in enumerate(types) if t in fmt.NUMBERS)
                 numeric = self.numeric[(keys, types)] = (where, tuple(keys[i] for i in where))
             self.ticks.append(ticks)
             self.owners.append((self.groups.setdefault((prov_id, name, keys, types), len(self.groups)), number))
@@ -237,8 +235,8 @@ class _Blocks:
     def _decoded(self, prov_id: int, name: str, block: core.G3TimesampleMap) -> Tuple[np.ndarray, tuple, tuple, tuple]:
         """``(ticks, keys, types, columns)`` of a block spt3g decoded (a numeric column, or None)."""
         keys, types = self._layout(prov_id, name, block)
-        return fmt.ticks(block), keys, types, tuple(np.asarray(block[k], dtype=np.float64) if t == "number" else None
-                                                     for k, t in zip(keys, types))
+        return fmt.ticks(block), keys, types, tuple(np.asarray(block[k], dtype=np.float64) if t in fmt.NUMBERS
+                                                     else None for k, t in zip(keys, types))
 
     def _layout(self, prov_id: int, name: str, block: core.G3TimesampleMap) -> Tuple[tuple, tuple]:
         """The block's keys and types (a map's keys are sorted: the same set is the same tuple)."""
@@ -272,7 +270,8 @@ class _Blocks:
             for key, type_ in zip(keys, types):
                 entry = fields.get((prov_id, key))
                 if entry is None:
-                    fields[(prov_id, key)] = FieldEntry(name, type_, start, end)
+                    wamp_type, influx_type = fmt.KINDS[type_]
+                    fields[(prov_id, key)] = FieldEntry(name, wamp_type, start, end, influx_type)
                 else:
                     entry.start, entry.end = min(entry.start, start), max(entry.end, end)
         return frames, fields

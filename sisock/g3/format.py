@@ -62,12 +62,22 @@ def layout(block: core.G3TimesampleMap) -> Tuple[Tuple[str, ...], Tuple[str, ...
     return found
 
 
+#: A column's kind as a scan reads it -> (its field type in ``get_fields``, docs/design.md; its InfluxDB
+#: field type, as the OCS publisher writes a Python float, int, str or bool).
+KINDS = {"number": ("number", "float"), "integer": ("number", "integer"), "string": ("string", "string"),
+         "bool": ("bool", "boolean")}
+#: The kinds of numeric columns.
+NUMBERS = ("number", "integer")
+
+
 def value_type(vector) -> str:
-    """The field type (docs/design.md) of a G3 vector: ``number``, ``string`` or ``bool``."""
+    """The kind (:data:`KINDS`) of a G3 vector: ``number`` (doubles), ``integer``, ``string`` or ``bool``."""
     if isinstance(vector, core.G3VectorString):
         return "string"
     if isinstance(vector, core.G3VectorBool):
         return "bool"
+    if isinstance(vector, core.G3VectorInt):
+        return "integer"
     return "number"
 
 

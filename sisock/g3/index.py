@@ -22,7 +22,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import pymysql
 
 from sisock.config import Config
-from sisock.g3 import schema, summaries, window
+from sisock.g3 import revisions, schema, summaries, window
 from sisock.g3.filescan import FieldEntry, FileScan, FrameEntry
 
 #: PyMySQL errors that mean the connection is gone (server restarted, killed, timed out).
@@ -55,10 +55,13 @@ class FileRow:
     fingerprint: Optional[str] = None
     #: whether the file's summaries are complete (files indexed before version 4 are read again)
     summarized: int = 0
+    #: whether its summaries carry their moments (files summarised before version 7 are read again)
+    moments: int = 0
 
     def state(self) -> tuple:
         """What a scan of this file was based on (compared before its result is written)."""
-        return (self.size, self.mtime_ns, self.scanned_to, self.status, self.fingerprint, self.summarized)
+        return (self.size, self.mtime_ns, self.scanned_to, self.status, self.fingerprint, self.summarized,
+                self.moments)
 
 
 class IndexChanged(RuntimeError):
@@ -148,7 +151,7 @@ class Index:
     def files(self) -> Dict[str, FileRow]:
         """Every indexed file by path."""
         rows = self.run(lambda cur: cur.all(
-            "SELECT id, path, size, mtime_ns, scanned_to, status, error, fingerprint, summarized FROM files"))
+            "SELECT id, path, size, mtime_ns, scanned_to, status, error, fingerprint, summarized, moments FROM files"))
         return {r[1]: FileRow(*r) for r in rows}
 
     def providers_of(self, file_id: int) -> Dict[int, str]:
@@ -162,10 +165,12 @@ class Index:
         def work(cur: "Cursor") -> None:
             descriptions = [r[0] for r in cur.all("SELECT DISTINCT description FROM feeds WHERE file_id = ?",
                                                   (row.id,))]
+            revisions.before_remove(cur, row.id)
             self._remove(cur, row.id, keep_file_row=False)
             for description in descriptions:
                 cur.execute("DELETE FROM catalogue WHERE description = ?", (description,))
-                cur.execute(schema.FILL_CATALOGUE.format(where=" AND fe.description = ?"), (description,))
+                cur.execute(schema.FILL_CATALOGUE.format(where=" AND fe.description = ?", **schema.VALUE_TYPE),
+                            (description,))
             _next_generation(cur)
         self.run(work)
 
@@ -191,14 +196,17 @@ class Index:
     def _store(self, cur: "Cursor", path: Path, size: int, mtime_ns: int, scan: FileScan,
                previous: Optional[FileRow]) -> None:
         lock = " FOR UPDATE" if self.dialect == "mysql" else ""
-        row = cur.one("SELECT size, mtime_ns, scanned_to, status, fingerprint, summarized FROM files "
+        row = cur.one("SELECT size, mtime_ns, scanned_to, status, fingerprint, summarized, moments FROM files "
                       f"WHERE path = ?{lock}", (str(path),))
-        # a file read from the start has complete summaries; one read on keeps what it had
+        # a file read from the start has complete summaries, with moments; one read on keeps what it had
         complete = int(scan.start_offset == 0 or (previous is not None and bool(previous.summarized)))
-        if row == (size, mtime_ns, scan.scanned_to, scan.status, scan.fingerprint, complete):
+        moments = int(scan.start_offset == 0 or (previous is not None and bool(previous.moments)))
+        if row == (size, mtime_ns, scan.scanned_to, scan.status, scan.fingerprint, complete, moments):
             return
         if row != (None if previous is None else previous.state()):
             raise IndexChanged(f"{path}: its index row changed while it was read; it is read again next pass")
+        revisions.before_store(cur, None if previous is None else previous.id, scan.start_offset == 0,
+                               scan.providers, scan.frames)
         now = sql_time(time.time())
         if previous is None:
             cur.execute("INSERT INTO files (path, size, mtime_ns, scanned_to, status, error, scanned, fingerprint) "
@@ -222,7 +230,7 @@ class Index:
         self._catalogue(cur, scan.providers, scan.fields)
         summaries.store(cur, {p: (feeds[p], scan.providers[p]) for p in feeds}, scan.summaries)
         self._catalogue_widths(cur, file_id)
-        cur.execute("UPDATE files SET summarized = ? WHERE id = ?", (complete, file_id))
+        cur.execute("UPDATE files SET summarized = ?, moments = ? WHERE id = ?", (complete, moments, file_id))
         _next_generation(cur)
 
     @staticmethod
@@ -280,13 +288,14 @@ class Index:
                             (sql_time(min(start, entry.start)), sql_time(max(end, entry.end)), feeds[prov_id], name))
             else:
                 inserts.append((feeds[prov_id], name, sql_time(entry.start), sql_time(entry.end), entry.block,
-                                entry.type))
-        cur.executemany("INSERT INTO fields (feed_id, field, `start`, `end`, block, type) VALUES (?, ?, ?, ?, ?, ?)",
-                        inserts)
+                                entry.type, entry.value_type))
+        cur.executemany("INSERT INTO fields (feed_id, field, `start`, `end`, block, type, value_type) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)", inserts)
 
     @staticmethod
     def _catalogue(cur: "Cursor", providers: Dict[int, str], found: Dict[Tuple[int, str], FieldEntry]) -> None:
-        """Widen the catalogue rows of the fields a scan found (new ones are added)."""
+        """Widen the catalogue rows of the fields a scan found (new ones are added); a field's value type
+        is the one of its newest file (a scan that reaches its end, or one filling it in)."""
         by_description: Dict[Tuple[str, str], FieldEntry] = {}
         for (prov_id, name), entry in found.items():
             if prov_id in providers:
@@ -295,19 +304,22 @@ class Index:
         if not descriptions:
             return
         marks = ", ".join("?" * len(descriptions))
-        old = {(r[0], r[1]): (r[2], r[3]) for r in cur.all(
-            f"SELECT description, field, t_start, t_end FROM catalogue WHERE description IN ({marks})", descriptions)}
+        old = {(r[0], r[1]): (r[2], r[3], r[4]) for r in cur.all(
+            f"SELECT description, field, t_start, t_end, value_type FROM catalogue WHERE description IN ({marks})",
+            descriptions)}
         inserts, updates = [], []
         for (description, name), entry in sorted(by_description.items()):
             if (description, name) not in old:
-                inserts.append((description, name, entry.block, entry.type, entry.start, entry.end))
+                inserts.append((description, name, entry.block, entry.type, entry.start, entry.end, entry.value_type))
                 continue
-            lo, hi = old[(description, name)]
-            if entry.start < lo or entry.end > hi:
-                updates.append((min(lo, entry.start), max(hi, entry.end), entry.block, entry.type, description, name))
-        cur.executemany("INSERT INTO catalogue (description, field, block, type, t_start, t_end) "
-                        "VALUES (?, ?, ?, ?, ?, ?)", inserts)
-        cur.executemany("UPDATE catalogue SET t_start = ?, t_end = ?, block = ?, type = ? "
+            lo, hi, value_type = old[(description, name)]
+            newest = entry.end >= hi or value_type is None
+            if entry.start < lo or entry.end > hi or (newest and value_type != entry.value_type):
+                updates.append((min(lo, entry.start), max(hi, entry.end), entry.block, entry.type,
+                                entry.value_type if newest else value_type, description, name))
+        cur.executemany("INSERT INTO catalogue (description, field, block, type, t_start, t_end, value_type) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)", inserts)
+        cur.executemany("UPDATE catalogue SET t_start = ?, t_end = ?, block = ?, type = ?, value_type = ? "
                         "WHERE description = ? AND field = ?", updates)
 
     @staticmethod
@@ -321,16 +333,16 @@ class Index:
                             (file_id, summaries.FINE))])
 
     # -- the reader's side -------------------------------------------------------
-    def fields_in(self, start: float, end: float) -> List[Tuple[str, str, str, str]]:
-        """``(description, field, block, type)`` of the fields whose provider has a data frame in
+    def fields_in(self, start: float, end: float) -> List[Tuple[str, str, str, str, Optional[str]]]:
+        """``(description, field, block, type, value_type)`` of the fields whose provider has a data frame in
         ``[start, end)`` and whose own range (first to last file that has it) meets the window.
 
         The catalogue gives the candidates; one indexed probe per provider checks that it has
         samples in the window (a window in a gap has none), so a year-long window costs what an
         hour does."""
-        def work(cur: "Cursor") -> List[Tuple[str, str, str, str]]:
-            rows = cur.all("SELECT description, field, block, type FROM catalogue WHERE t_start < ? AND t_end >= ? "
-                           "ORDER BY description, field", (end, start))
+        def work(cur: "Cursor") -> List[Tuple[str, str, str, str, Optional[str]]]:
+            rows = cur.all("SELECT description, field, block, type, value_type FROM catalogue "
+                           "WHERE t_start < ? AND t_end >= ? ORDER BY description, field", (end, start))
             live = {d for d in sorted({r[0] for r in rows}) if cur.one(
                 f"SELECT 1 FROM feeds fe WHERE fe.description = ? AND {window.overlaps()} "
                 "AND ((fe.t_start >= ? AND fe.t_end < ?) OR EXISTS "
@@ -344,6 +356,11 @@ class Index:
         index holds, so two readers that saw the same generation saw the same index."""
         row = self.run(lambda cur: cur.one("SELECT MAX(value) FROM generation"))
         return int(row[0]) if row and row[0] is not None else 0
+
+    def revisions(self, descriptions: Sequence[str]) -> Dict[str, int]:
+        """``{description: revision}``: a provider's revision changes whenever samples the index held for
+        it may have changed, never for appends after its newest time (:mod:`sisock.g3.revisions`)."""
+        return self.run(lambda cur: revisions.of(cur, descriptions))
 
     def coverage(self, descriptions: Sequence[str], start: float, end: float) -> Dict[str, List[Tuple[float, float]]]:
         """``{description: [(first, last), ...]}``: the time ranges of the provider's indexed data
@@ -365,9 +382,9 @@ class Index:
                 spans.append((float(lo), float(hi)))
         return out
 
-    def known_fields(self) -> List[Tuple[str, str, str, str]]:
-        """``(description, field, block, type)`` of every field ever indexed (to resolve names)."""
-        return self.run(lambda cur: cur.all("SELECT description, field, block, type FROM catalogue"))
+    def known_fields(self) -> List[Tuple[str, str, str, str, Optional[str]]]:
+        """``(description, field, block, type, value_type)`` of every field ever indexed (to resolve names)."""
+        return self.run(lambda cur: cur.all("SELECT description, field, block, type, value_type FROM catalogue"))
 
     def frames_in(self, descriptions: Sequence[str], start: float, end: float) -> List[tuple]:
         """``(path, size, mtime_ns, byte_offset, nbytes, description, t_start, t_end)`` of the data
@@ -422,6 +439,26 @@ class Index:
                 (*descriptions, *window.bounds(start, end)))}
         return self.run(work)
 
+    def without_moments(self, descriptions: Sequence[str], start: float,
+                        end: float) -> Dict[str, List[Tuple[float, float]]]:
+        """``{description: [(first, last), ...]}``: the time ranges of the files overlapping ``[start, end)``
+        whose summary rows lack moments (written before version 7, until the scanner has read them again)."""
+        if not descriptions:
+            return {}
+
+        def work(cur: "Cursor") -> Dict[str, List[Tuple[float, float]]]:
+            if cur.one("SELECT 1 FROM files WHERE moments = 0 LIMIT 1") is None:  # usually none: one probe
+                return {}
+            marks = ", ".join("?" * len(descriptions))
+            out: Dict[str, List[Tuple[float, float]]] = {}
+            for description, lo, hi in cur.all(
+                    f"SELECT fe.description, fe.t_start, fe.t_end FROM feeds fe JOIN files f ON f.id = fe.file_id "
+                    f"WHERE fe.description IN ({marks}) AND {window.overlaps()} AND f.moments = 0",
+                    (*descriptions, *window.bounds(start, end))):
+                out.setdefault(description, []).append((float(lo), float(hi)))
+            return out
+        return self.run(work)
+
 
 def _next_generation(cur: "Cursor") -> None:
     cur.execute("UPDATE generation SET value = value + 1")
@@ -455,11 +492,18 @@ class IndexUnavailable(RuntimeError):
     """The index cannot be opened; the text names it and the cause."""
 
 
+#: Bytes of a new SQLite index's pages: a 60 s summary row of an hourly file (2.3 KB with its moments)
+#: took a 4 KiB page of its own (two no longer fit); 16 KiB pages hold seven, and a coarse row (10 KB)
+#: without overflow pages: the bench's index 17% smaller (docs/g3.md).
+SQLITE_PAGE = 16384
+
+
 def _sqlite(path: Path) -> Callable[[], sqlite3.Connection]:
     def connect() -> sqlite3.Connection:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=60)
+            conn.execute(f"PRAGMA page_size={SQLITE_PAGE}")  # a new file's only; before WAL, which fixes it
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
         except (sqlite3.OperationalError, OSError) as exc:

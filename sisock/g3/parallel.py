@@ -21,6 +21,9 @@ PARALLEL_FROM = 64 << 20
 #: Files in flight per worker (keeps every worker busy while the scanner stores a result).
 AHEAD = 2
 
+#: Worker processes are fresh interpreters, never forks (:func:`spawn_pool`).
+SPAWN = multiprocessing.get_context("spawn")
+
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 
@@ -39,7 +42,7 @@ def spawn_pool(processes: int, initializer: Optional[Callable[..., None]] = None
     process that may hold threads (the reactor's, a database driver's). Each worker ends as
     soon as this process ends, however it ends (:mod:`sisock.lifeline`), then runs
     ``initializer(*initargs)``."""
-    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+    return ProcessPoolExecutor(processes, mp_context=SPAWN,
                                initializer=_start_worker, initargs=(os.getpid(), initializer, initargs))
 
 

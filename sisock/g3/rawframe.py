@@ -1,4 +1,4 @@
-"""A housekeeping data frame read straight from its bytes, for the scanner.
+"""A housekeeping data frame read straight from its bytes, for the scanner and the reader.
 
 spt3g decodes a block's sample times one ``G3Time`` object at a time (about
 24 ns a sample, against 4 ns a double) and copies every entry of a frame it
@@ -9,7 +9,7 @@ views of the file's bytes, with no copy.
 
 Only the layout spt3g 1.0 writes is read, checked byte for byte (class names,
 versions, pointer ids, every length) after the frame's CRC; anything else (or
-a CRC that does not match) gives None or :class:`Unknown`, and the caller
+a CRC that does not match) gives None or :class:`Unknown`, and :func:`frame_at`
 decodes the frame with spt3g, so an unusual or damaged frame reads as it always did.
 """
 from __future__ import annotations
@@ -19,8 +19,10 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import crc32c
 import numpy as np
+from spt3g import core
 
 from sisock.g3 import format as fmt
+from sisock.g3 import framing
 
 #: What frames are read from: a file's bytes, or the reused buffer of a scan (sisock.g3.framing).
 Bytes = Union[bytes, bytearray]
@@ -60,6 +62,19 @@ class RawFrame(NamedTuple):
     prov_id: int
     names: List[str]
     blocks: List[RawBlock]
+
+
+def frame_at(source: framing.LoadedBytes, offset: int) -> Tuple[Union[RawFrame, core.G3Frame], int]:
+    """The frame at ``offset`` and its length in bytes: a data frame of the layout read here as a
+    :class:`RawFrame` (numpy views of ``source``'s buffer), any other frame decoded by spt3g (a
+    G3Frame); Truncated or Damaged (:mod:`sisock.g3.framing`) when it cannot be read."""
+    spans: List[Tuple[int, int, int]] = []
+    length = framing.frame_length(source, offset, spans)
+    piece, at = source.piece(offset, offset + length)
+    raw = read_data_frame(piece, at, length, spans)
+    if raw is not None:
+        return raw, length
+    return framing.decode(bytes(memoryview(piece)[at:at + length])), length
 
 
 def _prefix(name: bytes, version: int) -> bytes:
@@ -211,9 +226,11 @@ def read_blocks(data: Bytes, start: int, end: int) -> List[RawBlock]:
 
 
 def _value(data: Bytes, start: int, end: int) -> Tuple[str, Optional[np.ndarray]]:
-    """``(field type, numeric column or None)`` of one map value: its own archive in ``data[start:end]``."""
+    """``(kind, numeric column or None)`` of one map value (:data:`sisock.g3.format.KINDS`): its own archive in
+    ``data[start:end]``."""
+    kind = "integer"
     if data.startswith(_DOUBLE, start):
-        at, dtype = start + len(_DOUBLE), _DOUBLES
+        at, dtype, kind = start + len(_DOUBLE), _DOUBLES, "number"
     elif data.startswith(_INT, start) and start + len(_INT) + 4 <= end:
         bits = _U32.unpack_from(data, start + len(_INT))[0]
         if bits not in _INTS:
@@ -232,4 +249,4 @@ def _value(data: Bytes, start: int, end: int) -> Tuple[str, Optional[np.ndarray]
     n = _U64.unpack_from(data, at)[0]
     if at + 8 + n * dtype.itemsize != end:
         raise Unknown("a column's length is not its value's")
-    return "number", np.frombuffer(data, dtype, n, at + 8)
+    return kind, np.frombuffer(data, dtype, n, at + 8)

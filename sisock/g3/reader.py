@@ -13,22 +13,26 @@ does not grow with the span.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import txaio
 from spt3g import core
 
 from sisock import log
-from sisock.lru import SizedLRU
-from sisock.datanode import field_info
-from sisock.decimate import Slots, aggregate, choose_step, decimate_columns, merge, reduce_to_step
+from sisock.buckets import COLUMNS, Found, microseconds, of_samples
+from sisock.buckets import merge as merge_buckets
+from sisock.datanode import field_info, outside
+from sisock.decimate import Slots, aggregate, choose_step, concat, decimate_columns, merge, merge_edges, reduce_to_step
 from sisock.g3 import format as fmt
-from sisock.g3 import framing, schema, summaries
+from sisock.g3 import framing, rawframe, schema, summaries, tiers
+from sisock.g3.tiers import Key, Window
+from sisock.lru import SizedLRU
 from sisock.g3.index import Index
 
 #: Samples a timeline may gather before it is reduced to the request's resolution, so
@@ -54,46 +58,84 @@ class FrameCache(SizedLRU[Tuple[tuple, object]]):
 
 
 class Block:
-    """One block of a decoded data frame as the reader uses it: its name, its times (G3Time
-    ticks) and its columns, each a numpy view made the first time it is asked for. The frame
-    cache keeps these, so a warm read does not go through spt3g's objects again."""
+    """One block of a data frame as the reader uses it: its name, its times (G3Time ticks) and its
+    columns as numpy arrays. A frame read from its bytes (:mod:`sisock.g3.rawframe`) gives its
+    times and numeric columns at once, as views of the frame's bytes, and is decoded by spt3g
+    only if a text or bool column is asked for (``decode``); a frame spt3g decoded gives each
+    column as a view of its vector the first time it is asked for. The frame cache keeps these,
+    so a warm read does not go through spt3g's objects again."""
 
-    __slots__ = ("name", "_block", "_ticks", "_columns")
+    __slots__ = ("name", "_block", "_decode", "_keys", "_ticks", "_columns")
 
-    def __init__(self, name: str, block: core.G3TimesampleMap) -> None:
-        self.name, self._block = name, block
-        self._ticks: Optional[np.ndarray] = None
-        self._columns: Dict[str, np.ndarray] = {}
+    def __init__(self, name: str, block: Optional[core.G3TimesampleMap] = None,
+                 raw: Optional[rawframe.RawBlock] = None,
+                 decode: Optional[Callable[[], core.G3TimesampleMap]] = None) -> None:
+        self.name, self._block, self._decode = name, block, decode
+        self._keys = None if raw is None else frozenset(raw.keys)
+        self._ticks: Optional[np.ndarray] = None if raw is None else raw.ticks
+        # integers as spt3g gives them (int64), whatever width they were stored at
+        self._columns: Dict[str, np.ndarray] = {} if raw is None else {
+            k: c if c.dtype.kind == "f" else c.astype(np.int64) for k, c in zip(raw.keys, raw.columns)
+            if c is not None}
+
+    def _map(self) -> core.G3TimesampleMap:
+        if self._block is None:
+            assert self._decode is not None  # a block is made with one or the other
+            self._block = self._decode()
+        return self._block
 
     @property
     def ticks(self) -> np.ndarray:
         if self._ticks is None:
-            self._ticks = fmt.ticks(self._block)
+            self._ticks = fmt.ticks(self._map())
         return self._ticks
 
     def __contains__(self, key: str) -> bool:
-        return key in self._columns or key in self._block
+        return key in self._columns or (key in self._keys if self._keys is not None else key in self._map())
 
     def column(self, key: str) -> np.ndarray:
         found = self._columns.get(key)
         if found is None:
-            found = self._columns[key] = np.asarray(self._block[key])
+            found = self._columns[key] = np.asarray(self._map()[key])
         return found
 
 
-def unpack(frame: core.G3Frame) -> Tuple[Block, ...]:
-    """A decoded data frame's blocks (:class:`Block`)."""
+def unpack(frame: Union[core.G3Frame, rawframe.RawFrame], data: Optional[bytearray] = None) -> Tuple[Block, ...]:
+    """A data frame's blocks (:class:`Block`): of a frame read from its bytes ``data``, or one spt3g decoded."""
+    if isinstance(frame, rawframe.RawFrame):
+        decoded = _Decoded(data or bytearray())
+        return tuple(Block(name, raw=raw, decode=functools.partial(decoded.block, i))
+                     for i, (name, raw) in enumerate(zip(frame.names, frame.blocks)))
     return tuple(Block(name, block) for name, block in fmt.blocks(frame))
+
+
+#: InfluxDB's field type of a field whose own the index does not know yet (an index being upgraded).
+VALUE_TYPES = {"number": "float", "string": "string", "bool": "boolean"}
+
+
+class _Decoded:
+    """spt3g's decoding of a frame read from its bytes, made once if one of its text or bool columns is asked for."""
+
+    def __init__(self, data: bytearray) -> None:
+        self.data = data
+        self.frame: Optional[core.G3Frame] = None
+
+    def block(self, i: int) -> core.G3TimesampleMap:
+        if self.frame is None:
+            self.frame = framing.decode(bytes(self.data))
+        return self.frame["blocks"][i]
 
 
 @dataclass
 class Field:
-    """A field of the archive: its provider, key in the block, and block (= timeline)."""
+    """A field of the archive: its provider, key in the block, block (= timeline), type
+    (``get_fields``') and InfluxDB field type (``float``, ``integer``, ``string``, ``boolean``)."""
 
     description: str
     key: str
     block: str
     type: str = "number"
+    value_type: str = "float"
 
     @property
     def timeline(self) -> str:
@@ -124,6 +166,12 @@ class _Timeline:
         self.filled[name] = self.length
 
 
+def field_of(description: str, key: str, block: str, type_: Optional[str], value_type: Optional[str]) -> Field:
+    """A field from its catalogue row (a value type not filled in yet follows its type)."""
+    type_ = type_ or "number"
+    return Field(description, key, block, type_, value_type or VALUE_TYPES.get(type_, "float"))
+
+
 class Reader:
     """Answers ``get_fields`` and ``get_data`` from the index and the files."""
 
@@ -138,6 +186,7 @@ class Reader:
         self.log = log.logger()
         self._throttle = log.Throttle(60.0)
         self._until: Dict[str, float] = {}  # description -> its newest indexed time, at _generation
+        self._revisions: Dict[str, Optional[int]] = {}  # description -> its revision, at _generation
 
     def _ready(self) -> bool:
         """True once the index has this sisock's schema (the scanner makes and upgrades it)."""
@@ -159,11 +208,20 @@ class Reader:
         if generation == self._generation:
             return
         table: Dict[str, Field] = {}
-        for description, key, block, type_ in sorted(self.index.known_fields()):
-            f = Field(description, key, block, type_ or "number")
+        for description, key, block, type_, value_type in sorted(self.index.known_fields()):
+            f = field_of(description, key, block, type_, value_type)
             table.setdefault(f"{description}.{key}", f)
             table.setdefault(fmt.short_name(description, key), f)
-        self._names, self._until, self._generation = table, {}, generation
+        self._names, self._until, self._revisions, self._generation = table, {}, {}, generation
+
+    def known(self) -> Dict[str, Field]:
+        """Every name the archive knows (full and short forms) -> its field; empty until the index has this
+        sisock's schema."""
+        if not self._ready():
+            return {}
+        with self._lock:
+            self._follow()
+            return dict(self._names)
 
     def resolve(self, names: List[str]) -> Dict[str, Field]:
         """Requested name -> field, for the names the archive knows (full or short form)."""
@@ -180,12 +238,13 @@ class Reader:
         timelines: Dict[str, dict] = {}
         if not self._ready():
             return fields, timelines
-        for description, key, block, type_ in self.index.fields_in(start, end):
+        for description, key, block, type_, value_type in self.index.fields_in(start, end):
             name = f"{description}.{key}"
             if name in fields:
                 continue
-            timeline = Field(description, key, block).timeline
-            fields[name] = field_info(timeline, description, "", type_ or "number")
+            f = field_of(description, key, block, type_, value_type)
+            fields[name] = field_info(f.timeline, description, "", f.type, f.value_type)
+            timeline = f.timeline
             timelines.setdefault(timeline, {"interval": None, "field": []})["field"].append(name)
         return fields, timelines
 
@@ -200,6 +259,18 @@ class Reader:
                 self._until.update({d: found.get(d, math.nan) for d in missing})
             until = dict(self._until)
         return {n: until[f.description] for n, f in wanted.items() if not math.isnan(until[f.description])}
+
+    def revisions(self, names: List[str]) -> Dict[str, int]:
+        """Each known name's provider revision (:mod:`sisock.g3.revisions`); kept until the index's
+        generation changes, as the newest times are."""
+        wanted = self.resolve(names)
+        with self._lock:
+            missing = sorted({f.description for f in wanted.values()} - set(self._revisions))
+            if missing:
+                found = self.index.revisions(missing)
+                self._revisions.update({d: found.get(d) for d in missing})
+            known = dict(self._revisions)
+        return {n: r for n, r in ((n, known[f.description]) for n, f in wanted.items()) if r is not None}
 
     def coverage(self, names: List[str], start: float, end: float) -> Dict[str, List[Tuple[float, float]]]:
         """Each known name's archived time ranges meeting ``[start, end]`` (its provider's frames):
@@ -231,6 +302,15 @@ class Reader:
                  step: float) -> Dict[str, Tuple[np.ndarray, Columns]]:
         """Every sample of ``wanted`` in the ``windows`` (each ``[a, b)``), per timeline; a long
         range is reduced onto the grid of ``step`` as it is read, so memory stays bounded."""
+        def compact(piece: _Timeline) -> _Timeline:
+            return _reduced(piece, step) if 0 < step < math.inf else piece
+        return {timeline: _assemble(piece) for timeline, piece in self._gather(wanted, windows, compact).items()}
+
+    def _gather(self, wanted: Dict[str, Field], windows: List[Tuple[float, float]],
+                full: Callable[[_Timeline], Optional[_Timeline]]) -> Dict[str, _Timeline]:
+        """The samples of ``wanted`` in the ``windows``, per timeline, frame by frame; a timeline that
+        has gathered COMPACT_AT samples goes to ``full``, which gives what to keep of it (None: nothing,
+        it has taken them), so memory stays bounded however long the range is."""
         by_description: Dict[str, Dict[str, List[str]]] = {}
         for name, f in wanted.items():
             by_description.setdefault(f.description, {}).setdefault(f.key, []).append(name)
@@ -240,78 +320,125 @@ class Reader:
                 continue
             for description, blocks, whole in self.frames(list(by_description), a, b):
                 _collect(pieces, description, blocks, by_description[description], a, b, whole)
-                if 0 < step < math.inf:
-                    _compact(pieces, step)
-        return {timeline: _assemble(piece) for timeline, piece in pieces.items()}
+                for timeline in [t for t, piece in pieces.items() if piece.length >= COMPACT_AT]:
+                    kept = full(pieces.pop(timeline))
+                    if kept is not None:
+                        pieces[timeline] = kept
+        return pieces
 
     def _per_slot(self, wanted: Dict[str, Field], start: float, end: float,
                   step: float) -> Dict[str, Tuple[np.ndarray, Columns]]:
-        """Each numeric field's first, minimum, maximum and last sample per slot of ``step``."""
+        """Each numeric field's first, minimum, maximum and last sample per slot of ``step``: the
+        summary tiers where they tile the slots, the samples elsewhere (:mod:`sisock.g3.tiers`)."""
         if not wanted:
             return {}
-        tier = summaries.tier_for(step)
-        top = summaries.TIERS[tier] if tier is not None else math.inf
-        descriptions = sorted({f.description for f in wanted.values()})
-        summarized = set()
-        if tier is not None and end - start >= summaries.FINE:
-            summarized = set(descriptions) - self.index.unsummarized(descriptions, start, end)
-        parts: Dict[Tuple[str, str], List[Slots]] = {}
-        inner: Dict[Tuple[str, str], Tuple[float, float]] = {}  # what summaries answer, per field
-        if summarized:
-            assert tier is not None  # summarized is empty otherwise
-
-            def read(cur) -> None:
-                stale = summaries.stale(cur, sorted(summarized), start, end)
-                for description in sorted(summarized):
-                    keys = sorted({f.key for f in wanted.values() if f.description == description})
-                    by_edges: Dict[summaries.Edges, List[str]] = {}
-                    edges_of = summaries.finest(cur, description, keys, start, end, top, description in stale)
-                    for key, edges in edges_of.items():
-                        if edges is not None:  # else the field is read from its frames
-                            by_edges.setdefault(edges, []).append(key)
-                    for edges, group in by_edges.items():
-                        lo = math.ceil(start / edges.left) * edges.left
-                        hi = math.floor(end / edges.right) * edges.right
-                        if lo >= hi:
-                            continue
-                        inner.update({(description, key): (lo, hi) for key in group})
-                        waiting = description in stale
-                        left_k, right_k = summaries.TIERS.index(edges.left), summaries.TIERS.index(edges.right)
-                        left_end, right_start = math.ceil(start / top) * top, math.floor(end / top) * top
-                        # from the file rows: the 60 s tier, a field's finest tier at each edge (coarse
-                        # rows hold only finer rows), a stretch holding rows as wide as the top tier, and
-                        # everything while the coarse tiers wait for the scanner's refresh
-                        top_k = max(left_k, right_k) if waiting else tier
-                        for k, a, b in summaries.split(summaries.cover(lo, hi, top_k), edges.wide_lo,
-                                                       edges.wide_hi):
-                            if k == 0 or waiting or (a < edges.wide_hi and b > edges.wide_lo) or \
-                                    (b <= left_end and k <= left_k) or (a >= right_start and k <= right_k):
-                                # each row's buckets divide the step's: the last merge combines them
-                                for key, found in summaries.file_buckets(cur, description, group, a, b).items():
-                                    parts.setdefault((description, key), []).extend(x.slots for x in found)
-                            else:
-                                got = summaries.coarse_buckets(cur, description, group, summaries.TIERS[k], a, b)
-                                for key, slots in got.items():
-                                    parts.setdefault((description, key), []).append(slots)
-            self.index.run(read)
-        # the rest from the samples: the window's edges outside whole buckets, or all of it
-        groups: Dict[Tuple[float, float], Dict[str, Field]] = {}
-        for name, f in wanted.items():
-            groups.setdefault(inner.get((f.description, f.key), (end, end)), {})[name] = f
-        for (lo, hi), group in groups.items():
-            for t, columns in self._samples(group, [(start, lo), (hi, end)], step).values():
-                done = set()
-                for name, values in columns.items():
-                    key = (group[name].description, group[name].key)
-                    if key not in done:
-                        done.add(key)
-                        parts.setdefault(key, []).append(aggregate(t, values, step))
+        found = tiers.read(self.index, _keys(wanted), start, end, summaries.tier_for(step))
+        parts = {key: [b.slots for b in rows] for key, rows in found.parts.items()}
+        for windows, group in _by_windows(wanted, found.rest).items():
+            for t, columns in self._samples(group, list(windows), step).values():
+                for key, values in _distinct(group, columns):
+                    parts.setdefault(key, []).append(aggregate(t, values, step))
         result = {}
         for name, f in wanted.items():
             t, v = merge(parts.get((f.description, f.key), []), step).points()
             if len(t):
                 result[name] = (t, {name: v})
         return result
+
+    def _without_nan(self, key: Tuple[str, str], rows: List[summaries.Buckets], unknown: List[Tuple[float, float]],
+                     covered: List[Tuple[float, float]]) -> Tuple[List[Slots], List[Tuple[float, float]]]:
+        """A field's rows as :func:`sisock.buckets.of_samples` counts samples, a NaN being none:
+        ``(slots kept, windows left to the samples)``. A slot of NaN only goes; around one holding some
+        NaN, the rows give way to the file rows (a coarse bucket to its minutes), and around those
+        holding some NaN, to the samples: what is read grows with the NaN, not the span. "Around": the
+        bucket of the widest row there, within what the rows cover (``covered``), so that no row is
+        counted twice, one of another file or width in the same span included."""
+        kept, mixed = _nan_free(rows, unknown)
+        if not mixed:
+            return kept, []
+        first = _around(mixed, max(b.width for b in rows), covered)
+        description, field_key = key
+        finer = self.index.run(lambda cur: [b for a, z in first for b in summaries.file_buckets(
+            cur, description, [field_key], a, z).get(field_key, [])])
+        clean, mixed = _nan_free(finer, unknown)
+        second = _around(mixed, max(b.width for b in finer), covered) if mixed else []
+        return [_outside(s, first) for s in kept] + [_outside(s, second) for s in clean], second
+
+    # -- get_buckets -----------------------------------------------------------------
+    def buckets(self, names: List[str], edges: np.ndarray, columns: Sequence[str] = COLUMNS,
+                spans: Optional[np.ndarray] = None) -> Dict[str, Found]:
+        """Per-bucket aggregates of the known ``names`` on ``edges`` (int64 whole microseconds; bucket k
+        is ``[edges[k], edges[k+1])``), leaving out the samples in ``spans`` (``exclude``'s ranges):
+        ``{name: Slots or TextBuckets}`` (:mod:`sisock.buckets`, times in microseconds), each equal to
+        :func:`sisock.buckets.of_samples` of every sample.
+
+        Numeric fields come from the coarsest tier whose width divides every edge inside the window
+        (:mod:`sisock.g3.tiers`), in constant time per span; the window's two ends, what no tier tiles
+        and the holes are read from the samples: the excluded ranges, and, when ``columns`` ask for
+        moments, the files whose rows lack them (an index being upgraded). Text and boolean fields
+        come from their samples."""
+        wanted = self.resolve(names)
+        edges = np.asarray(edges, dtype=np.int64)
+        numeric = {n: f for n, f in wanted.items() if f.type == "number"}
+        parts, rest = self._bucket_rows(numeric, edges, columns, spans)
+        start, end = float(edges[0]) / 1e6, float(edges[-1]) / 1e6
+        rest.update({key: [(start, end)] for key in _keys({n: f for n, f in wanted.items() if n not in numeric})})
+        self._bucket_samples(wanted, rest, edges, spans, parts)
+        out: Dict[str, Found] = {}
+        for name, f in wanted.items():
+            mine = parts.get((f.description, f.key), [])
+            out[name] = merge_edges(mine, edges) if f.type == "number" else merge_buckets(mine, edges)
+        return out
+
+    def _bucket_rows(self, numeric: Dict[str, Field], edges: np.ndarray, columns: Sequence[str],
+                     spans: Optional[np.ndarray]) -> Tuple[Dict[Key, list], Dict[Key, List[Window]]]:
+        """:meth:`buckets`' rows of the numeric fields (slots in microseconds), and the windows left to
+        their samples."""
+        start, end = float(edges[0]) / 1e6, float(edges[-1]) / 1e6
+        tier = _tier_of(edges)
+        holes: Dict[str, List[Tuple[float, float]]] = {}
+        unknown: Dict[str, List[Tuple[float, float]]] = {}  # where rows lack moments
+        descriptions = sorted({f.description for f in numeric.values()})
+        if tier is not None and numeric:
+            unknown = self.index.without_moments(descriptions, start, end)
+            if "sum" in columns or "m2" in columns:
+                holes = {d: list(found) for d, found in unknown.items()}
+        if spans is not None and len(spans):
+            for description in descriptions:
+                holes.setdefault(description, []).extend(map(tuple, spans.tolist()))
+        # rows without moments say where NaN are only by a slot of NaN alone, or a NaN first or last
+        # value: the file rows (minutes) answer those spans, not the coarse rows made of them
+        found = tiers.read(self.index, _keys(numeric), start, end, tier, holes, unknown)
+        rest = dict(found.rest)
+        parts: Dict[Tuple[str, str], list] = {}
+        for key, rows in found.parts.items():
+            assert tier is not None  # there are rows only with a tier
+            kept, redo = self._without_nan(key, rows, tiers.widened(unknown.get(key[0], []), summaries.TIERS[tier]),
+                                           tiers.minus(start, end, found.rest.get(key, [])))
+            parts[key] = [_in_microseconds(concat(kept))]
+            if redo:
+                rest[key] = tiers.merged(rest.get(key, []) + redo)
+        return parts, rest
+
+    def _bucket_samples(self, wanted: Dict[str, Field], rest: Dict[Key, List[Window]], edges: np.ndarray,
+                        spans: Optional[np.ndarray], parts: Dict[Key, list]) -> None:
+        """Add to ``parts`` the buckets of the samples in each field's windows of ``rest`` (outside
+        ``spans``), reduced as they are read, so memory stays bounded."""
+        start = float(edges[0]) / 1e6
+        for windows, group in _by_windows(wanted, rest).items():
+            # a sample less than half a microsecond before the first edge is in the first bucket (its time
+            # in whole microseconds is the edge's), as buckets.of_samples puts it
+            windows = tuple((a - tiers.SLACK if a == start else a, b) for a, b in windows)
+
+            def take(piece: _Timeline, group=group) -> None:
+                t, samples = _assemble(piece)
+                keep = None if spans is None else outside(t, spans)
+                t_us = microseconds(t if keep is None else t[keep])
+                for key, values in _distinct(group, samples):
+                    parts.setdefault(key, []).append(of_samples(t_us, values if keep is None else values[keep],
+                                                                edges))
+            for piece in self._gather(group, list(windows), take).values():
+                take(piece)
 
     def frames(self, descriptions: List[str], start: float, end: float):
         """Yield ``(description, blocks, whole)`` for each indexed data frame overlapping the window
@@ -325,16 +452,13 @@ class Reader:
                     if handle is not None:
                         handle.close()
                     handle, handle_path, stamp = self._open(path)
-                    source = None if handle is None else framing.FileBytes(handle, stamp[0])
-                if source is None or stamp is None:  # the file could not be opened
+                if handle is None or stamp is None:  # the file could not be opened
                     continue
                 blocks = self.cache.get((path, offset), stamp)
                 if blocks is None:
-                    frame = self._read(source, path, offset, nbytes)
-                    if frame is None:
+                    blocks = self._read(handle, stamp[0], path, offset, nbytes)
+                    if blocks is None:
                         continue
-                    blocks = unpack(frame)
-                    frame.drop_blobs()  # the cache then holds the decoded objects only, not the bytes too
                     self.cache.put((path, offset), stamp, nbytes, blocks)
                 yield description, blocks, start <= t_start and t_end < end
         finally:
@@ -351,11 +475,13 @@ class Reader:
             return None, path, None
         return handle, path, (st.st_size, st.st_mtime_ns)
 
-    def _read(self, source: framing.FileBytes, path: str, offset: int, nbytes: int) -> Optional[core.G3Frame]:
-        """The frame the index puts at ``offset``, or None (logged) if the file no longer has it there."""
-        source.ahead = nbytes  # the index knows the frame's size: one read, into the file's one buffer
+    def _read(self, handle, size: int, path: str, offset: int, nbytes: int) -> Optional[Tuple[Block, ...]]:
+        """The blocks of the frame the index puts at ``offset`` (read from its bytes as the scanner reads
+        them, :func:`sisock.g3.rawframe.frame_at`: spt3g only for an unusual frame), or None (logged) if
+        the file no longer has it there."""
+        data = bytearray(nbytes)  # the index knows the frame's size: one read, into bytes of its own
         try:
-            frame, length = framing.frame_at(source, offset)
+            frame, length = rawframe.frame_at(framing.LoadedBytes(handle, size, offset, data), offset)
         except (framing.Truncated, framing.Damaged) as exc:
             self._warn("cannot read the frame at byte {offset} of {path}: {error}; it is left out until the "
                        "scanner reads the file again", offset=offset, path=path, error=str(exc))
@@ -365,7 +491,11 @@ class Reader:
                        "{nbytes}); it is left out until the scanner reads the file again", path=path, offset=offset,
                        length=length, nbytes=nbytes)
             return None
-        return frame
+        if isinstance(frame, rawframe.RawFrame):
+            return unpack(frame, data)
+        blocks = unpack(frame)
+        frame.drop_blobs()  # the cache then holds the decoded objects only, not the bytes too
+        return blocks
 
     def _warn(self, text: str, **values) -> None:
         """A warning, at most one a minute per kind, so one damaged file cannot flood the journal."""
@@ -406,15 +536,101 @@ def _window(ticks: np.ndarray, start: float, end: float):
     return inside if inside.any() else None
 
 
-def _compact(pieces: Dict[str, _Timeline], step: float) -> None:
-    """Reduce each timeline that has gathered COMPACT_AT samples onto the ``step`` grid."""
-    for timeline, piece in pieces.items():
-        if piece.length >= COMPACT_AT:
-            t, columns = reduce_to_step(*_assemble(piece), step)
-            smaller = pieces[timeline] = _Timeline()
-            smaller.add_ticks(np.round(t * fmt.TICKS).astype(np.int64))
-            for name, values in columns.items():
-                smaller.add(name, values)
+def _reduced(piece: _Timeline, step: float) -> _Timeline:
+    """A timeline's samples reduced onto the ``step`` grid (M4: what a later reduction keeps of them)."""
+    t, columns = reduce_to_step(*_assemble(piece), step)
+    smaller = _Timeline()
+    smaller.add_ticks(np.round(t * fmt.TICKS).astype(np.int64))
+    for name, values in columns.items():
+        smaller.add(name, values)
+    return smaller
+
+
+def _keys(wanted: Dict[str, Field]) -> List[Tuple[str, str]]:
+    """The distinct ``(description, key)`` of the fields asked for (two names may be one field)."""
+    return sorted({(f.description, f.key) for f in wanted.values()})
+
+
+def _by_windows(wanted: Dict[str, Field], rest: Dict[Tuple[str, str], List[Tuple[float, float]]]
+                ) -> Dict[Tuple[Tuple[float, float], ...], Dict[str, Field]]:
+    """The fields grouped by the windows left to their samples (fields of one block read together)."""
+    groups: Dict[Tuple[Tuple[float, float], ...], Dict[str, Field]] = {}
+    for name, f in wanted.items():
+        windows = tuple(rest.get((f.description, f.key), ()))
+        if windows:
+            groups.setdefault(windows, {})[name] = f
+    return groups
+
+
+def _distinct(group: Dict[str, Field], columns: Columns) -> Iterator[Tuple[Tuple[str, str], np.ndarray]]:
+    """``((description, key), values)`` of each field once, however many names asked for it."""
+    done = set()
+    for name, values in columns.items():
+        key = (group[name].description, group[name].key)
+        if key not in done:
+            done.add(key)
+            yield key, values
+
+
+def _tier_of(edges: np.ndarray) -> Optional[int]:
+    """The coarsest tier whose width (in whole microseconds) divides every edge inside the window
+    (any tier for a single bucket), or None."""
+    inside = edges[1:-1]
+    for k in range(len(summaries.TIERS) - 1, -1, -1):
+        if not np.any(inside % int(summaries.TIERS[k] * 1e6)):
+            return k
+    return None
+
+
+def _nan_free(rows: List[summaries.Buckets],
+              unknown: List[Tuple[float, float]]) -> Tuple[List[Slots], List[Tuple[float, float]]]:
+    """``(slots without NaN, spans of the slots holding some)``: a slot of NaN only (its minimum is
+    NaN) goes; one with some NaN has NaN moments (where rows lack moments, ``unknown``, a NaN shows
+    only as its first or last value)."""
+    if not rows:
+        return [], []
+    s = concat([b.slots for b in rows])  # every row at once: a file row each would cost its numpy calls
+    widths = np.repeat([b.width for b in rows], [len(b.slots) for b in rows])
+    only = np.isnan(s.min_v)
+    some = np.isnan(s.sum)
+    if unknown:
+        there = _within(s.start, unknown)
+        some = np.where(there, np.isnan(s.first_v) | np.isnan(s.last_v), some)
+    some &= ~only
+    kept = s if not (only.any() or some.any()) else s.take(~only & ~some)
+    spans = [(float(a), float(a) + float(w)) for a, w in zip(s.start[some].tolist(), widths[some].tolist())]
+    return [kept], spans
+
+
+def _around(spans: List[Tuple[float, float]], width: float,
+            covered: List[Tuple[float, float]]) -> List[Tuple[float, float]]:
+    """``spans`` grown to whole buckets of ``width`` (every row of that width or finer lies wholly
+    inside or outside them), within ``covered`` (sorted), merged."""
+    grown = tiers.merged([(math.floor(a / width) * width, math.ceil(b / width) * width) for a, b in spans])
+    return [(max(a, c), min(b, d)) for a, b in grown for c, d in covered if max(a, c) < min(b, d)]
+
+
+def _outside(slots: Slots, spans: List[Tuple[float, float]]) -> Slots:
+    """The slots starting outside ``spans`` (sorted, disjoint)."""
+    if not spans or not len(slots):
+        return slots
+    inside = _within(slots.start, spans)
+    return slots.take(~inside) if inside.any() else slots
+
+
+def _within(t: np.ndarray, spans: List[Tuple[float, float]]) -> np.ndarray:
+    """A mask of the times ``t`` inside ``spans`` (``[a, b)``, sorted, disjoint)."""
+    lows, highs = np.array(spans).T
+    k = np.searchsorted(lows, t, side="right") - 1
+    return (k >= 0) & (t < highs[np.maximum(k, 0)])
+
+
+def _in_microseconds(slots: Slots) -> Slots:
+    """Slots of the tiers (seconds) with their starts and times in whole microseconds, as buckets carry
+    them (:func:`sisock.buckets.microseconds`: a sample's time is the same however it is read)."""
+    return Slots(np.rint(slots.start * 1e6).astype(np.int64), slots.count, microseconds(slots.first_t),
+                 slots.first_v, microseconds(slots.min_t), slots.min_v, microseconds(slots.max_t), slots.max_v,
+                 microseconds(slots.last_t), slots.last_v, slots.sum, slots.m2)
 
 
 def _assemble(piece: _Timeline) -> Tuple[np.ndarray, Columns]:

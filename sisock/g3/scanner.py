@@ -25,7 +25,7 @@ import txaio
 
 from sisock import log, notify
 from sisock.config import Config, ConfigError
-from sisock.g3 import parallel, watch
+from sisock.g3 import parallel, upgrade, watch
 from sisock.g3.filescan import FileScan, fingerprint, read_file
 from sisock.g3.index import FileRow, Index, IndexChanged, open_index
 from sisock.g3.state import ArchiveState
@@ -242,6 +242,7 @@ def main(args, config: Config) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     index = open_index(config)
     scanner = Scanner(index, config.data_directory, stop)
+    moments = upgrade.Resummarise(scanner)
     changes = None if args.once else watch.follow(config.data_directory, logger)
     state = ArchiveState(index)
 
@@ -263,6 +264,8 @@ def main(args, config: Config) -> int:
                         "{bad} bad, in {seconds:.2f} s", mb=stats.bytes / 1e6, **stats.__dict__)
             notify.status(f"last scan {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}: {stats.files} files, "
                           f"{stats.read} read, {stats.bad} bad, in {stats.seconds:.1f} s; next in {wait:.0f} s")
+            while args.once and not stop.is_set() and moments.batch():  # one pass: the upgrade done too
+                pass
         except Exception as exc:
             wait = min(wait, RETRY_AFTER)
             scanner_metrics.pass_done(False)
@@ -274,8 +277,8 @@ def main(args, config: Config) -> int:
         if args.once:
             break
         if changes is None or not schema_done:
-            stop.wait(wait)
+            watch.background(moments.batch if schema_done else None, wait, stop, logger)
         else:
-            watch.scan_changes(changes, scan_changed, index.refresh_summaries, wait, stop, logger)
+            watch.scan_changes(changes, scan_changed, index.refresh_summaries, wait, stop, logger, moments.batch)
     index.close()
     return 0

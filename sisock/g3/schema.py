@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence, Set, Tuple
 
+from sisock.g3 import revisions
+
 #: The version this sisock writes; version 1 is the seed's (feeds, fields, description only).
-CURRENT = 6
+CURRENT = 8
 
 _DIALECTS = {
     "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "path": "TEXT", "blob": "BLOB"},
@@ -122,16 +124,24 @@ _V5_TABLES = {
 }
 #: The catalogue of what the index already holds (a field's range: its provider's files that have
 #: it; its width: the widest of its summary rows, an upper bound the reader starts from).
-FILL_CATALOGUE = ("INSERT INTO catalogue (description, field, block, type, t_start, t_end, width) "
+#: ``{value_type}`` and ``{of_fields}`` are empty before version 7 (no value_type column yet), else
+#: :data:`VALUE_TYPE`'s.
+FILL_CATALOGUE = ("INSERT INTO catalogue (description, field, block, type, t_start, t_end, width{value_type}) "
                   "SELECT fe.description, fi.field, MAX(fi.block), MAX(fi.type), MIN(fe.t_start), MAX(fe.t_end), "
-                  "COALESCE(MAX(sf.width), 60) FROM feeds fe JOIN fields fi ON fi.feed_id = fe.id "
+                  "COALESCE(MAX(sf.width), 60){of_fields} FROM feeds fe JOIN fields fi ON fi.feed_id = fe.id "
                   "LEFT JOIN summaries_file sf ON sf.feed_id = fe.id AND sf.field = fi.field "
                   "WHERE fe.t_start IS NOT NULL{where} GROUP BY fe.description, fi.field")
+VALUE_TYPE = {"value_type": ", value_type", "of_fields": ", MAX(fi.value_type)"}
 
 
 #: Version 6: a number the scanner raises in every transaction that changes what the index holds,
 #: so that every reader process sees the same names and newest times at the same moment.
 _V6_TABLES = {"generation": "CREATE TABLE IF NOT EXISTS generation (value BIGINT NOT NULL)"}
+
+
+#: Version 8: each provider's revision, changed only when rows it held change (:mod:`sisock.g3.revisions`).
+_V8_TABLES = {"revisions": "CREATE TABLE IF NOT EXISTS revisions (description VARCHAR(255) NOT NULL, "
+                           "value BIGINT NOT NULL)"}
 
 
 def _first_generation(cur, dialect):
@@ -146,7 +156,7 @@ def _fill_max_span(cur, dialect):
 
 def _fill_catalogue(cur, dialect):
     if cur.one("SELECT COUNT(*) FROM catalogue")[0] == 0:
-        cur.execute(FILL_CATALOGUE.format(where=""))
+        cur.execute(FILL_CATALOGUE.format(where="", value_type="", of_fields=""))
 
 
 def _index(table: str, name: str, columns: str, unique: bool = False) -> Action:
@@ -242,6 +252,15 @@ STEPS: List[Tuple[int, Sequence[Action]]] = [
          _add_column("description", "max_span", "DOUBLE"), _fill_max_span]),
     # the index's generation (the reader's names and newest times follow it)
     (6, [_create("generation", _V6_TABLES), _first_generation]),
+    # the moments of every bucket (summary format 3): files whose rows lack them are read again in the
+    # background (sisock.g3.upgrade), and each field's InfluxDB type (G3VectorInt columns are integers)
+    (7, [_add_column("files", "moments", "INTEGER NOT NULL DEFAULT 0"),
+         _index("files", "files_moments", "(moments)"),
+         _add_column("fields", "value_type", "VARCHAR(16)"),
+         _add_column("catalogue", "value_type", "VARCHAR(16)")]),
+    # each provider's revision (results of finalized slots are kept by it)
+    (8, [_create("revisions", _V8_TABLES), _index("revisions", "revisions_key", "(description)", unique=True),
+         revisions.fill]),
 ]
 assert STEPS[-1][0] == CURRENT
 

@@ -24,8 +24,10 @@ Storage, in the index database and in the same per-file transaction as the frame
 
 A row holds a :class:`~sisock.decimate.Slots` in a compact blob: its width, bucket
 index, count, the four sample times as seconds past the bucket's start (a difference
-of nearby doubles, so exact both ways), and the four values, each column
-byte-shuffled and the whole zlib-compressed.
+of nearby doubles, so exact both ways), the four values and (format 3) the moments
+InfluxQL's mean, sum and stddev need (the bucket's sum and ``m2``, the sum of squared
+deviations from its mean), each column byte-shuffled and the whole zlib-compressed.
+Rows of format 2 (written before moments were kept) decode with unknown (NaN) moments.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, 
 
 import numpy as np
 
-from sisock.decimate import GRID, Slots, merge, segment_extremes, slot_bounds
+from sisock.decimate import GRID, Slots, merge, segment_extremes, segment_moments, slot_bounds
 from sisock.g3 import format as fmt
 from sisock.g3 import window
 from sisock.lru import SizedLRU
@@ -54,8 +56,10 @@ REFRESH_DAYS = 8
 #: zlib level of the blobs: 1 makes them 2.6% larger than 6 and compresses in two thirds of the time.
 ZLIB_LEVEL = 1
 _HEADER = struct.Struct("<BI")  # format version, bucket count
-_WIDTH = struct.Struct("<d")  # format 2: the bucket width follows the header
-_FORMAT = 2
+_WIDTH = struct.Struct("<d")  # formats 2 and 3: the bucket width follows the header
+_FORMAT = 3
+#: Columns of a row's table by format: index, count, 4 times, 4 values; format 3 adds sum and m2.
+_COLUMNS = {1: 10, 2: 10, 3: 12}
 #: Bytes of decoded rows kept (:func:`decode_buckets`), and what one entry costs besides its arrays.
 DECODED_BYTES = 64 << 20
 _ENTRY_BYTES = 1500
@@ -103,7 +107,7 @@ def encode_fields(fields: Sequence[Slots], width: float) -> List[bytes]:
     if any(s.start is not first.start and not np.array_equal(s.start, first.start) for s in fields[1:]):
         raise ValueError("encode_fields: the fields' buckets differ")
     n = len(first)
-    table = np.empty((len(fields), 10, n), dtype=np.int64)
+    table = np.empty((len(fields), 12, n), dtype=np.int64)
     index = np.round(first.start / width).astype(np.int64)
     table[:, 0] = index
     table[:, 0, 1:] -= index[:-1]  # each bucket's index after the one before
@@ -112,9 +116,11 @@ def encode_fields(fields: Sequence[Slots], width: float) -> List[bytes]:
                      dtype=np.float64).reshape(len(fields), 4, n)
     times -= first.start
     table[:, 2:6] = times.view(np.int64)
-    table[:, 6:] = np.array([[s.first_v, s.min_v, s.max_v, s.last_v] for s in fields],
-                            dtype=np.float64).reshape(len(fields), 4, n).view(np.int64)
-    shuffled = np.ascontiguousarray(table.view(np.uint8).reshape(len(fields), 10, n, 8).transpose(0, 1, 3, 2))
+    table[:, 6:10] = np.array([[s.first_v, s.min_v, s.max_v, s.last_v] for s in fields],
+                              dtype=np.float64).reshape(len(fields), 4, n).view(np.int64)
+    table[:, 10:] = np.array([[s.sum, s.m2] for s in fields],
+                             dtype=np.float64).reshape(len(fields), 2, n).view(np.int64)
+    shuffled = np.ascontiguousarray(table.view(np.uint8).reshape(len(fields), 12, n, 8).transpose(0, 1, 3, 2))
     head = _HEADER.pack(_FORMAT, n) + _WIDTH.pack(width)
     return [head + zlib.compress(shuffled[i], ZLIB_LEVEL) for i in range(len(fields))]
 
@@ -134,46 +140,50 @@ def decode_all(blobs: Sequence[bytes], width: Optional[float] = None) -> List[Bu
     other bytes, so what is kept is never stale. Their arrays are read-only, as they are shared.
     """
     out: List[Optional[Buckets]] = [None] * len(blobs)
-    todo: Dict[Tuple[int, float], List[Tuple[int, bytes, int]]] = {}
+    todo: Dict[Tuple[int, float, int], List[Tuple[int, bytes, int]]] = {}
     for i, blob in enumerate(blobs):
         data = bytes(blob)
         found = _DECODED.get((data, width))
         if found is not None:
             out[i] = found
             continue
-        n, row_width, at = _header(data, width)
-        todo.setdefault((n, row_width), []).append((i, data, at))
-    for (n, row_width), rows in todo.items():
-        for (i, data, _), found in zip(rows, _decode_rows(n, row_width, [d[at:] for _, d, at in rows])):
+        n, row_width, columns, at = _header(data, width)
+        todo.setdefault((n, row_width, columns), []).append((i, data, at))
+    for (n, row_width, columns), rows in todo.items():
+        for (i, data, _), found in zip(rows, _decode_rows(n, row_width, columns, [d[at:] for _, d, at in rows])):
             out[i] = found
-            _DECODED.put((data, width), len(data) + 10 * 8 * n + _ENTRY_BYTES, found)
+            _DECODED.put((data, width), len(data) + columns * 8 * n + _ENTRY_BYTES, found)
     return cast(List[Buckets], out)  # every row is decoded by now
 
 
-def _header(blob: bytes, width: Optional[float]) -> Tuple[int, float, int]:
-    """``(buckets, width, where the compressed table starts)`` of a blob."""
+def _header(blob: bytes, width: Optional[float]) -> Tuple[int, float, int, int]:
+    """``(buckets, width, columns, where the compressed table starts)`` of a blob."""
     version, n = _HEADER.unpack_from(blob)
     at = _HEADER.size
-    if version == 2:
+    if version not in _COLUMNS:
+        raise ValueError(f"summary format {version} is unknown")
+    if version >= 2:
         (width,) = _WIDTH.unpack_from(blob, at)
         at += _WIDTH.size
-    elif version != 1:
-        raise ValueError(f"summary format {version} is unknown")
-    return n, FINE if width is None else width, at
+    return n, FINE if width is None else width, _COLUMNS[version], at
 
 
-def _decode_rows(n: int, width: float, tables: List[bytes]) -> List[Buckets]:
-    """Rows of ``n`` buckets of ``width`` from their compressed tables, in one set of numpy calls."""
+def _decode_rows(n: int, width: float, columns: int, tables: List[bytes]) -> List[Buckets]:
+    """Rows of ``n`` buckets of ``width`` from their compressed tables of ``columns`` columns, in one
+    set of numpy calls; rows without moments (10 columns) get unknown ones."""
     raw = np.frombuffer(b"".join(zlib.decompress(t) for t in tables), dtype=np.uint8)
-    table = raw.reshape(len(tables), 10, 8, n).transpose(0, 1, 3, 2).copy().view(np.int64).reshape(len(tables), 10, n)
+    table = raw.reshape(len(tables), columns, 8, n).transpose(0, 1, 3, 2).copy().view(np.int64).reshape(
+        len(tables), columns, n)
     start = np.cumsum(table[:, 0], axis=1).astype(np.float64) * width
     times = start[:, None, :] + table[:, 2:6].view(np.float64)
-    values = table[:, 6:].view(np.float64)
+    values = table[:, 6:].view(np.float64)  # the four values, then the moments if there are
     count = table[:, 1].copy()
     for array in (start, times, values, count):
         array.flags.writeable = False
     return [Buckets(width, Slots(start[r], count[r], times[r, 0], values[r, 0], times[r, 1], values[r, 1],
-                                 times[r, 2], values[r, 2], times[r, 3], values[r, 3])) for r in range(len(tables))]
+                                 times[r, 2], values[r, 2], times[r, 3], values[r, 3],
+                                 *((values[r, 4], values[r, 5]) if columns > 10 else ())))
+            for r in range(len(tables))]
 
 
 # -- the scanner's side: aggregating frames --------------------------------------------
@@ -209,8 +219,9 @@ class FrameAggregator:
             imin, imax = segment_extremes(values, starts)
             bucket, count, last = np.floor(t[starts] / width) * width, ends - starts, ends - 1
             first_t, last_t = t[starts], t[last]
-            fields = [Slots(bucket, count, first_t, v[starts], t[lo], v[lo], t[hi], v[hi], last_t, v[last])
-                      for v, lo, hi in zip(values, imin, imax)]
+            total, m2 = segment_moments(values, starts, count)
+            fields = [Slots(bucket, count, first_t, v[starts], t[lo], v[lo], t[hi], v[hi], last_t, v[last], s, m)
+                      for v, lo, hi, s, m in zip(values, imin, imax, total, m2)]
             span = float(bucket[0]), float(bucket[-1] + width)
             for key, blob in zip(keys, encode_fields(fields, width)):
                 out[(prov_id, key)] = Packed(width, *span, blob)
@@ -269,23 +280,31 @@ def _invalidate(cur, description: str, lo: float, hi: float) -> None:
     cur.execute("INSERT INTO summaries_dirty (description, t_start, t_end) VALUES (?, ?, ?)", (description, lo, hi))
 
 
-def stale(cur, descriptions: Sequence[str], start: float, end: float) -> set:
-    """Those of ``descriptions`` whose coarse tiers wait for a :func:`refresh` somewhere in ``[start, end)``."""
+def dirty(cur, descriptions: Sequence[str], start: float, end: float) -> Dict[str, List[Tuple[float, float]]]:
+    """For each of ``descriptions``, the spans in ``[start, end)`` (sorted, overlapping ones merged)
+    whose coarse buckets wait for a :func:`refresh`: the file rows answer them meanwhile."""
     if not descriptions:
-        return set()
+        return {}
     marks = ", ".join("?" * len(descriptions))
-    widest = TIERS[-1]
-    lo, hi = math.floor(start / widest) * widest, math.ceil(end / widest) * widest
-    return {r[0] for r in cur.all(f"SELECT DISTINCT description FROM summaries_dirty WHERE description IN ({marks}) "
-                                  "AND t_start < ? AND t_end > ?", (*descriptions, hi, lo))}
+    rows = cur.all(f"SELECT description, t_start, t_end FROM summaries_dirty WHERE description IN ({marks}) "
+                   "AND t_start < ? AND t_end > ? ORDER BY description, t_start", (*descriptions, end, start))
+    out: Dict[str, List[Tuple[float, float]]] = {}
+    for description, lo, hi in rows:
+        spans = out.setdefault(description, [])
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], float(hi)))
+        else:
+            spans.append((float(lo), float(hi)))
+    return out
 
 
 def refresh(index, days: float = REFRESH_DAYS) -> int:
     """Recompute the coarse tiers wherever file rows came or went since the last refresh (the
     log in ``summaries_dirty``, as continuous aggregates keep an invalidation log), from the
-    file rows, ``days`` (whole UTC days) per transaction so memory stays bounded. Returns how
-    many stretches were done. A stretch's log entries go in the same transaction as its rows,
-    so a refresh stopped anywhere is finished by the next one."""
+    file rows, at most ``days`` (whole UTC days) per transaction so memory stays bounded, and no
+    further than the logged spans reach (an hour's new rows rebuild one day, not ``days``).
+    Returns how many stretches were done. A stretch's log entries go in the same transaction as
+    its rows, so a refresh stopped anywhere is finished by the next one."""
     widest = TIERS[-1]
     done = 0
     while True:
@@ -295,8 +314,11 @@ def refresh(index, days: float = REFRESH_DAYS) -> int:
             return done
         description, first = row
         lo = math.floor(first / widest) * widest
-        index.run(lambda cur, description=description, lo=lo:
-                  _refresh_stretch(cur, description, lo, lo + days * widest))
+        (reach,) = index.run(lambda cur, description=description, lo=lo: cur.one(
+            "SELECT MAX(t_end) FROM summaries_dirty WHERE description = ? AND t_start < ?",
+            (description, lo + days * widest)))
+        hi = min(lo + days * widest, max(math.ceil(reach / widest), lo / widest + 1) * widest)
+        index.run(lambda cur, description=description, lo=lo, hi=hi: _refresh_stretch(cur, description, lo, hi))
         done += 1
 
 
@@ -362,8 +384,8 @@ class Edges(NamedTuple):
     wide_hi: float = 0.0
 
 
-def finest(cur, description: str, keys: Sequence[str], start: float, end: float, top: float,
-           everywhere: bool = False) -> Dict[str, Optional[Edges]]:
+def finest(cur, description: str, keys: Sequence[str], start: float, end: float,
+           top: float) -> Dict[str, Optional[Edges]]:
     """For each of ``keys``, :class:`Edges` for a request answered with tiers up to ``top``
     seconds; None where some file in the window has only coarser buckets than ``top`` (the
     field is then read from its frames).
@@ -371,8 +393,7 @@ def finest(cur, description: str, keys: Sequence[str], start: float, end: float,
     Only the edges need a field's own width (buckets finer than ``top`` are read within one
     ``top`` bucket of each edge); the middle only needs every row to be finer than ``top`` (the
     coarse rows hold those), and where some are as wide, the file rows answer that stretch.
-    ``everywhere``: the widest row of the whole window at both edges (for a window read from
-    file rows alone). The catalogue's width of each field (its widest row anywhere) comes first:
+    The catalogue's width of each field (its widest row anywhere) comes first:
     on an archive whose fields all fill 60 s buckets that is all it costs, and the whole window
     is searched only when some row of the field may be as wide as ``top``."""
     out: Dict[str, Optional[Edges]] = {key: Edges(FINE, FINE) for key in keys}
@@ -383,14 +404,10 @@ def finest(cur, description: str, keys: Sequence[str], start: float, end: float,
                         (description, *keys))
     if widest is None or widest <= FINE:
         return out
-    if everywhere:
-        left = right = {k: w for k, (w, _, _) in _widest_rows(cur, description, keys, start, end, FINE).items()}
-    else:
-        left_end, right_start = math.ceil(start / top) * top, math.floor(end / top) * top
-        left = {k: w for k, (w, _, _) in _widest_rows(cur, description, keys, start, min(left_end, end),
-                                                       FINE).items()}
-        right = {k: w for k, (w, _, _) in _widest_rows(cur, description, keys, max(right_start, start), end,
-                                                        FINE).items()}
+    left_end, right_start = math.ceil(start / top) * top, math.floor(end / top) * top
+    left = {k: w for k, (w, _, _) in _widest_rows(cur, description, keys, start, min(left_end, end), FINE).items()}
+    right = {k: w for k, (w, _, _) in _widest_rows(cur, description, keys, max(right_start, start), end,
+                                                    FINE).items()}
     whole = _widest_rows(cur, description, keys, start, end, top) if widest >= top else {}
     for key in keys:
         width, lo, hi = whole.get(key, (0.0, 0.0, 0.0))

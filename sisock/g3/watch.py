@@ -32,6 +32,8 @@ MAX_DELAY = 2.0
 STOP_CHECK = 0.5
 #: At most this often (s) the coarse summary tiers are refreshed after watched scans.
 REFRESH_EVERY = 60.0
+#: Seconds the scanner looks for changed files between two pieces of background work.
+BACKGROUND_LOOK = 0.05
 #: What a folder watch reports: files created, written, closed or moved in (folders too).
 MASK = inotify.IN_CREATE | inotify.IN_MODIFY | inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO
 
@@ -145,18 +147,22 @@ def follow(directory, logger) -> Optional[Changes]:
 
 
 def scan_changes(changes: Changes, scan: Callable[[List[str]], object], refresh: Callable[[], object],
-                 seconds: float, stop: threading.Event, logger) -> None:
+                 seconds: float, stop: threading.Event, logger,
+                 background: Optional[Callable[[], bool]] = None) -> None:
     """Scan each batch of changed files as it comes, for ``seconds`` or until ``stop`` (or at once when
     the kernel dropped events: the caller's full pass follows); refresh the coarse summary tiers at
-    most every REFRESH_EVERY seconds when something was scanned."""
+    most every REFRESH_EVERY seconds when something was scanned. Between batches, while nothing
+    changed, ``background`` does a piece of its work (an upgrade) until it says there is none left."""
     until = time.monotonic() + seconds
     last_refresh, pending_refresh = time.monotonic(), False
+    busy = background is not None
     while not stop.is_set() and time.monotonic() < until:
         if changes.lost.is_set():  # the kernel dropped events: the caller's full pass finds what they held
             changes.lost.clear()
             logger.warn("the inotify event queue overflowed: a full pass now")
             return  # the pass refreshes the coarse tiers too
-        paths = changes.take(stop, min(until, last_refresh + REFRESH_EVERY) if pending_refresh else until)
+        wait = min(until, last_refresh + REFRESH_EVERY) if pending_refresh else until
+        paths = changes.take(stop, min(wait, time.monotonic() + BACKGROUND_LOOK) if busy else wait)
         try:
             if paths:
                 scan(paths)
@@ -168,3 +174,23 @@ def scan_changes(changes: Changes, scan: Callable[[List[str]], object], refresh:
             logger.error("scan of changed files failed: {error}; the next pass reads them",
                          error=f"{type(exc).__name__}: {exc}")
             stop.wait(min(5.0, max(until - time.monotonic(), 0)))
+        if busy and not paths and background is not None:
+            busy = _piece(background, stop, logger)
+
+
+def background(work: Optional[Callable[[], bool]], seconds: float, stop: threading.Event, logger) -> None:
+    """Without inotify: ``work``'s pieces (an upgrade) until it is done, then wait out ``seconds``."""
+    until = time.monotonic() + seconds
+    while work is not None and not stop.is_set() and time.monotonic() < until and _piece(work, stop, logger):
+        pass
+    stop.wait(max(until - time.monotonic(), 0))
+
+
+def _piece(work: Callable[[], bool], stop: threading.Event, logger) -> bool:
+    """One piece of background work; whether more is left (after a failure: yes, after a pause)."""
+    try:
+        return work()
+    except Exception as exc:  # the database away: the work goes on where it stopped
+        logger.error("background work failed: {error}; trying again soon", error=f"{type(exc).__name__}: {exc}")
+        stop.wait(5.0)
+        return True

@@ -20,7 +20,7 @@ Window = Tuple[float, float]
 
 @dataclass(frozen=True)
 class Block:
-    """Fields sampled together at ``rate`` Hz; ``kind`` is number, string or bool;
+    """Fields sampled together at ``rate`` Hz; ``kind`` is number, int, string or bool;
     ``spikes`` are ``(time, value)`` pairs that replace a number sample."""
 
     name: str
@@ -55,6 +55,8 @@ def values(description: str, block: Block, name: str, ticks: np.ndarray) -> np.n
     if block.kind == "bool":
         return (np.floor(t / 30).astype(np.int64) + seed) % 2 == 0
     v = 50.0 + (seed % 100) + 10.0 * np.sin(t / (300.0 + seed % 997) + seed)
+    if block.kind == "int":  # a counter's kind of values, large enough that float sums round
+        v = np.round(v * 1e6).astype(np.int64) + (ticks // 10 ** 8) % 1000
     for when, value in block.spikes:
         v[ticks == int(round(when * fmt.TICKS))] = value
     return v
@@ -65,7 +67,15 @@ def _vector(kind: str, array: np.ndarray):
         return core.G3VectorString([str(x) for x in array])
     if kind == "bool":
         return core.G3VectorBool([bool(x) for x in array])
+    if kind == "int":
+        return core.G3VectorInt(np.asarray(array, dtype=np.int64))
     return core.G3VectorDouble(array)
+
+
+def kind_of(values: np.ndarray) -> str:
+    """The writer's kind of a column: number, int, string or bool."""
+    kind = np.asarray(values).dtype.kind
+    return {"b": "bool", "i": "int", "u": "int", "U": "string", "O": "string", "S": "string"}.get(kind, "number")
 
 
 def _frame(kind: int, session_id: int, timestamp: float) -> core.G3Frame:
@@ -121,6 +131,28 @@ class HKFileWriter:
             count += len(ticks) * len(block.fields)
         if maps:
             frame = _frame(fmt.DATA, self.session_id, t1)
+            frame["prov_id"] = core.G3Int(prov_id)
+            frame["block_names"] = core.G3VectorString(names)
+            frame["blocks"] = core.G3VectorFrameObject(maps)
+            self._writer(frame)
+        return count
+
+    def frame(self, prov_id: int, blocks: Sequence[Tuple[str, np.ndarray, dict]], timestamp: float) -> int:
+        """Write one data frame of provider ``prov_id`` from given samples: ``(block name, G3 ticks,
+        {field: values})`` per block (the kind of each column from its dtype); return how many."""
+        names, maps, count = [], [], 0
+        for name, ticks, columns in blocks:
+            if not len(ticks):
+                continue
+            tsm = core.G3TimesampleMap()
+            tsm.times = core.G3VectorTime(np.asarray(ticks, dtype=np.int64))
+            for key, column in columns.items():
+                tsm[key] = _vector(kind_of(column), column)
+            names.append(name)
+            maps.append(tsm)
+            count += len(ticks) * len(columns)
+        if maps:
+            frame = _frame(fmt.DATA, self.session_id, timestamp)
             frame["prov_id"] = core.G3Int(prov_id)
             frame["block_names"] = core.G3VectorString(names)
             frame["blocks"] = core.G3VectorFrameObject(maps)

@@ -105,10 +105,11 @@ class Entry:
         return orjson.dumps({"target": self.target})[:-1] + b',"datapoints":['
 
     def rows(self, a: int, b: int) -> list:
-        """Points ``a`` to ``b`` as Grafana wants them: ``[value, ms]`` (``[ms, value]`` in a table)."""
+        """Points ``a`` to ``b`` as Grafana wants them: ``[value, ms]`` (``[ms, value]`` in a table), as
+        tuples (orjson writes them as arrays: a list per point was a third of a cached panel's time)."""
         ms = np.rint(self.t[a:b] * 1000.0).astype(np.int64).tolist()
         values = self.values[a:b].tolist()
-        return [list(pair) for pair in zip(ms, values)] if self.table else [list(pair) for pair in zip(values, ms)]
+        return list(zip(ms, values)) if self.table else list(zip(values, ms))
 
     def as_dict(self) -> dict:
         """The whole entry, for a small answer encoded in one go."""

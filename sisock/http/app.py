@@ -27,6 +27,7 @@ from sisock.http.catalogue import Catalogue
 from sisock.http.errors import NotConnected, NotFound, RequestError, describe
 from sisock.http.intake import check_content_type, check_host, read_body
 from sisock.http.request import parse_json, parse_query, text_filter
+from sisock.http.results import Results
 from sisock.http.shape import shape
 from sisock.metrics import http as http_metrics
 from sisock.wamp_thread import ThreadedSession, in_reactor
@@ -70,6 +71,7 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
             began = time.perf_counter()
             http_metrics.started()
             request.sisock_timing = {}
+            request.sisock_notes = {}  # Server-Timing descriptions, by metric
             if path and not any_path:
                 status, payload, note = 404, {"error": f"no such endpoint {request.path_info}"}, ""
             elif request.method not in methods:
@@ -91,10 +93,11 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
                     _log.info(line, **fields)
 
             timing = dict(request.sisock_timing)
+            notes = request.sisock_notes
             if isinstance(payload, Streamed):
                 cherrypy.response.status = status
                 cherrypy.response.headers["Content-Type"] = "application/json"
-                cherrypy.response.headers["Server-Timing"] = _server_timing(timing)
+                cherrypy.response.headers["Server-Timing"] = _server_timing(timing, notes)
                 cherrypy.response.stream = True
                 streamed = payload
                 written = time.perf_counter()
@@ -113,15 +116,16 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
                 fields["status"] = status
                 data = _answer(status, {"error": f"internal error: cannot encode the answer: {exc}"})
             timing["encode"] = time.perf_counter() - encode_began
-            cherrypy.response.headers["Server-Timing"] = _server_timing(timing)
+            cherrypy.response.headers["Server-Timing"] = _server_timing(timing, notes)
             log_line(timing)
             return data
         return serve
     return wrap
 
 
-def _server_timing(timing: dict) -> str:
-    return ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timing.items())
+def _server_timing(timing: dict, notes: Dict[str, str]) -> str:
+    return ", ".join(f"{k};dur={v * 1000:.1f}" + (f';desc="{notes[k]}"' if k in notes else "")
+                     for k, v in timing.items())
 
 
 class Datasource:
@@ -133,6 +137,8 @@ class Datasource:
         self.catalogue = catalogue
         self.auth = Authenticator(config)
         self.big = BigAnswers()
+        self.results = Results(config.http_cache_mb * 1_000_000)
+        http_metrics.watch_kept(lambda: self.results.kept.size)
 
     def _run(self, handler: Callable, request) -> tuple:
         try:
@@ -151,19 +157,16 @@ class Datasource:
             return 500, {"error": f"internal error: {describe(exc)}"}, "internal error; "
 
     def _fresh_catalogue(self) -> Catalogue:
-        """The catalogue, refreshed first if it is stale (a slow node only costs HTTP_TIMEOUT)."""
-        if self.session.connected and self.catalogue.stale:
-            try:
-                in_reactor(self.catalogue.refresh, timeout=self.config.http_timeout)
-            except Exception as exc:
-                _throttle.warn(_log, "catalogue", "catalogue refresh failed: {error}", error=describe(exc))
-        return self.catalogue
+        """The catalogue, refreshed first if it is stale (:func:`fresh`)."""
+        return fresh(self.catalogue, self.session, self.config.http_timeout)
 
     @endpoint(methods=("GET", "HEAD", "POST"))
     def index(self, body: dict):
-        """Health: 200 when joined to the router, 503 with the reason when not."""
+        """Health: 200 when joined to the router with the node list loaded, 503 with the reason when not."""
         if not self.session.connected:
             raise NotConnected(f"not connected to the WAMP router at {_router(self.config)}")
+        if not self.catalogue.loaded:
+            raise NotConnected(f"joined the WAMP router at {_router(self.config)}; loading the data nodes' fields")
         return {"status": "ok", "router": _router(self.config), "data_nodes": sorted(self.catalogue.nodes())}, ""
 
     @endpoint()
@@ -247,16 +250,32 @@ class Datasource:
             since = max(query.start, time.time() - self.config.buffer_time - join.HORIZON_SLACK)
             live_nodes = join.live_plan(names, self.catalogue.serving)
             if live_nodes and since < query.end:
-                live = fanout.Live(live_nodes, since)
-        answered = fanout.fetch(self.session, wanted, query.start, query.end, query.node_stride(),
-                                self.config.http_timeout, self.catalogue.absence, live)
-        timing["wamp"] = time.perf_counter() - began
+                live = fanout.Live(live_nodes, since, query.end)
+
+        def issue(calls: List[fanout.Call], first: bool) -> list:
+            return fanout.fetch(self.session, calls, query.node_stride(), self.config.http_timeout,
+                                self.catalogue.absence, live if first else None)
+
+        answered, note = self.results.fetch(wanted, query.start, query.end, query.node_stride(), issue)
+        timing["wamp"], timing["cache"] = time.perf_counter() - began - note.seconds, note.seconds
+        cherrypy.request.sisock_notes["cache"] = note.text()
+        http_metrics.kept(note.hits, note.again, note.fields)
         began = time.perf_counter()
         joined = {name: join.series(name, answered.get(join.ARCHIVE_NODE), live.answers if live else {},
                                     (query.start, query.end), query.node_stride(), query.max_points)
                   for name in names}
         timing["join"] = time.perf_counter() - began
         return shape(query, answered, timing, self.config.http_max_points, joined)
+
+
+def fresh(catalogue: Catalogue, session: ThreadedSession, timeout: float) -> Catalogue:
+    """``catalogue``, refreshed first if it is stale (a slow node only costs ``timeout``)."""
+    if session.connected and catalogue.stale:
+        try:
+            in_reactor(catalogue.refresh, timeout=timeout)
+        except Exception as exc:
+            _throttle.warn(_log, "catalogue", "catalogue refresh failed: {error}", error=describe(exc))
+    return catalogue
 
 
 def _router(config: Config) -> str:

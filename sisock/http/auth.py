@@ -93,6 +93,17 @@ class Authenticator:
         same_password = hmac.compare_digest(pair[1], self.password)
         return same_user and same_password
 
+    def allows_pair(self, user: str, password: str) -> bool:
+        """True for the configured user and password given as they are (InfluxDB's ``u``/``p``), or
+        for the token given as the password."""
+        if self.token and hmac.compare_digest(password.encode(), self.token):
+            return True
+        if not self.password:
+            return False
+        same_user = hmac.compare_digest(user.encode(), self.user)
+        same_password = hmac.compare_digest(password.encode(), self.password)
+        return same_user and same_password
+
     def check(self, headers: Mapping[str, str], response_headers: MutableMapping[str, str]) -> None:
         """Raise :class:`Unauthorized` (with ``WWW-Authenticate`` set in ``response_headers``)
         unless the request may be answered."""

@@ -31,6 +31,9 @@ _throttle = log.Throttle()
 REFRESH_EVERY = 60.0
 #: A search refreshes the catalogue first when it is older than this (seconds).
 STALE_AFTER = 10.0
+#: Seconds a (re)join waits for the hub to list the nodes before saying it is ready all the same, and
+#: between two attempts.
+HUB_WAIT, HUB_RETRY = 10.0, 0.5
 
 
 class Catalogue:
@@ -46,6 +49,7 @@ class Catalogue:
         self._departed: Dict[str, float] = {}
         self._session = None
         self._refreshed = 0.0
+        self._loaded = False  # a refresh has ended since the last join
         self._nudged = False
         self._loop: Optional[task.LoopingCall] = None
 
@@ -62,6 +66,12 @@ class Catalogue:
             pairs = [(f"{node}::{field}", info) for node, fields in self._fields.items()
                      if node in self._nodes for field, info in fields.items()]
         return listing(pairs)
+
+    def fields(self) -> List[Tuple[str, str, dict]]:
+        """``(node, field, field info)`` of every field of every listed node, aliases included."""
+        with self._lock:
+            return [(node, field, info) for node, fields in self._fields.items() if node in self._nodes
+                    for field, info in fields.items()]
 
     def serving(self, field: str) -> List[str]:
         """The live nodes whose fields include ``field``, by name."""
@@ -98,6 +108,11 @@ class Catalogue:
         return time.monotonic() - self._refreshed
 
     @property
+    def loaded(self) -> bool:
+        """True once the node list and their fields were read after the last join (GET / and READY wait for it)."""
+        return self._loaded
+
+    @property
     def stale(self) -> bool:
         """True when the last full refresh is older than STALE_AFTER."""
         return time.monotonic() - self._refreshed > STALE_AFTER
@@ -105,33 +120,40 @@ class Catalogue:
     # -- reactor side ------------------------------------------------------------
     @defer.inlineCallbacks
     def joined(self, session, details=None):
-        """ThreadedSession's on_join: follow the hub's topics, load everything, refresh periodically."""
+        """ThreadedSession's on_join: follow the hub's topics, load everything (fires once loaded, so that
+        sisock-http says it is ready only then), refresh periodically."""
         self._session = session
         yield session.subscribe(self._added, wamp.TOPIC_ADDED)
         yield session.subscribe(self._subtracted, wamp.TOPIC_SUBTRACTED)
+        # the hub rejoins a restarted router on its own back-off: until it answers, the list held is
+        # from before (nodes not registered again yet), so it is asked again for a while
+        deadline = time.monotonic() + HUB_WAIT
+        while not (yield self.refresh()) and time.monotonic() < deadline and session.is_attached():
+            yield task.deferLater(reactor, HUB_RETRY, lambda: None)
+        self._loaded = True
         if self._loop is None or not self._loop.running:
             self._loop = task.LoopingCall(self.refresh)
-            self._loop.start(REFRESH_EVERY, now=True).addErrback(lambda f: None)
-        else:
-            self.refresh()
+            self._loop.start(REFRESH_EVERY, now=False).addErrback(lambda f: None)
 
     def left(self, session, details=None) -> None:
         """ThreadedSession's on_leave: stop refreshing until the next join."""
         self._session = None
+        self._loaded = False
         if self._loop is not None and self._loop.running:
             self._loop.stop()
 
     @defer.inlineCallbacks
     def refresh(self):
-        """Reload the node list and every node's fields (must run in the reactor)."""
+        """Reload the node list and every node's fields (must run in the reactor); fires True once the
+        hub listed the nodes, False when it could not be asked."""
         session = self._session
         if session is None or not session.is_attached():
-            return
+            return False
         try:
             listed = yield observe_call(session.call(wamp.HUB_LIST).addTimeout(self.timeout, reactor), wamp.HUB_LIST)
         except Exception as exc:
             _throttle.warn(self.log, "hub", "cannot list data nodes from the hub: {error}", error=describe(exc))
-            return
+            return False
         nodes = {n["name"]: n.get("description", "") for n in listed if isinstance(n, dict) and "name" in n}
         with self._lock:
             self._depart(set(self._nodes) - set(nodes))
@@ -142,6 +164,7 @@ class Catalogue:
         yield defer.DeferredList([self._load_fields(session, name) for name in nodes], consumeErrors=True)
         self._refreshed = time.monotonic()
         http_metrics.CATALOGUE_REFRESHES.inc()
+        return True
 
     @defer.inlineCallbacks
     def _load_fields(self, session, node: str):

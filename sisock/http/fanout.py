@@ -11,18 +11,19 @@ panel on an error status and have no per-target notice).
 Answers come as progressive pieces when they are large (:mod:`sisock.pieces`), and are
 joined into numpy arrays as they arrive. Joined names (:mod:`sisock.http.join`) add a
 second step beside the others: the archive's coverage of the live horizon, then each
-live node asked for the samples outside it.
+live node asked for the samples outside it. ``get_buckets`` (InfluxQL's aggregates) goes
+the same way (:func:`fetch_buckets`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions
 from twisted.internet import defer, reactor
 
-from sisock import pieces, wamp
+from sisock import buckets, pieces, wamp
 from sisock.http.errors import NodeFailed, NotConnected, describe
 from sisock.http.join import ARCHIVE_NODE
 from sisock.metrics import http as http_metrics
@@ -39,62 +40,109 @@ Spans = Tuple[Tuple[float, float], ...]
 @dataclass
 class Live:
     """The live half of joined names: which live nodes serve which names, asked from ``since``
-    (the live horizon) to the window's end for their samples outside the archive's coverage."""
+    (the live horizon) to ``until`` (the window's end) for their samples outside the archive's coverage."""
 
     nodes: Dict[str, List[str]]
     since: float
+    until: float
     #: filled by :func:`fetch`: each live node's answers (one per distinct coverage of its names)
     answers: Dict[str, List[dict]] = field(default_factory=dict)
 
 
-def _call(session, uri: str, *args, timeout: float) -> defer.Deferred:
-    """A call whose progressive pieces are taken and joined with the final result."""
+Joiner = Callable[[List[dict]], dict]
+Absence = Callable[[str], Optional[str]]
+#: A call's procedure, positional arguments and keywords (a live node's: given its excluded spans).
+Ask = Callable[..., Tuple[str, tuple, dict]]
+
+
+def _call(session, uri: str, *args, timeout: float, joiner: Joiner = pieces.join, **kwargs) -> defer.Deferred:
+    """A call whose progressive pieces are taken and joined (``joiner``) with the final result."""
     parts: List[dict] = []
-    d = session.call(uri, *args, options=CallOptions(on_progress=parts.append))
+    d = session.call(uri, *args, options=CallOptions(on_progress=parts.append), **kwargs)
     d.addTimeout(timeout, reactor)
     http_metrics.observe_call(d, uri)
-    return d.addCallback(lambda last: pieces.join(parts + [last]))
+    return d.addCallback(lambda last: joiner(parts + [last]))
 
 
-def fetch(session: ThreadedSession, wanted: Dict[str, List[str]], start: float, end: float,
-          min_stride: Optional[float], timeout: float, absence: Callable[[str], Optional[str]],
-          live: Optional[Live] = None) -> Dict[str, dict]:
-    """``get_data`` answers per node, all fetched in parallel; nodes without procedures are left out
-    unless ``absence(node)`` says why a known node is missing. With ``live``, its answers are
-    filled in too."""
-    if not wanted and not (live and live.nodes):
-        return {}
+class Call(NamedTuple):
+    """One ``get_data`` call: a node's fields over ``[start, end)``, less the slots ``[cut[0], cut[1])``
+    (its keyword ``cut``: :mod:`sisock.http.results` keeps those)."""
+
+    node: str
+    fields: List[str]
+    start: float
+    end: float
+    cut: Optional[Tuple[float, float]] = None
+
+
+def fetch(session: ThreadedSession, calls: List[Call], min_stride: Optional[float], timeout: float,
+          absence: Absence, live: Optional[Live] = None) -> List[Optional[dict]]:
+    """Each call's ``get_data`` answer, all fetched in parallel (None for a node without procedures,
+    unless ``absence(node)`` says why a known node is missing: then NodeFailed). With ``live``,
+    its answers are filled in too."""
+    asked = [(wamp.get_data_uri(c.node), (c.fields, c.start, c.end, min_stride),
+              {} if c.cut is None else {"cut": list(c.cut)}) for c in calls]
+
+    def live_ask(node: str, fields: List[str], spans: list) -> Tuple[str, tuple, dict]:
+        assert live is not None
+        return wamp.get_data_uri(node), (fields, live.since, live.until, min_stride, spans), {}
+
+    return _gather(session, [c.node for c in calls], asked, live_ask, pieces.join, timeout, absence, live)
+
+
+def fetch_buckets(session: ThreadedSession, wanted: Dict[str, List[str]], edges: List[int], columns: List[str],
+                  timeout: float, absence: Absence, live: Optional[Live] = None) -> Dict[str, dict]:
+    """``get_buckets`` answers per node (edges in whole microseconds), as :func:`fetch`; live nodes
+    leave out the archive's coverage and everything before ``live.since``."""
+    uri = lambda node: wamp.procedure_uri(node, "get_buckets")  # noqa: E731
+    asked: List[Tuple[str, tuple, dict]] = [(uri(node), (fields, edges, columns), {})
+                                            for node, fields in wanted.items()]
+
+    def live_ask(node: str, fields: List[str], spans: list) -> Tuple[str, tuple, dict]:
+        assert live is not None
+        before = [[edges[0] / 1e6 - 1.0, live.since - 2e-6]] if live.since > edges[0] / 1e6 else []
+        return uri(node), (fields, edges, columns, before + spans), {}
+
+    answers = _gather(session, list(wanted), asked, live_ask, buckets.join, timeout, absence, live)
+    return {node: answer for node, answer in zip(wanted, answers) if answer is not None}
+
+
+def _gather(session: ThreadedSession, nodes: List[str], asked: List[Tuple[str, tuple, dict]], live_ask: Ask,
+            joiner: Joiner, timeout: float, absence: Absence, live: Optional[Live]) -> List[Optional[dict]]:
+    """Every call of ``asked`` (one per node of ``nodes``) at once, and the live round; see :func:`fetch`."""
+    if not asked and not (live and live.nodes):
+        return []
 
     def issue():
         wamp_session = session.session
         if wamp_session is None or not wamp_session.is_attached():
             raise NotConnected("not connected to the WAMP router")
-        calls = [_call(wamp_session, wamp.get_data_uri(node), fields, start, end, min_stride, timeout=timeout)
-                 for node, fields in wanted.items()]
+        deferreds = [_call(wamp_session, uri, *args, timeout=timeout, joiner=joiner, **kwargs)
+                     for uri, args, kwargs in asked]
         if live and live.nodes:
-            calls.append(_live(wamp_session, live, end, min_stride, timeout, absence))
-        return defer.DeferredList(calls, consumeErrors=True)
+            deferreds.append(_live(wamp_session, live, live_ask, joiner, timeout, absence))
+        return defer.DeferredList(deferreds, consumeErrors=True)
 
     try:
         results = in_reactor(issue, timeout=timeout + 1.0)
     except TimeoutError:
-        raise NodeFailed(f"data nodes {', '.join(wanted)}: no answer within {timeout:g} s") from None
-    answers = {}
-    for node, (ok, value) in zip(list(wanted) + (["live"] if live and live.nodes else []), results):
+        raise NodeFailed(f"data nodes {', '.join(dict.fromkeys(nodes))}: no answer within {timeout:g} s") from None
+    answers: List[Optional[dict]] = []
+    for i, (ok, value) in enumerate(results):
+        answer = None
         if ok:
-            if node in wanted:
-                answers[node] = value if isinstance(value, dict) else {}
-            continue
-        error = value.value
-        if isinstance(error, NodeFailed):
-            raise error
-        reason = _failure(node, error, timeout, absence)
-        if reason is not None:
-            raise NodeFailed(reason)
-    return answers
+            answer = value if isinstance(value, dict) else {}
+        elif isinstance(value.value, NodeFailed):
+            raise value.value
+        else:
+            reason = _failure(nodes[i] if i < len(nodes) else "live", value.value, timeout, absence)
+            if reason is not None:
+                raise NodeFailed(reason)
+        answers.append(answer)
+    return answers[:len(asked)]
 
 
-def _failure(node: str, error: BaseException, timeout: float, absence: Callable[[str], Optional[str]]) -> Optional[str]:
+def _failure(node: str, error: BaseException, timeout: float, absence: Absence) -> Optional[str]:
     """What to tell of a failed call to ``node``; None for a node that was never there."""
     if isinstance(error, ApplicationError) and error.error in UNKNOWN_NODE:
         missing = absence(node)
@@ -104,15 +152,14 @@ def _failure(node: str, error: BaseException, timeout: float, absence: Callable[
 
 
 @defer.inlineCallbacks
-def _live(session, live: Live, end: float, min_stride: Optional[float], timeout: float,
-          absence: Callable[[str], Optional[str]]):
-    """The archive's coverage of the joined names since the horizon, then every live node asked for
-    its samples outside it (in the reactor; fills ``live.answers``)."""
+def _live(session, live: Live, ask: Ask, joiner: Joiner, timeout: float, absence: Absence):
+    """The archive's coverage of the joined names since the horizon, then every live node asked
+    (``ask(node, names, spans)``) for its samples outside it (in the reactor; fills ``live.answers``)."""
     names = sorted({name for fields in live.nodes.values() for name in fields})
     try:
         uri = wamp.procedure_uri(ARCHIVE_NODE, COVERAGE)
-        found = yield http_metrics.observe_call(session.call(uri, names, live.since, end).addTimeout(timeout, reactor),
-                                                uri)
+        found = yield http_metrics.observe_call(session.call(uri, names, live.since, live.until).addTimeout(
+            timeout, reactor), uri)
     except ApplicationError as exc:
         reason = _failure(ARCHIVE_NODE, exc, timeout, absence)
         if reason is not None:
@@ -127,8 +174,8 @@ def _live(session, live: Live, end: float, min_stride: Optional[float], timeout:
         for name in fields:
             by_spans.setdefault(coverage[name], []).append(name)
         for spans, group in by_spans.items():
-            calls.append(_call(session, wamp.get_data_uri(node), group, live.since, end, min_stride,
-                               [list(s) for s in spans], timeout=timeout))
+            uri, args, kwargs = ask(node, group, [list(s) for s in spans])
+            calls.append(_call(session, uri, *args, timeout=timeout, joiner=joiner, **kwargs))
             owners.append(node)
     results = yield defer.DeferredList(calls, consumeErrors=True)
     for node, (ok, value) in zip(owners, results):

@@ -73,7 +73,7 @@ def live_plan(names: Sequence[str], serving: Callable[[str], List[str]]) -> Dict
     return {node: fields for node, fields in out.items() if fields}
 
 
-def _field(node: str, answer: Optional[dict], name: str) -> Tuple[np.ndarray, np.ndarray]:
+def field_of(node: str, answer: Optional[dict], name: str) -> Tuple[np.ndarray, np.ndarray]:
     """One field of one node's ``get_data`` answer: its times and values."""
     if not isinstance(answer, dict):
         return np.empty(0), np.empty(0)
@@ -112,14 +112,19 @@ def _union(parts: List[Tuple[np.ndarray, np.ndarray]]) -> Series:
     return t[first], v[first]
 
 
+def union_of(name: str, archive: Optional[dict], live: Dict[str, List[dict]]) -> Series:
+    """``name``'s samples in the archive's answer and the live nodes' answers (which left out the
+    archive's coverage), in time order, one sample per time."""
+    parts = [field_of(ARCHIVE_NODE, archive, name)]
+    parts += [field_of(node, answer, name) for node, answers in live.items() for answer in answers]
+    return _union(parts)
+
+
 def series(name: str, archive: Optional[dict], live: Dict[str, List[dict]], window: Tuple[float, float],
            step: Optional[float], max_points: Optional[int]) -> Series:
-    """The joined series of ``name``: the archive's samples and the live nodes' (which left out the
-    archive's coverage), one sample per time, decimated once over ``window`` at ``step`` and
-    ``max_points``."""
-    parts = [_field(ARCHIVE_NODE, archive, name)]
-    parts += [_field(node, answer, name) for node, answers in live.items() for answer in answers]
-    t, v = _union(parts)
+    """The joined series of ``name`` (:func:`union_of`), decimated once over ``window`` at ``step``
+    and ``max_points``."""
+    t, v = union_of(name, archive, live)
     if not len(t):
         return t, v
     grid = choose_step(window[0], window[1], step, max_points)

@@ -22,6 +22,7 @@ from sisock.http.app import APP_CONFIG, Datasource
 from sisock.http.auth import check_startup
 from sisock.http.catalogue import Catalogue
 from sisock.http.guard import MAX_BODY, GuardedServer
+from sisock.http.influx import INFLUX_CONFIG, InfluxApi
 from sisock.metrics import http as http_metrics
 from sisock.router.crossbar_config import CONSUMER_USER
 from sisock.wamp_thread import ThreadedSession
@@ -76,8 +77,8 @@ def main(args, config: Config) -> int:
     listening: list = []  # True once CherryPy listens
 
     def tell_systemd(*_) -> None:
-        """READY once both listening and joined (in the reactor thread); else say what is missing."""
-        if listening and session.connected:
+        """READY once listening, joined and the node list loaded (in the reactor thread); else say what is missing."""
+        if listening and session.connected and catalogue.loaded:
             notify.ready(f"joined the router; serving Grafana on {url}; {len(catalogue.nodes())} data nodes")
         elif listening:
             notify.status(f"serving {url}; router away: reconnecting (answers 503)")
@@ -111,6 +112,7 @@ def main(args, config: Config) -> int:
                                 "server.ssl_private_key": str(config.http_tls_key)})
     cherrypy.server.httpserver = GuardedServer(cherrypy.server, config.http_header_timeout, config.http_body_timeout)
     cherrypy.tree.mount(Datasource(config, session, catalogue), "/", APP_CONFIG)
+    cherrypy.tree.mount(InfluxApi(config, session, catalogue), "/influxdb", INFLUX_CONFIG)
     cherrypy.engine.subscribe("log", _forward_cherrypy_log)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: cherrypy.engine.exit())

@@ -31,6 +31,22 @@ CATALOGUE_REFRESHES = Counter("sisock_http_catalogue_refreshes", "Full refreshes
 CATALOGUE_AGE = Gauge("sisock_http_catalogue_age_seconds", "Seconds since the list of fields was last refreshed")
 CATALOGUE_SIZE = Gauge("sisock_http_catalogue_entries", "Names the list of fields holds, by kind (nodes, fields)",
                        ["kind"])
+KEPT_BYTES = Gauge("sisock_http_kept_results_bytes", "Bytes of finalized panel slots kept (at most HTTP_CACHE_MB)")
+KEPT_FIELDS = Counter("sisock_http_kept_results_fields", "Fields of /query answers by how they were answered: "
+                      "kept (from kept slots, the rest asked), revised (kept slots no longer current: asked "
+                      "again), asked (nothing kept)", ["way"])
+
+
+def watch_kept(size: Callable[[], float]) -> None:
+    """Report the bytes of kept results at each scrape."""
+    KEPT_BYTES.set_function(size)
+
+
+def kept(hits: int, revised: int, fields: int) -> None:
+    """A query's fields: ``hits`` answered from kept slots, ``revised`` asked again, the rest asked."""
+    for way, n in (("kept", hits), ("revised", revised), ("asked", fields - hits - revised)):
+        if n:
+            KEPT_FIELDS.labels(way).inc(n)
 
 
 def watch_catalogue(nodes: Callable[[], Sized], entries: Callable[[], Sized], age: Callable[[], float]) -> None:

@@ -88,8 +88,15 @@ def _columns(data: dict, n: int, single: bool) -> Dict[str, np.ndarray]:
         except (TypeError, ValueError):
             table = None
         if table is not None and table.shape == (len(names), n):
-            return dict(zip(names, table))
+            # a field of Python ints stays integer (InfluxDB's type of it, as the OCS publisher writes it)
+            return {name: row.astype(np.int64) if _all_ints(raw) else row
+                    for name, row, raw in zip(names, table, values)}
     return {name: _column(name, v, n) for name, v in zip(names, values)}
+
+
+def _all_ints(values: list) -> bool:
+    """True when every value is a Python int (not a bool), within int64."""
+    return all(type(v) is int and -(1 << 63) <= v < (1 << 63) for v in values)
 
 
 def parse_block(block, default_name: str) -> Block:
@@ -133,6 +140,11 @@ def field_type(values: np.ndarray) -> str:
     return {"b": "bool", "O": "string"}.get(values.dtype.kind, "number")
 
 
+def value_type(values: np.ndarray) -> str:
+    """InfluxDB's type of a column, as the OCS publisher writes it (a Python int as an integer)."""
+    return {"b": "boolean", "O": "string", "i": "integer", "u": "integer"}.get(values.dtype.kind, "float")
+
+
 class FeedCache:
     """The last ``buffer_time`` seconds of one agent's feed: a ring buffer per block. Thread-safe."""
 
@@ -146,6 +158,7 @@ class FeedCache:
         self._blocks: Dict[str, RingTable] = {}
         self._home: Dict[str, str] = {}  # field -> the block that holds it
         self._types: Dict[str, str] = {}
+        self._value_types: Dict[str, str] = {}
         #: raised whenever a field appears (its first samples, or again after it had left the buffer)
         self.generation = 0
         self._lock = threading.Lock()
@@ -193,6 +206,7 @@ class FeedCache:
             self._keys[field] = block.keys.get(field, field)
             if field not in self._types:
                 self._types[field] = field_type(values)
+                self._value_types[field] = value_type(values)
                 self.generation += 1
         return len(t) * len(columns), (len(block.t) - len(t)) * len(columns)
 
@@ -204,6 +218,7 @@ class FeedCache:
                 del self._blocks[name]
         self._home = {f: b for f, b in self._home.items() if b in self._blocks and self._blocks[b].has(f)}
         self._types = {f: kind for f, kind in self._types.items() if f in self._home}
+        self._value_types = {f: kind for f, kind in self._value_types.items() if f in self._home}
         self._keys = {f: key for f, key in self._keys.items() if f in self._home}
 
     def archive_name(self, field: str) -> Optional[str]:
@@ -246,10 +261,11 @@ class FeedCache:
                 aliases = [a for n in names if (a := self.archive_name(n)) is not None]  # none without a prefix
                 timelines[block] = {"interval": interval, "field": names + aliases}
                 for name, alias in zip(names, aliases or names):
-                    fields[name] = field_info(block, f"{name} of {self.agent_address}", "", self._types[name])
+                    fields[name] = dict(field_info(block, f"{name} of {self.agent_address}", "", self._types[name]),
+                                        value_type=self._value_types[name])
                     if aliases:
-                        fields[alias] = field_info(block, f"{self._keys[name]} of {self.agent_address}", "",
-                                                   self._types[name])
+                        fields[alias] = dict(field_info(block, f"{self._keys[name]} of {self.agent_address}", "",
+                                                        self._types[name]), value_type=self._value_types[name])
         return fields, timelines
 
     def window(self, names: List[str], start: float, end: float) -> dict:

@@ -3,11 +3,14 @@
 Fields are named ``<provider description>.<field>``; the short form
 ``observatory.<agent>.<field>`` works too. The index comes from
 ``sisock g3-file-scanner`` (MySQL/MariaDB when SQL_HOST is set, else SQLite).
-``get_data`` runs in worker processes (:mod:`sisock.g3.workers`, G3_READER_PROCESSES).
+``get_data`` and ``get_buckets`` (from the summary tiers) run in worker processes
+(:mod:`sisock.g3.workers`, G3_READER_PROCESSES).
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import reactor
@@ -15,7 +18,7 @@ from twisted.internet import reactor
 from sisock import heartbeat
 from sisock.config import Config
 from sisock.datanode import ERROR_BAD_REQUEST, DataNodeServer
-from sisock.g3 import workers
+from sisock.g3 import warmup, workers
 from sisock.g3.index import open_index
 from sisock.g3.reader import Reader
 from sisock.g3.state import ArchiveState
@@ -49,13 +52,35 @@ class G3ReaderServer(DataNodeServer):
     def on_join(self, session):
         self.reporter.start(session)
 
+    def warm_up(self) -> None:
+        """The reader's tables and the workers started and warmed (:mod:`sisock.g3.warmup`)."""
+        warmup.warm(self.reader, panels=self.workers is None)
+        if self.workers is not None:
+            self.workers.wait_ready()
+
     def get_fields(self, start: float, end: float):
         return self.reader.fields(start, end)
 
     def get_data(self, fields: List[str], start: float, end: float, min_stride: Optional[float]):
+        return self.get_data_cut(fields, start, end, min_stride, None)
+
+    def get_data_cut(self, fields: List[str], start: float, end: float, min_stride: Optional[float],
+                     cut: Optional[Tuple[float, float]]):
+        """Both windows in one worker's task; none when the cut leaves nothing to read (sisock-http asking
+        only for the revisions of a window it keeps whole): that answer needs the index alone."""
+        if self.workers is None or (cut is not None and cut[0] <= start and cut[1] >= end):
+            return workers.answer(self.reader, fields, start, end, min_stride, self.config.max_points, cut)
+        return self.workers.answer(fields, start, end, min_stride, self.config.max_points, cut)
+
+    def get_buckets(self, fields: List[str], edges: np.ndarray, columns: Sequence[str],
+                    spans: Optional[np.ndarray] = None) -> Dict[str, object]:
+        """From the summary tiers, in constant time per span (:meth:`Reader.buckets`)."""
         if self.workers is None:
-            return workers.answer(self.reader, fields, start, end, min_stride, self.config.max_points)
-        return self.workers.answer(fields, start, end, min_stride, self.config.max_points)
+            return dict(self.reader.buckets(fields, edges, columns, spans))
+        return dict(self.workers.buckets(fields, edges, columns, spans))
+
+    def finalized_until(self, fields: List[str]) -> Dict[str, float]:
+        return self.reader.indexed_until(fields)
 
     def procedures(self) -> Dict[str, Callable]:
         return {"get_coverage": self._get_coverage}

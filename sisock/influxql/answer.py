@@ -1,0 +1,133 @@
+"""Answers in InfluxDB 1.x's JSON: ``{"results": [{"statement_id", "series": [{"name", "tags",
+"columns", "values"}]}]}`` or a statement's ``error``; times as RFC3339 (nanoseconds, trailing zeros
+trimmed, in the tz() zone) or, with ``epoch``, integers of that unit; numbers printed as Go's
+encoding/json prints them (a float 20.0 as ``20``, 1e21 as ``1e+21``), so the text matches too.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from typing import Dict, List, Optional, Sequence, Union
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from sisock.influxql.select import Table
+
+#: Divisors of the ``epoch`` parameter's units (anything else: nanoseconds).
+EPOCHS = {"ns": 1, "u": 1000, "µ": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def rfc3339(ns: int, zone: Optional[ZoneInfo] = None) -> str:
+    """Go's RFC3339Nano of a time: fraction without trailing zeros, "Z" for a zero offset."""
+    seconds, frac = divmod(ns, 10**9)
+    stamp = _EPOCH + dt.timedelta(seconds=seconds)
+    if zone is not None:
+        stamp = stamp.astimezone(zone)
+    text = stamp.strftime("%Y-%m-%dT%H:%M:%S")
+    if frac:
+        text += "." + f"{frac:09d}".rstrip("0")
+    offset = stamp.utcoffset() or dt.timedelta(0)
+    if not offset:
+        return text + "Z"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    return text + f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def epoch_time(ns: int, epoch: str) -> int:
+    """A time in the unit of ``epoch`` (Go's truncating division)."""
+    d = EPOCHS.get(epoch, 1)
+    q = abs(ns) // d
+    return q if ns >= 0 else -q
+
+
+def statement(statement_id: int, tables: Sequence[Table] = (), error: Optional[str] = None,
+              epoch: Optional[str] = None, zone: Optional[ZoneInfo] = None) -> Dict[str, object]:
+    """One statement's result object."""
+    out: Dict[str, object] = {"statement_id": statement_id}
+    if error is not None:
+        out["error"] = error
+        return out
+    if tables:
+        out["series"] = [_series(t, epoch, zone) for t in tables]
+    return out
+
+
+def _series(table: Table, epoch: Optional[str], zone: Optional[ZoneInfo]) -> Dict[str, object]:
+    out: Dict[str, object] = {}
+    if table.name:
+        out["name"] = table.name
+    if table.tags:
+        out["tags"] = dict(sorted(table.tags.items()))
+    out["columns"] = list(table.columns)
+    if table.timed:
+        stamp = (lambda ns: epoch_time(ns, epoch)) if epoch else (lambda ns: rfc3339(ns, zone))
+        out["values"] = [[stamp(row[0])] + list(row[1:]) for row in table.rows]
+    else:
+        out["values"] = [list(row) for row in table.rows]
+    return out
+
+
+def results(objects: List[Dict[str, object]]) -> Dict[str, object]:
+    """The whole answer of a query."""
+    return {"results": objects}
+
+
+def error(message: str) -> Dict[str, object]:
+    """The answer of a query that does not run at all (e.g. does not parse)."""
+    return {"error": message}
+
+
+# -- Go's encoding/json -------------------------------------------------------------------------
+Json = Union[None, bool, int, float, str, list, dict]
+
+
+def go_float(f: float) -> str:
+    """A float as Go's encoding/json writes it: shortest digits, positional between 1e-6 and 1e21,
+    else exponent form without a leading zero in the exponent. Python's repr has the same
+    shortest digits, and is positional from 1e-4 to 1e16: it answers those (most values) at once."""
+    if math.isnan(f) or math.isinf(f):
+        raise ValueError(f"json: unsupported value: {f}")
+    text = repr(f)
+    if "e" not in text:
+        return text[:-2] if text.endswith(".0") else text
+    a = abs(f)
+    if a != 0 and (a < 1e-6 or a >= 1e21):
+        text = np.format_float_scientific(f, unique=True, trim="-", exp_digits=2)
+        mantissa, exp = text.split("e")
+        sign, digits = exp[0], exp[1:].lstrip("0") or "0"
+        return f"{mantissa}e{sign}{digits.zfill(2) if len(digits) < 2 and sign == '+' else digits}"
+    return np.format_float_positional(f, unique=True, trim="-")
+
+
+def go_string(s: str) -> str:
+    """A string as Go's encoding/json writes it (HTML characters escaped, other text as UTF-8)."""
+    text = json.dumps(s, ensure_ascii=False)
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+                    ("\u2029", "\\u2029")):
+        text = text.replace(ch, esc)
+    return text
+
+
+def dumps(value: Json) -> str:
+    """JSON text of an answer, byte for byte as InfluxDB writes it (compact)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return go_float(value)
+    if isinstance(value, str):
+        return go_string(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{go_string(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    raise TypeError(f"cannot encode {type(value).__name__}")

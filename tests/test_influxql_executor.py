@@ -1,0 +1,92 @@
+"""The executor's own guarantees (no influxd needed): aggregates that buckets hold never read
+samples, the caps answer with InfluxDB's errors, and answers are written as InfluxDB writes them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sisock.influxql import answer
+from sisock.influxql.executor import execute
+from sisock.influxql.parser import parse
+from sisock.influxql.select import Limits
+from sisock.influxql.source import FieldRef, MemorySource
+
+S = 10**9
+DAY = 86400 * S
+T = FieldRef("observatory.A", (("feed", "hk"),), "T", "float", "observatory.A.feeds.hk.T")
+N = FieldRef("observatory.A", (("feed", "hk"),), "n", "integer", "observatory.A.feeds.hk.n")
+
+
+class BucketsOnly(MemorySource):
+    """A source that refuses to hand out samples: what the summary tiers can answer must not need them."""
+
+    def samples(self, fields, start, end, limit):
+        raise AssertionError(f"samples of {[f.key for f in fields]} were read")
+
+
+def source(cls=MemorySource):
+    t = np.arange(0, 30 * DAY, 10 * S)
+    return cls({T: (t, np.sin(np.arange(len(t)) / 1000.0)), N: (t, np.arange(len(t)) % 7)})
+
+
+def run(q, src, limits=None, **kw):
+    return execute(parse(q), src, "ocs_feeds", limits=limits, now=40 * DAY, **kw)
+
+
+@pytest.mark.parametrize("call", ["mean", "max", "min", "first", "last", "count", "sum", "stddev", "spread"])
+@pytest.mark.parametrize("fill", ["", " fill(none)", " fill(previous)", " fill(linear)", " fill(0)"])
+def test_bucket_aggregates_never_read_samples(call, fill):
+    got = run(f'SELECT {call}("T"), {call}("n") FROM "observatory.A" WHERE time >= 0s AND time < 30d '
+              f"GROUP BY time(6h), * {fill}", source(BucketsOnly))
+    series = got["results"][0]["series"]
+    assert len(series) == 1 and len(series[0]["values"]) == 120
+
+
+def test_a_month_of_a_selector_without_group_by_time_reads_buckets_only():
+    got = run('SELECT max("T") FROM "observatory.A" WHERE time > now() - 40d', source(BucketsOnly))
+    assert got["results"][0]["series"][0]["values"][0][1] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_sample_cap_is_influxdbs_max_select_point_error():
+    got = run('SELECT median("T") FROM "observatory.A" WHERE time >= 0s AND time < 1d', source(), Limits(points=1000))
+    assert got == {"results": [{"statement_id": 0, "error": "max-select-point limit exceeed: (8640/1000)"}]}
+
+
+def test_the_bucket_cap_is_influxdbs_max_select_buckets_error():
+    got = run('SELECT mean("T") FROM "observatory.A" WHERE time >= 0s AND time < 1d GROUP BY time(1m); '
+              'SELECT count("T") FROM "observatory.A" WHERE time >= 0s AND time < 1d', source(), Limits(buckets=100))
+    assert got["results"][0] == {"statement_id": 0, "error": "max-select-buckets limit exceeded: (1440/100)"}
+    assert got["results"][1]["series"][0]["values"] == [["1970-01-01T00:00:00Z", 8640]]
+
+
+def test_times_and_numbers_are_written_as_influxdb_writes_them():
+    assert answer.rfc3339(1_793_491_200_500_000_000) == "2026-11-01T00:00:00.5Z"
+    assert answer.rfc3339(1_793_491_200_000_000_001) == "2026-11-01T00:00:00.000000001Z"
+    assert answer.epoch_time(-1_500_000_000, "s") == -1  # Go truncates toward zero
+    assert [answer.go_float(x) for x in (20.0, 0.1, 1e21, 1.5e-7, -0.0, 123456789.125)] == \
+        ["20", "0.1", "1e+21", "1.5e-7", "-0", "123456789.125"]
+    assert answer.dumps({"a": ["<&>", None, True, 1]}) == '{"a":["\\u003c\\u0026\\u003e",null,true,1]}'
+
+
+def test_epoch_and_tz_apply_to_the_time_column():
+    src = source()
+    q = 'SELECT last("n") FROM "observatory.A" WHERE time >= 0s AND time < 2d GROUP BY time(1d) tz(\'Asia/Tokyo\')'
+    got = run(q, src)["results"][0]["series"][0]["values"]
+    assert [row[0] for row in got] == ["1970-01-01T00:00:00+09:00", "1970-01-02T00:00:00+09:00",
+                                       "1970-01-03T00:00:00+09:00"]
+    got = run(q, src, epoch="h")["results"][0]["series"][0]["values"]
+    assert [row[0] for row in got] == [-9, 15, 39]
+
+
+def test_read_only_statements_answer_an_error_and_change_nothing():
+    got = run('DROP MEASUREMENT "observatory.A"; SELECT count("n") INTO "x" FROM "observatory.A"', source())
+    assert all("read-only" in r["error"] for r in got["results"])
+
+
+@pytest.mark.parametrize("q", ['SELECT abs("T") FROM "observatory.A"', 'SELECT top("T", 3) FROM "observatory.A"',
+                               'SELECT derivative(sample("T", 2)) FROM "observatory.A" GROUP BY time(1h)',
+                               'SELECT mean("T") FROM "observatory.A" WHERE sqrt("T") > 1',
+                               'SELECT mean("T") FROM (SELECT "T" FROM "observatory.A")'])
+def test_what_sisock_does_not_compute_is_a_statement_error(q):
+    got = run(q + '; SELECT count("n") FROM "observatory.A"', source())["results"]
+    assert set(got[0]) == {"statement_id", "error"} and got[1]["series"][0]["values"][0][1] == 259200
