@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) bench/cold.py --year
 	$(PY) bench/data_nodes.py
 	$(PY) bench/joined.py
+	$(PY) bench/slow_readers.py
 
 clean:
 	rm -rf $(VENV) $(STATE)

@@ -15,6 +15,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from sisock import wamp
+from sisock.http.answers import BigAnswers, Busy
 from tests.http_support import JsonHttp, iso, query
 from tests.support import Process, free_port, wait_until
 
@@ -68,7 +69,7 @@ def test_the_largest_allowed_query_passes_the_router_in_pieces(procs, client):
     assert len(client.call(wamp.get_data_uri("big_node"), "fast", end - 10, end)["data"]["fast"]) == 100
 
 
-def _slow_reader(port: int, body: bytes, seconds: float, got: list) -> None:
+def slow_reader(port: int, body: bytes, seconds: float, got: list) -> None:
     """Ask for a big answer, then read it one byte a second (or until the server gives up)."""
     with socket.create_connection(("127.0.0.1", port), timeout=seconds + 60) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -99,7 +100,7 @@ def test_slow_readers_of_big_answers_cost_bounded_memory_given_back_after(procs)
 
     clients, statuses = 20, []
     payload = json.dumps(big).encode()
-    readers = [threading.Thread(target=_slow_reader, args=(http.port, payload, 40.0, statuses)) for _ in range(clients)]
+    readers = [threading.Thread(target=slow_reader, args=(http.port, payload, 40.0, statuses)) for _ in range(clients)]
     for reader in readers:
         reader.start()
     peak, small = before, []
@@ -152,3 +153,27 @@ def test_a_big_answer_encodes_the_same_json_as_a_small_one(procs):
         assert status == 200 and "Transfer-Encoding" not in headers
         whole += answer[0]["datapoints"]
     assert whole == streamed[0]["datapoints"]
+
+
+def test_big_queries_beyond_the_waiting_ones_are_refused_at_once():
+    """Each big query waiting for a slot holds a worker thread: with every slot taken and as many
+    waiting as allowed, the next is refused at once, never after ``HTTP_TIMEOUT``, so a burst of
+    exports leaves the workers to small queries; a slot given back goes to a waiting one."""
+    big = BigAnswers(slots=1, waiting=1)
+    big.take(0.0)
+    waiter_got: list = []
+    waiter = threading.Thread(target=lambda: waiter_got.append(big.take(30.0)))
+    waiter.start()
+    wait_until(lambda: big._waiters == 1, 5, "the waiting query")
+    began = time.monotonic()
+    with pytest.raises(Busy):
+        big.take(30.0)
+    assert time.monotonic() - began < 5.0
+    big.give()  # the slot goes to the waiting query
+    waiter.join(10)
+    assert waiter_got == [None] and big.busy == 1
+    with pytest.raises(Busy):
+        big.take(0.1)  # nothing waits now, so it waits its time, and the slot is still held
+    big.give()
+    big.take(0.1)
+    assert big.busy == 1

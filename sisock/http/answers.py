@@ -6,9 +6,11 @@ client that asked for one. So:
 
 - a query that may hold more than :data:`BIG_POINTS` points (its targets' ``maxDataPoints``,
   or no cap) is *big*, and takes one of :data:`BIG_SLOTS` slots from before its fan-out to
-  the end of its answer; a big query that finds none free within ``HTTP_TIMEOUT`` gets 503
-  (with ``Retry-After``), and small queries never wait for them, so a burst of exports
-  costs a bounded share of the CPU and memory;
+  the end of its answer; a big query that finds none free within ``HTTP_TIMEOUT``, or finds
+  :data:`BIG_WAITING` big queries already waiting, gets 503 (with ``Retry-After``) at once. A
+  waiting query holds one of sisock-http's worker threads, so without that bound a burst of
+  exports held them all and small queries waited ``HTTP_TIMEOUT`` behind it; with it a burst
+  costs a bounded share of the threads, the CPU and the memory;
 - a big answer keeps its series as numpy arrays (16 bytes a point) and is written as JSON
   :data:`CHUNK_POINTS` points at a time while the client reads it (HTTP chunked encoding),
   never whole in memory; a client must read it at :data:`MIN_READ_RATE` on average (after
@@ -32,6 +34,8 @@ from sisock.http.errors import RequestError
 BIG_POINTS = 100_000
 #: Big queries answered at once.
 BIG_SLOTS = 2
+#: Big queries that may wait for a slot (each holds a worker thread); more are refused at once.
+BIG_WAITING = 2
 #: Points encoded at a time (about 2 MB of JSON).
 CHUNK_POINTS = 65_536
 #: Bytes per second a client must read a big answer at, on average.
@@ -47,19 +51,34 @@ class Busy(RequestError):
 class BigAnswers:
     """The slots of big answers; memory is given back when the last one ends."""
 
-    def __init__(self, slots: int = BIG_SLOTS) -> None:
+    def __init__(self, slots: int = BIG_SLOTS, waiting: int = BIG_WAITING) -> None:
         self.slots = slots
+        self.waiting = waiting
         self._free = threading.BoundedSemaphore(slots)
         self._lock = threading.Lock()
         self._busy = 0
+        self._waiters = 0
 
     def take(self, timeout: float) -> None:
-        """Hold a slot; Busy if none is free within ``timeout`` seconds."""
-        if not self._free.acquire(timeout=timeout):
-            raise Busy(f"{self.slots} large answers (queries of more than {BIG_POINTS} points) are being "
-                       f"served; try again in a few seconds, or lower the panel's Max data points")
+        """Hold a slot; Busy if none is free within ``timeout`` seconds, or at once when
+        :attr:`waiting` queries already wait for one."""
+        if not self._free.acquire(blocking=False):
+            with self._lock:
+                full = self._waiters >= self.waiting
+                self._waiters += not full
+            if full or not self._wait(timeout):
+                raise Busy(f"{self.slots} large answers (queries of more than {BIG_POINTS} points) are being "
+                           f"served; try again in a few seconds, or lower the panel's Max data points")
         with self._lock:
             self._busy += 1
+
+    def _wait(self, timeout: float) -> bool:
+        """Wait as one of the :attr:`waiting` for a slot; True once it is held."""
+        try:
+            return self._free.acquire(timeout=timeout)
+        finally:
+            with self._lock:
+                self._waiters -= 1
 
     def give(self) -> None:
         """Free a slot taken with :meth:`take`."""
