@@ -15,7 +15,7 @@ coverage) merge into exactly the buckets of all the samples (:func:`merge`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -99,6 +99,29 @@ def of_samples(t_us: np.ndarray, values: np.ndarray, edges: np.ndarray):
                        np.asarray(t_us)[hi[held] - 1], values[hi[held] - 1])
 
 
+def shifted(found, offset: int):
+    """Buckets found on a run of edges starting at edge ``offset`` of the whole edges, as buckets of
+    those (a :class:`TextBuckets`' index moves; Slots carry their bucket's first edge already)."""
+    if isinstance(found, TextBuckets) and offset:
+        return TextBuckets(found.index + offset, found.count, found.first_t, found.first_v, found.last_t,
+                           found.last_v)
+    return found
+
+
+def cut_of(raw: object, edges: np.ndarray, excluding: bool) -> Tuple[int, int]:
+    """``get_buckets``' ``cut``: two of the edges ``a < b`` (the buckets between them are left out)."""
+    if excluding:
+        raise BadBuckets("cut comes without exclude")
+    try:
+        a, b = (int(x) for x in raw)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise BadBuckets("cut must be [a, b], two of the edges") from None
+    i, j = np.searchsorted(edges, (a, b))
+    if not a < b or j >= len(edges) or edges[i] != a or edges[j] != b:
+        raise BadBuckets("cut must be [a, b], two of the edges, a < b")
+    return a, b
+
+
 def _plain(array: np.ndarray) -> list:
     """A JSON-safe list (NaN as None)."""
     if array.dtype.kind == "f" and not np.isfinite(array).all():
@@ -179,10 +202,10 @@ def _merge_text(parts: List[TextBuckets]) -> TextBuckets:
 
 
 def answer(found: Dict[str, object], edges: np.ndarray, columns: Sequence[str],
-           finalized_until: Optional[Dict[str, float]] = None) -> dict:
+           finalized_until: Optional[Dict[str, float]] = None, revisions: Optional[Dict[str, int]] = None) -> dict:
     """The whole ``get_buckets`` answer of a node."""
     return {"buckets": {name: encode(b, edges, columns) for name, b in found.items()},
-            "finalized_until": dict(finalized_until or {})}
+            "finalized_until": dict(finalized_until or {}), "revisions": dict(revisions or {})}
 
 
 def split(answer: dict, piece_bytes: int = pieces.PIECE_BYTES) -> List[dict]:
@@ -200,7 +223,8 @@ def split(answer: dict, piece_bytes: int = pieces.PIECE_BYTES) -> List[dict]:
         step = max(1, int(piece_bytes // per_bucket))
         for a in range(0, max(n, 1), step):
             out.append({"buckets": {name: {k: v[a:a + step] for k, v in columns.items()}},
-                        "finalized_until": answer.get("finalized_until", {})})
+                        "finalized_until": answer.get("finalized_until", {}),
+                        "revisions": answer.get("revisions", {})})
     return out or [answer]
 
 
@@ -208,12 +232,14 @@ def join(parts: Sequence[dict]) -> dict:
     """One ``get_buckets`` answer from the pieces :func:`split` made, in order."""
     fields: Dict[str, Dict[str, list]] = {}
     until: dict = {}
+    revisions: dict = {}
     for part in parts:
         if not isinstance(part, dict):
             continue
         until.update(part.get("finalized_until") or {})
+        revisions.update(part.get("revisions") or {})
         for name, columns in (part.get("buckets") or {}).items():
             into = fields.setdefault(name, {})
             for key, values in columns.items():
                 into.setdefault(key, []).extend(values)
-    return {"buckets": fields, "finalized_until": until}
+    return {"buckets": fields, "finalized_until": until, "revisions": revisions}

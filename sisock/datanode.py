@@ -222,6 +222,24 @@ class DataNodeServer:
         ``finalized_until``; blocking, taken before the buckets are read); none by default."""
         return {}
 
+    def revisions(self, fields: List[str]) -> Dict[str, int]:
+        """Each of ``fields``' revision (``get_buckets``' ``revisions``: while it stays the same, a bucket
+        that ends by ``finalized_until`` never changes; taken before the buckets are read); none by default."""
+        return {}
+
+    def get_buckets_cut(self, fields: List[str], edges: np.ndarray, columns: Sequence[str],
+                        cut: Tuple[int, int]) -> Dict[str, object]:
+        """:meth:`get_buckets` without the buckets inside ``[cut[0], cut[1])`` (two of ``edges``): the
+        buckets before and after, each part asked on its own edges."""
+        i, j = (int(k) for k in np.searchsorted(edges, cut))
+        parts = [(edges[:i + 1], 0)] if i > 0 else []
+        parts += [(edges[j:], j)] if j < len(edges) - 1 else []
+        found: Dict[str, List[buckets.Found]] = {}
+        for sub, offset in parts:
+            for name, part in self.get_buckets(fields, sub, columns).items():
+                found.setdefault(name, []).append(buckets.shifted(part, offset))
+        return {name: buckets.merge(found_parts, edges) for name, found_parts in found.items()}
+
     def get_data_cut(self, fields: List[str], start: float, end: float, min_stride: Optional[float],
                      cut: Tuple[float, float]) -> dict:
         """:meth:`get_data` over ``[start, cut[0])`` and ``[cut[1], end)`` as one answer
@@ -343,22 +361,29 @@ class DataNodeServer:
                                    "and come without exclude")
         return a, b
 
-    def _get_buckets(self, fields, edges, columns=None, exclude=None, details=None):
+    def _get_buckets(self, fields, edges, columns=None, exclude=None, details=None, cut=None):
         """``get_buckets(fields, edges, columns=None, exclude=None)``: per-bucket aggregates
-        (:mod:`sisock.buckets`), in pieces to a caller that takes them, as ``get_data``."""
+        (:mod:`sisock.buckets`), in pieces to a caller that takes them, as ``get_data``; with the
+        keyword ``cut=[a, b]`` (two of the edges), without the buckets between them (sisock-http
+        keeps those)."""
         names = [fields] if isinstance(fields, str) else fields
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: fields must be a name or a list of names")
         try:
             grid, wanted, spans = buckets.edges_of(edges), buckets.columns_of(columns), exclusion(exclude)
+            middle = None if cut is None else buckets.cut_of(cut, grid, spans is not None)
         except (buckets.BadBuckets, TypeError, ValueError) as exc:
             raise ApplicationError(ERROR_BAD_REQUEST, f"{self.name}: get_buckets: {exc}") from None
         progress = getattr(details, "progress", None)
 
         def work():
-            until = self.finalized_until(names)
-            found = self.get_buckets(names, grid, wanted, spans)
-            return self._in_pieces(buckets.answer(found, grid, wanted, until), progress, buckets.split)
+            until, revisions = self.finalized_until(names), self.revisions(names)
+            if middle is None:
+                found = self.get_buckets(names, grid, wanted, spans)
+            else:
+                found = self.get_buckets_cut(names, grid, wanted, middle)
+            answer = buckets.answer(found, grid, wanted, until, revisions)
+            return self._in_pieces(answer, progress, buckets.split)
 
         d = self._in_pool(work)
         d.addCallback(lambda parts: self._send(parts, progress))

@@ -205,6 +205,27 @@ def test_the_corpus_end_to_end(stack):
     assert not failures, f"{len(failures)} of {checked} differ:\n" + "\n".join(failures[:40])
 
 
+def test_the_grouped_corpus_again_from_kept_buckets(stack):
+    """Asked a second time, the GROUP BY time queries take their final buckets from sisock-http's
+    kept runs (the Server-Timing header says how many), and still give InfluxDB's answer."""
+    failures, grouped, kept = [], 0, 0
+    for number, line in corpus():
+        q, params = request(line)
+        if "group by time" not in q.lower() or "now()" in q.lower():
+            continue
+        grouped += 1
+        stack.sisock(q, params)  # the first time keeps the final buckets (or the corpus test did)
+        url = f"http://127.0.0.1:{stack.port}/influxdb/query?" + urllib.parse.urlencode(dict(params, q=q))
+        with urllib.request.urlopen(url, timeout=60) as answer:
+            timing, ours = answer.headers.get("Server-Timing", ""), json.loads(answer.read())
+        kept += not timing.startswith('kept;desc="0/')
+        found = difference(stack.influxd.request("/query", dict(params, q=q)), without_health((200, ours)))
+        if found is not None:
+            failures.append(f"line {number}: {q}\n    {found}")
+    assert grouped > 30 and kept > grouped / 3, f"{kept} of {grouped} grouped queries took kept buckets"
+    assert not failures, f"{len(failures)} of {grouped} differ:\n" + "\n".join(failures[:40])
+
+
 def test_the_provisioned_alert_rule_query_runs_on_sisock(stack, tmp_path):
     """The example alert rule the grafana_provisioning role writes, with $timeFilter as Grafana
     expands it for the rule's last 10 minutes, gives InfluxDB's answer and a value to alert on."""

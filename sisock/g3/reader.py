@@ -25,7 +25,7 @@ import txaio
 from spt3g import core
 
 from sisock import log
-from sisock.buckets import COLUMNS, Found, microseconds, of_samples
+from sisock.buckets import COLUMNS, Found, microseconds, of_samples, shifted
 from sisock.buckets import merge as merge_buckets
 from sisock.datanode import field_info, outside
 from sisock.decimate import Slots, aggregate, choose_step, concat, decimate_columns, merge, merge_edges, reduce_to_step
@@ -366,7 +366,7 @@ class Reader:
 
     # -- get_buckets -----------------------------------------------------------------
     def buckets(self, names: List[str], edges: np.ndarray, columns: Sequence[str] = COLUMNS,
-                spans: Optional[np.ndarray] = None) -> Dict[str, Found]:
+                spans: Optional[np.ndarray] = None, cut: Optional[Tuple[int, int]] = None) -> Dict[str, Found]:
         """Per-bucket aggregates of the known ``names`` on ``edges`` (int64 whole microseconds; bucket k
         is ``[edges[k], edges[k+1])``), leaving out the samples in ``spans`` (``exclude``'s ranges):
         ``{name: Slots or TextBuckets}`` (:mod:`sisock.buckets`, times in microseconds), each equal to
@@ -376,11 +376,28 @@ class Reader:
         (:mod:`sisock.g3.tiers`), in constant time per span; the window's two ends, what no tier tiles
         and the holes are read from the samples: the excluded ranges, and, when ``columns`` ask for
         moments, the files whose rows lack them (an index being upgraded). Text and boolean fields
-        come from their samples."""
+        come from their samples.
+
+        With ``cut=(a, b)`` (two of the edges) the buckets between them are left out: the edges before
+        and after are read on their own, from the tier the whole edges take, so each bucket is the
+        whole answer's to the last bit (sisock-http keeps the others)."""
         wanted = self.resolve(names)
         edges = np.asarray(edges, dtype=np.int64)
+        tier = _tier_of(edges)
+        if cut is None:
+            return self._buckets_on(wanted, edges, columns, spans, tier)
+        i, j = (int(k) for k in np.searchsorted(edges, cut))
+        found: Dict[str, List[Found]] = {}
+        for sub, offset in ([(edges[:i + 1], 0)] if i > 0 else []) + ([(edges[j:], j)] if j < len(edges) - 1 else []):
+            for name, part in self._buckets_on(wanted, sub, columns, spans, tier).items():
+                found.setdefault(name, []).append(shifted(part, offset))
+        return {name: merge_buckets(parts, edges) for name, parts in found.items()}
+
+    def _buckets_on(self, wanted: Dict[str, Field], edges: np.ndarray, columns: Sequence[str],
+                    spans: Optional[np.ndarray], tier: Optional[int]) -> Dict[str, Found]:
+        """:meth:`buckets` on ``edges``, numeric fields from ``tier``'s rows."""
         numeric = {n: f for n, f in wanted.items() if f.type == "number"}
-        parts, rest = self._bucket_rows(numeric, edges, columns, spans)
+        parts, rest = self._bucket_rows(numeric, edges, columns, spans, tier)
         start, end = float(edges[0]) / 1e6, float(edges[-1]) / 1e6
         rest.update({key: [(start, end)] for key in _keys({n: f for n, f in wanted.items() if n not in numeric})})
         self._bucket_samples(wanted, rest, edges, spans, parts)
@@ -391,11 +408,11 @@ class Reader:
         return out
 
     def _bucket_rows(self, numeric: Dict[str, Field], edges: np.ndarray, columns: Sequence[str],
-                     spans: Optional[np.ndarray]) -> Tuple[Dict[Key, list], Dict[Key, List[Window]]]:
-        """:meth:`buckets`' rows of the numeric fields (slots in microseconds), and the windows left to
-        their samples."""
+                     spans: Optional[np.ndarray],
+                     tier: Optional[int]) -> Tuple[Dict[Key, list], Dict[Key, List[Window]]]:
+        """:meth:`buckets`' rows of the numeric fields (slots in microseconds, from ``tier``), and the
+        windows left to their samples."""
         start, end = float(edges[0]) / 1e6, float(edges[-1]) / 1e6
-        tier = _tier_of(edges)
         holes: Dict[str, List[Tuple[float, float]]] = {}
         unknown: Dict[str, List[Tuple[float, float]]] = {}  # where rows lack moments
         descriptions = sorted({f.description for f in numeric.values()})

@@ -135,9 +135,9 @@ class ReaderPool:
         return self._in_worker(_answer, names, start, end, min_stride, max_points, cut)
 
     def buckets(self, names: List[str], edges: np.ndarray, columns: Sequence[str],
-                spans: Optional[np.ndarray]) -> Dict[str, Found]:
+                spans: Optional[np.ndarray], cut: Optional[Tuple[int, int]] = None) -> Dict[str, Found]:
         """:meth:`Reader.buckets` in a worker (blocking: called from the node's thread pool)."""
-        return self._in_worker(_buckets, names, edges, columns, spans)
+        return self._in_worker(_buckets, names, edges, columns, spans, cut)
 
     def _in_worker(self, work: Callable, *args):
         """``work(*args)``'s result in a worker (its cache figures go to the metrics). A request whose

@@ -91,11 +91,15 @@ def fetch(session: ThreadedSession, calls: List[Call], min_stride: Optional[floa
 
 
 def fetch_buckets(session: ThreadedSession, wanted: Dict[str, List[str]], edges: List[int], columns: List[str],
-                  timeout: float, absence: Absence, live: Optional[Live] = None) -> Dict[str, dict]:
-    """``get_buckets`` answers per node (edges in whole microseconds), as :func:`fetch`; live nodes
-    leave out the archive's coverage and everything before ``live.since``."""
+                  timeout: float, absence: Absence, live: Optional[Live] = None,
+                  cuts: Optional[Dict[str, Tuple[int, int]]] = None) -> Dict[str, dict]:
+    """``get_buckets`` answers per node (edges in whole microseconds), as :func:`fetch`, a node of
+    ``cuts`` without the buckets of its cut (:mod:`sisock.http.kept_buckets` keeps those); live
+    nodes leave out the archive's coverage and everything before ``live.since``."""
     uri = lambda node: wamp.procedure_uri(node, "get_buckets")  # noqa: E731
-    asked: List[Tuple[str, tuple, dict]] = [(uri(node), (fields, edges, columns), {})
+    cuts = cuts or {}
+    asked: List[Tuple[str, tuple, dict]] = [(uri(node), (fields, edges, columns),
+                                             {"cut": list(cuts[node])} if node in cuts else {})
                                             for node, fields in wanted.items()]
 
     def live_ask(node: str, fields: List[str], spans: list) -> Tuple[str, tuple, dict]:

@@ -27,6 +27,7 @@ from sisock.http.auth import Authenticator
 from sisock.http.catalogue import Catalogue
 from sisock.http.errors import RequestError
 from sisock.http.influx_source import WampSource
+from sisock.http.kept_buckets import KeptBuckets
 from sisock.http.intake import check_host, read_body
 from sisock.http.join import HORIZON_SLACK
 from sisock.influxql import answer
@@ -64,6 +65,7 @@ class InfluxApi:
         self.session = session
         self.catalogue = catalogue
         self.auth = Authenticator(config)
+        self.kept = KeptBuckets(config.http_cache_mb * 1_000_000)  # final buckets, across requests
 
     @cherrypy.expose
     def ping(self, *path, **params):
@@ -165,14 +167,16 @@ class InfluxApi:
                 raise Refused(403, f"error authorizing query: {refused}")
         fresh(self.catalogue, self.session, self.config.http_timeout)  # a browser's first look after a start
         source = WampSource(self.session, self.catalogue, self.config.http_timeout,
-                            self.config.buffer_time + HORIZON_SLACK)
+                            self.config.buffer_time + HORIZON_SLACK, self.kept)
         limits = Limits(points=self.config.influxdb_max_select_point, buckets=self.config.influxdb_max_select_buckets)
         result = execute(statements, source, database, databases=(self.config.influxdb_database,),
                          epoch=params.get("epoch") or None, limits=limits, concurrent=CONCURRENT)
         results = result["results"]
         assert isinstance(results, list)
         series = sum(len(r.get("series", [])) for r in results if isinstance(r, dict))
-        return result, f"{len(statements)} statements, {series} series, "
+        kept = f"{source.buckets_kept}/{source.buckets_asked} buckets from kept runs"
+        cherrypy.response.headers["Server-Timing"] = f'kept;desc="{kept}"'
+        return result, f"{len(statements)} statements, {series} series, {kept}, "
 
     # -- answers --------------------------------------------------------------------------
     def _json(self, status: int, body: dict, began: float, note: str, pretty: bool = False) -> bytes:

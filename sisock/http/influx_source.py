@@ -21,10 +21,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from sisock import buckets
+from sisock.buckets import Found
 from sisock.decimate import Slots
 from sisock.http import fanout, join
 from sisock.http.catalogue import Catalogue
 from sisock.http.errors import RequestError
+from sisock.http.kept_buckets import Grid, KeptBuckets
 from sisock.influxql.conditions import QueryError
 from sisock.influxql.source import Buckets, FieldRef, PointLimit
 from sisock.wamp_thread import ThreadedSession
@@ -75,11 +77,15 @@ def _microseconds(edges_ns: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 class WampSource:
     """A Source over the catalogue and the data nodes, for one request (see the module docstring)."""
 
-    def __init__(self, session: ThreadedSession, catalogue: Catalogue, timeout: float, horizon: float) -> None:
+    def __init__(self, session: ThreadedSession, catalogue: Catalogue, timeout: float, horizon: float,
+                 kept: Optional[KeptBuckets] = None) -> None:
         self.session = session
         self.catalogue_ = catalogue
         self.timeout = timeout
         self.horizon = horizon  # seconds before now that live feeds are asked for (BUFFER_TIME and slack)
+        self.kept = kept or KeptBuckets(0)
+        #: buckets of numeric fields asked of nodes, and how many of them came from kept runs
+        self.buckets_asked = self.buckets_kept = 0
 
     def catalogue(self) -> List[FieldRef]:
         """Every field, as :func:`field_refs` names it."""
@@ -118,17 +124,57 @@ class WampSource:
             return {f: Buckets.empty(len(edges) - 1, float if f.type in ("float", "integer") else object)
                     for f in fields}
         live = self._live(live_nodes, wire[0] / 1e6, wire[-1] / 1e6)
-        answers = fanout.fetch_buckets(self.session, wanted, wire.tolist(), list(columns), self.timeout,
-                                       self.catalogue_.absence, live)
+        found = self._nodes_buckets(wanted, wire, list(columns), live)
         out = {}
         for f in fields:
             node, _, field = f.name.rpartition("::")
-            parts = [_field_buckets(answers.get(node or join.ARCHIVE_NODE), field or f.name, wire)]
+            parts = [found.get((node or join.ARCHIVE_NODE, field or f.name))]
             if not node and live is not None:
-                parts += [_field_buckets(a, f.name, wire) for n, found in live.answers.items()
-                          if f.name in live_nodes.get(n, []) for a in found]
+                parts += [_field_buckets(a, f.name, wire) for n, answers in live.answers.items()
+                          if f.name in live_nodes.get(n, []) for a in answers]
             out[f] = _to_executor(buckets.merge([p for p in parts if p is not None], wire), wire, of_bucket, f.type)
         return out
+
+    def _nodes_buckets(self, wanted: Dict[str, List[str]], wire: np.ndarray, columns: List[str],
+                       live: Optional[fanout.Live]) -> Dict[Tuple[str, str], Found]:
+        """Each ``(node, name)``'s buckets on ``wire``, the kept final ones not asked again
+        (:mod:`sisock.http.kept_buckets`); a node whose kept revision is stale is asked again, whole."""
+        grid = Grid.of(wire)
+        cuts = {node: cut for node, names in wanted.items()
+                if (cut := self.kept.cut(node, names, columns, grid)) is not None}
+        answers = fanout.fetch_buckets(self.session, wanted, wire.tolist(), columns, self.timeout,
+                                       self.catalogue_.absence, live, cuts)
+        found: Dict[Tuple[str, str], Found] = {}
+        stale = {}
+        for node, names in wanted.items():
+            answer = answers.get(node) or {}
+            revisions = answer.get("revisions") or {}
+            for name in names:
+                got = _field_buckets(answer, name, wire)
+                if node in cuts and grid is not None:
+                    if got is None and name in revisions:  # known, no bucket asked for holds samples
+                        got = Slots.empty()
+                    got = self.kept.stitched(node, name, columns, grid, cuts[node], got, revisions.get(name)) \
+                        if isinstance(got, Slots) else None
+                    if got is None:
+                        stale[node] = names
+                        break
+                if got is not None:
+                    found[node, name] = got
+        if stale:  # asked again over the whole window (a file rewritten since the buckets were kept)
+            answers.update(fanout.fetch_buckets(self.session, stale, wire.tolist(), columns, self.timeout,
+                                                self.catalogue_.absence))
+            found.update({(node, name): got for node, names in stale.items() for name in names
+                          if (got := _field_buckets(answers.get(node), name, wire)) is not None})
+        for (node, name), got in found.items():
+            if isinstance(got, Slots):
+                self.buckets_asked += len(wire) - 1
+                if node in cuts and node not in stale and grid is not None:
+                    self.buckets_kept += (cuts[node][1] - cuts[node][0]) // grid.step
+                answer = answers.get(node) or {}
+                self.kept.keep(node, name, columns, grid, got, (answer.get("revisions") or {}).get(name),
+                               (answer.get("finalized_until") or {}).get(name))
+        return found
 
     def samples(self, fields: List[FieldRef], start: int, end: int, limit: int) -> Dict[FieldRef, Series]:
         """Every sample in ``[start, end)`` (ns); PointLimit, before any sample moves, over ``limit``."""

@@ -79,8 +79,18 @@ class G3ReaderServer(DataNodeServer):
             return dict(self.reader.buckets(fields, edges, columns, spans))
         return dict(self.workers.buckets(fields, edges, columns, spans))
 
+    def get_buckets_cut(self, fields: List[str], edges: np.ndarray, columns: Sequence[str],
+                        cut: Tuple[int, int]) -> Dict[str, object]:
+        """Both sides of the cut in one worker's task, from the tier of the whole edges."""
+        if self.workers is None:
+            return dict(self.reader.buckets(fields, edges, columns, None, cut))
+        return dict(self.workers.buckets(fields, edges, columns, None, cut))
+
     def finalized_until(self, fields: List[str]) -> Dict[str, float]:
         return self.reader.indexed_until(fields)
+
+    def revisions(self, fields: List[str]) -> Dict[str, int]:
+        return self.reader.revisions(fields)
 
     def procedures(self) -> Dict[str, Callable]:
         return {"get_coverage": self._get_coverage}
