@@ -62,7 +62,7 @@ def test_the_bucket_cap_is_influxdbs_max_select_buckets_error():
 def test_times_and_numbers_are_written_as_influxdb_writes_them():
     assert answer.rfc3339(1_793_491_200_500_000_000) == "2026-11-01T00:00:00.5Z"
     assert answer.rfc3339(1_793_491_200_000_000_001) == "2026-11-01T00:00:00.000000001Z"
-    assert answer.epoch_time(-1_500_000_000, "s") == -1  # Go truncates toward zero
+    assert answer.epoch_times([-1_500_000_000, 1_500_000_000], "s") == [-1, 1]  # Go truncates toward zero
     assert [answer.go_float(x) for x in (20.0, 0.1, 1e21, 1.5e-7, -0.0, 123456789.125)] == \
         ["20", "0.1", "1e+21", "1.5e-7", "-0", "123456789.125"]
     assert answer.dumps({"a": ["<&>", None, True, 1]}) == '{"a":["\\u003c\\u0026\\u003e",null,true,1]}'

@@ -50,6 +50,8 @@ def rows_of(plan: Plan, streams: Dict[str, fn.Points], kinds: Dict[str, str],
     scanner fills it, the fill number (cast to the call's type, ``kinds``), or under fill(previous)
     its value on the row before."""
     step = 1 if plan.ascending else -1
+    if len(streams) == 1 and companions is None and all(isinstance(f.expr, ast.Call) for f in plan.fields):
+        return _rows_of_one(plan, next(iter(streams.values())), step)
     cursors = {k: (p.time[::step].tolist(), p.value[::step].tolist(), p.valid[::step].tolist(),
                    None if p.picked is None else p.picked[::step].tolist()) for k, p in streams.items()}
     at = {k: 0 for k in streams}
@@ -76,6 +78,16 @@ def rows_of(plan: Plan, streams: Dict[str, fn.Points], kinds: Dict[str, str],
         if companions and when is not None:
             env = {**companions(when), **env}
         out.append([t] + [_clean(_eval_field(f.expr, env)) for f in plan.fields])
+
+
+def _rows_of_one(plan: Plan, points: fn.Points, step: int) -> List[List[object]]:
+    """:func:`rows_of` of one stream whose fields are all its call (Grafana's builder's statements):
+    a row per point, its value or null; the same rows, without the join's work per row."""
+    values = [_clean(v) if ok else None for v, ok in zip(points.value[::step].tolist(), points.valid[::step].tolist())]
+    times = points.time[::step].tolist()
+    if len(plan.fields) == 1:
+        return [[t, v] for t, v in zip(times, values)]
+    return [[t] + [v] * len(plan.fields) for t, v in zip(times, values)]
 
 
 def _cast(number: object, kind: str) -> object:

@@ -57,6 +57,8 @@ class Grid:
         stepped as InfluxDB's fill does (a step crossing a zone change moves by that change)."""
         t = self.window(first)[0]
         end = self.window(last)[0]
+        if self.zone is None:
+            return list(range(t, end + 1, self.interval))
         zone = zone_offset(self.zone, t)
         out = []
         while t <= end:
