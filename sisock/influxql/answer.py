@@ -8,10 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from typing import Callable, Dict, List, Optional, Sequence, Union
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import orjson
 
 from sisock.influxql.select import Table
 
@@ -68,7 +70,10 @@ def _series(table: Table, epoch: Optional[str], zone: Optional[ZoneInfo]) -> Dic
             stamps: list = epoch_times(times, epoch)
         else:
             stamps = [rfc3339(t, zone) for t in times]
-        out["values"] = [[stamp] + list(row[1:]) for stamp, row in zip(stamps, table.rows)]
+        if len(table.columns) == 2:  # a time and one field: most series
+            out["values"] = [[stamp, row[1]] for stamp, row in zip(stamps, table.rows)]
+        else:
+            out["values"] = [[stamp, *row[1:]] for stamp, row in zip(stamps, table.rows)]
     else:
         out["values"] = [list(row) for row in table.rows]
     return out
@@ -117,9 +122,26 @@ def go_string(s: str) -> str:
 
 def _list(value: Union[list, tuple]) -> str:
     if value and type(value[0]) is list:
-        return "[" + ",".join(map(_row, value)) + "]"
+        return _numbers(value) or "[" + ",".join(map(_row, value)) + "]"
     encode = _ENCODERS.get
     return "[" + ",".join((encode(type(v)) or dumps)(v) for v in value) + "]"
+
+
+def _numbers(rows: Union[list, tuple]) -> Optional[str]:
+    """Rows of numbers and nulls only, through orjson (ten times as fast): its floats have Python's
+    shortest digits, so where it writes them positionally only Go's "20" for "20.0" differs. Rows
+    holding text, booleans, an exponent or anything orjson does not write give None."""
+    try:
+        text = orjson.dumps(rows).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    if '"' in text or "e" in text:
+        return None
+    return _INTEGRAL.sub("", text)
+
+
+#: A float's ".0" as orjson writes an integral one (Go writes none).
+_INTEGRAL = re.compile(r"\.0(?=[,\]])")
 
 
 def _row(row: list) -> str:

@@ -25,6 +25,10 @@ from sisock.g3.state import ArchiveState
 from sisock.metrics import reader as reader_metrics
 
 
+#: Buckets a cut ``get_buckets`` leaves that are read in the node's process, not a worker's.
+FEW_BUCKETS = 4
+
+
 class G3ReaderServer(DataNodeServer):
     """Answers from the index and the files; reads only the frames a request overlaps."""
 
@@ -81,8 +85,10 @@ class G3ReaderServer(DataNodeServer):
 
     def get_buckets_cut(self, fields: List[str], edges: np.ndarray, columns: Sequence[str],
                         cut: Tuple[int, int]) -> Dict[str, object]:
-        """Both sides of the cut in one worker's task, from the tier of the whole edges."""
-        if self.workers is None:
+        """Both sides of the cut in one worker's task, from the tier of the whole edges; in this process
+        when they are a few buckets (a repeated panel's edges: the trip to a worker cost more than them)."""
+        i, j = np.searchsorted(edges, cut)
+        if self.workers is None or i + len(edges) - 1 - j <= FEW_BUCKETS:
             return dict(self.reader.buckets(fields, edges, columns, None, cut))
         return dict(self.workers.buckets(fields, edges, columns, None, cut))
 
