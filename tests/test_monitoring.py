@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Dict, Tuple
@@ -157,6 +158,18 @@ def test_sisock_http_counts_requests_and_its_wamp_calls(stack):
     assert value(after, "sisock_http_catalogue_refreshes_total") >= 1
     assert value(after, "sisock_http_catalogue_entries", kind="fields") > 1
     assert value(after, "sisock_http_catalogue_entries", kind="nodes") >= 1
+    # InfluxQL's buckets, by where they came from: this node gives no revision, so all are asked of it
+    t0, t1 = int(stack.now - 3600), int(stack.now)
+    q = f'SELECT mean("spiky") FROM "apex_archive" WHERE time >= {t0}s AND time < {t1}s GROUP BY time(10m)'
+    url = f"http://127.0.0.1:{port}/influxdb/query?" + urllib.parse.urlencode({"q": q, "db": "ocs_feeds"})
+    buckets = (t1 * 10**9 - 1) // (600 * 10**9) - t0 // 600 + 1  # from the one holding t0 to the one before t1
+    with urllib.request.urlopen(url, timeout=30) as answered:
+        assert answered.status == 200
+        assert answered.headers["Server-Timing"] == f'kept;desc="0/{buckets} buckets from kept runs"'
+    influx = scrape(metrics_port)
+    asked = ("sisock_http_influxql_buckets_total", (("way", "asked"),))
+    assert influx[asked] - after.get(asked, 0) == buckets
+    assert value(influx, "sisock_http_kept_buckets_bytes") == 0
     http.stop()
 
 

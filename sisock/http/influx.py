@@ -27,14 +27,15 @@ from sisock.http.auth import Authenticator
 from sisock.http.catalogue import Catalogue
 from sisock.http.errors import RequestError
 from sisock.http.influx_source import WampSource
-from sisock.http.kept_buckets import KeptBuckets
 from sisock.http.intake import check_host, read_body
 from sisock.http.join import HORIZON_SLACK
+from sisock.http.kept_buckets import KeptBuckets
 from sisock.influxql import answer
 from sisock.influxql.executor import execute
 from sisock.influxql.parser import ParseError, parse, trim_query
 from sisock.influxql.readonly import authorization_error
 from sisock.influxql.select import Limits
+from sisock.metrics import http as http_metrics
 from sisock.wamp_thread import ThreadedSession
 
 #: What ``/ping`` says the server is: the InfluxDB 1.x API it answers.
@@ -66,6 +67,7 @@ class InfluxApi:
         self.catalogue = catalogue
         self.auth = Authenticator(config)
         self.kept = KeptBuckets(config.http_cache_mb * 1_000_000)  # final buckets, across requests
+        http_metrics.watch_kept_buckets(lambda: self.kept.kept.size)
 
     @cherrypy.expose
     def ping(self, *path, **params):
@@ -174,6 +176,7 @@ class InfluxApi:
         results = result["results"]
         assert isinstance(results, list)
         series = sum(len(r.get("series", [])) for r in results if isinstance(r, dict))
+        http_metrics.influx_buckets(source.buckets_kept, source.buckets_asked)
         kept = f"{source.buckets_kept}/{source.buckets_asked} buckets from kept runs"
         cherrypy.response.headers["Server-Timing"] = f'kept;desc="{kept}"'
         return result, f"{len(statements)} statements, {series} series, {kept}, "

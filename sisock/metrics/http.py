@@ -37,6 +37,25 @@ KEPT_FIELDS = Counter("sisock_http_kept_results_fields", "Fields of /query answe
                       "again), asked (nothing kept)", ["way"])
 
 
+KEPT_BUCKETS_BYTES = Gauge("sisock_http_kept_buckets_bytes", "Bytes of final InfluxQL buckets kept (at most "
+                           "HTTP_CACHE_MB)")
+INFLUX_BUCKETS = Counter("sisock_http_influxql_buckets", "Buckets of numeric fields InfluxQL statements took from "
+                         "data nodes, by where they came from: kept (sisock-http's kept runs), asked (the node)",
+                         ["way"])
+
+
+def watch_kept_buckets(size: Callable[[], float]) -> None:
+    """Report the bytes of kept InfluxQL buckets at each scrape."""
+    KEPT_BUCKETS_BYTES.set_function(size)
+
+
+def influx_buckets(kept: int, total: int) -> None:
+    """A request's buckets: ``kept`` from kept runs, the rest of ``total`` asked."""
+    for way, n in (("kept", kept), ("asked", total - kept)):
+        if n:
+            INFLUX_BUCKETS.labels(way).inc(n)
+
+
 def watch_kept(size: Callable[[], float]) -> None:
     """Report the bytes of kept results at each scrape."""
     KEPT_BYTES.set_function(size)
