@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) bench/data_nodes.py
 	$(PY) bench/joined.py
 	$(PY) bench/slow_readers.py
+	$(PY) bench/influxql.py --year
 
 clean:
 	rm -rf $(VENV) $(STATE)
