@@ -41,8 +41,8 @@ from sisock.wamp_thread import ThreadedSession
 #: What ``/ping`` says the server is: the InfluxDB 1.x API it answers.
 VERSION = "1.8.10"
 #: Statements of one query run at once (a dashboard's panel sent as one query waits for the slowest
-#: of its statements' data nodes, not the sum).
-CONCURRENT = 4
+#: of its statements' data nodes, not the sum): a panel of eight targets all at once.
+CONCURRENT = 8
 #: Rows of a series in one object of a chunked answer, unless ``chunk_size`` says otherwise.
 CHUNK_SIZE = 10_000
 
