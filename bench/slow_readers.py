@@ -17,15 +17,11 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
 
-from tests.http_support import query  # noqa: E402
 from tests.support import Processes, Router  # noqa: E402
-from tests.test_large_answers import rss_mb, slow_reader, start_big_node, start_http  # noqa: E402
+from tests.test_large_answers import run_slow_readers  # noqa: E402
 
 
 def main() -> int:
@@ -37,42 +33,16 @@ def main() -> int:
         router = Router(Path(tmp) / "router").start()
         procs = Processes(router.env)
         try:
-            procs.start("hub").wait_for("hub ready")
-            start_big_node(procs)
-            http, process = start_http(procs, HTTP_TIMEOUT="20")
-            pid = process.proc.pid
-            end = float(int(time.time()))
-            big = query(end - 86400, end, "big_node::fast", max_points=1_000_000)
-            status, _, _ = http.request("POST", "/query", big, timeout=120)  # every code path loaded
-            assert status == 200, status
-            time.sleep(1.0)
-            before = rss_mb(pid)
-            statuses: list = []
-            payload = json.dumps(big).encode()
-            readers = [threading.Thread(target=slow_reader, args=(http.port, payload, args.seconds, statuses))
-                       for _ in range(args.clients)]
-            for reader in readers:
-                reader.start()
-            peak, small = before, []
-            small_query = query(end - 60, end, "big_node::fast", max_points=100)
-            while any(reader.is_alive() for reader in readers):
-                peak = max(peak, rss_mb(pid))
-                began = time.monotonic()
-                http.request("POST", "/query", small_query, timeout=60)
-                small.append(time.monotonic() - began)
-                time.sleep(0.5)
-            time.sleep(2.0)
-            after = rss_mb(pid)
-            begun = sum(" 200 " in f"{s} " for s in statuses)
-            busy = sum(" 503 " in f"{s} " for s in statuses)
-            print(f"{args.clients} slow readers of a 24 MB answer for {args.seconds:.0f} s: sisock-http RSS before "
-                  f"{before:.0f} MB, peak {peak:.0f} MB, after {after:.0f} MB; {begun} answers begun, {busy} refused "
-                  f"busy (503); a small /query meanwhile: p50 {statistics.median(small) * 1000:.0f} ms, "
-                  f"p95 {sorted(small)[int(0.95 * (len(small) - 1))] * 1000:.0f} ms, max {max(small) * 1000:.0f} ms "
-                  f"({len(small)} queries)")
+            run = run_slow_readers(procs, args.clients, args.seconds)
         finally:
             procs.stop_all()
             router.stop()
+    small = sorted(run.small)
+    print(f"{args.clients} slow readers of a 24 MB answer for {args.seconds:.0f} s: sisock-http RSS before "
+          f"{run.before:.0f} MB, peak {run.peak:.0f} MB, after {run.after:.0f} MB; {run.count(200)} answers begun, "
+          f"{run.count(503)} refused busy (503); a small /query meanwhile: p50 {statistics.median(small) * 1000:.0f} "
+          f"ms, p95 {small[int(0.95 * (len(small) - 1))] * 1000:.0f} ms, max {small[-1] * 1000:.0f} ms "
+          f"({len(small)} queries)")
     return 0
 
 

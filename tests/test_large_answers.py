@@ -9,7 +9,9 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import List
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
@@ -84,44 +86,71 @@ def slow_reader(port: int, body: bytes, seconds: float, got: list) -> None:
             time.sleep(1.0)
 
 
-@pytest.mark.timeout(400)
-def test_slow_readers_of_big_answers_cost_bounded_memory_given_back_after(procs):
+@dataclass
+class SlowReaders:
+    """What one run of :func:`run_slow_readers` saw: sisock-http's RSS (MB), the big answers' first
+    lines, and the small queries' statuses and seconds."""
+
+    big_bytes: int
+    before: float
+    peak: float
+    after: float
+    statuses: List[str]
+    small_statuses: List[int]
+    small: List[float]
+
+    def count(self, status: int) -> int:
+        """Big answers that began with ``status``."""
+        return sum(f" {status} " in f"{s} " for s in self.statuses)
+
+
+def run_slow_readers(procs, clients: int, seconds: float) -> SlowReaders:
+    """``clients`` clients each ask for a day of a 10 Hz field (about 24 MB of JSON) and read it a byte a
+    second for ``seconds``, while a small ``/query`` is timed every half second (tests and bench)."""
     procs.start("hub").wait_for("hub ready")
     start_big_node(procs)
     http, process = start_http(procs, HTTP_TIMEOUT="20")
     pid = process.proc.pid
     end = float(int(time.time()))
-    big = query(end - 86400, end, "big_node::fast", max_points=1_000_000)  # about 24 MB of JSON
+    big = query(end - 86400, end, "big_node::fast", max_points=1_000_000)
     status, body, _ = http.request("POST", "/query", big, timeout=120)  # once, so every code path is loaded
-    assert status == 200 and len(json.dumps(body)) > 22e6
+    assert status == 200, status
+    big_bytes = len(json.dumps(body))
     del body
     time.sleep(1.0)
     before = rss_mb(pid)
-
-    clients, statuses = 20, []
+    statuses: List[str] = []
     payload = json.dumps(big).encode()
-    readers = [threading.Thread(target=slow_reader, args=(http.port, payload, 40.0, statuses)) for _ in range(clients)]
+    readers = [threading.Thread(target=slow_reader, args=(http.port, payload, seconds, statuses))
+               for _ in range(clients)]
     for reader in readers:
         reader.start()
-    peak, small = before, []
+    peak, small, small_statuses = before, [], []
     small_query = query(end - 60, end, "big_node::fast", max_points=100)
     while any(reader.is_alive() for reader in readers):
         peak = max(peak, rss_mb(pid))
         began = time.monotonic()
-        status, _, _ = http.request("POST", "/query", small_query, timeout=60)
+        small_statuses.append(http.request("POST", "/query", small_query, timeout=60)[0])
         small.append(time.monotonic() - began)
-        assert status == 200
         time.sleep(0.5)
     for reader in readers:
         reader.join()
     time.sleep(2.0)
-    after = rss_mb(pid)
-    answered = [s for s in statuses if " 200 " in f"{s} "]
-    busy = [s for s in statuses if " 503 " in f"{s} "]
+    return SlowReaders(big_bytes, before, peak, rss_mb(pid), statuses, small_statuses, small)
+
+
+@pytest.mark.timeout(400)
+def test_slow_readers_of_big_answers_cost_bounded_memory_given_back_after(procs):
+    clients = 20
+    run = run_slow_readers(procs, clients, 40.0)
+    assert run.big_bytes > 22e6
+    assert all(status == 200 for status in run.small_statuses)
+    before, peak, after, small, statuses = run.before, run.peak, run.after, run.small, run.statuses
+    answered, busy = run.count(200), run.count(503)
     print(f"\nsisock-http RSS: before {before:.0f} MB, peak {peak:.0f} MB with {clients} slow readers of a 24 MB "
-          f"answer, after {after:.0f} MB; answers begun {len(answered)}, 503 busy {len(busy)}; a small /query "
+          f"answer, after {after:.0f} MB; answers begun {answered}, 503 busy {busy}; a small /query "
           f"meanwhile p50 {statistics.median(small) * 1000:.0f} ms, max {max(small) * 1000:.0f} ms ({len(small)})")
-    assert len(answered) + len(busy) == clients, statuses
+    assert answered + busy == clients, statuses
     assert answered, "no big answer was served at all"
     assert peak - before < 400, f"memory grew by {peak - before:.0f} MB"
     assert after - before < 100, f"memory not given back: {after - before:.0f} MB more than before"
