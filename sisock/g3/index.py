@@ -373,14 +373,7 @@ class Index:
             "SELECT fe.description, fr.t_start, fr.t_end FROM frames fr JOIN feeds fe ON fe.id = fr.feed_id "
             f"WHERE fe.description IN ({marks}) AND {window.overlaps()} AND fr.t_start <= ? AND fr.t_end >= ? "
             "ORDER BY fe.description, fr.t_start", (*descriptions, *window.bounds(start, end), end, start)))
-        out: Dict[str, List[Tuple[float, float]]] = {}
-        for description, lo, hi in rows:
-            spans = out.setdefault(description, [])
-            if spans and lo <= spans[-1][1]:
-                spans[-1] = (spans[-1][0], max(spans[-1][1], float(hi)))
-            else:
-                spans.append((float(lo), float(hi)))
-        return out
+        return summaries.merged_by_description(rows)
 
     def known_fields(self) -> List[Tuple[str, str, str, str, Optional[str]]]:
         """``(description, field, block, type, value_type)`` of every field ever indexed (to resolve names)."""

@@ -434,7 +434,7 @@ class Reader:
                                            tiers.minus(start, end, found.rest.get(key, [])))
             parts[key] = [_in_microseconds(concat(kept))]
             if redo:
-                rest[key] = tiers.merged(rest.get(key, []) + redo)
+                rest[key] = summaries.merged(rest.get(key, []) + redo)
         return parts, rest
 
     def _bucket_samples(self, wanted: Dict[str, Field], rest: Dict[Key, List[Window]], edges: np.ndarray,
@@ -623,7 +623,7 @@ def _around(spans: List[Tuple[float, float]], width: float,
             covered: List[Tuple[float, float]]) -> List[Tuple[float, float]]:
     """``spans`` grown to whole buckets of ``width`` (every row of that width or finer lies wholly
     inside or outside them), within ``covered`` (sorted), merged."""
-    grown = tiers.merged([(math.floor(a / width) * width, math.ceil(b / width) * width) for a, b in spans])
+    grown = summaries.merged([(math.floor(a / width) * width, math.ceil(b / width) * width) for a, b in spans])
     return [(max(a, c), min(b, d)) for a, b in grown for c, d in covered if max(a, c) < min(b, d)]
 
 

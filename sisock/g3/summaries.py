@@ -288,14 +288,26 @@ def dirty(cur, descriptions: Sequence[str], start: float, end: float) -> Dict[st
     marks = ", ".join("?" * len(descriptions))
     rows = cur.all(f"SELECT description, t_start, t_end FROM summaries_dirty WHERE description IN ({marks}) "
                    "AND t_start < ? AND t_end > ? ORDER BY description, t_start", (*descriptions, end, start))
-    out: Dict[str, List[Tuple[float, float]]] = {}
-    for description, lo, hi in rows:
-        spans = out.setdefault(description, [])
-        if spans and lo <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], float(hi)))
+    return merged_by_description(rows)
+
+
+def merged(spans: Iterable[Tuple[float, float]]) -> List[Tuple[float, float]]:
+    """``spans`` sorted, overlapping and touching ones merged."""
+    out: List[Tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
         else:
-            spans.append((float(lo), float(hi)))
+            out.append((a, b))
     return out
+
+
+def merged_by_description(rows: Iterable[Tuple[str, float, float]]) -> Dict[str, List[Tuple[float, float]]]:
+    """``(description, start, end)`` rows as each description's :func:`merged` spans (as floats)."""
+    spans: Dict[str, List[Tuple[float, float]]] = {}
+    for description, lo, hi in rows:
+        spans.setdefault(description, []).append((float(lo), float(hi)))
+    return {description: merged(found) for description, found in spans.items()}
 
 
 def refresh(index, days: float = REFRESH_DAYS) -> int:

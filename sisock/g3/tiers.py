@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from sisock.g3 import summaries
+from sisock.g3.summaries import merged
 
 Key = Tuple[str, str]  # (provider description, field key)
 Window = Tuple[float, float]
@@ -109,17 +110,6 @@ def widened(spans: List[Window], width: float) -> List[Window]:
     them (and :data:`SLACK` more), sorted, overlapping ones merged."""
     return merged([(math.floor((a - SLACK) / width) * width, (math.floor((b + SLACK) / width) + 1) * width)
                    for a, b in spans])
-
-
-def merged(spans: List[Window]) -> List[Window]:
-    """``spans`` sorted, overlapping and touching ones merged."""
-    out: List[Window] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
 
 
 def minus(lo: float, hi: float, spans: List[Window]) -> List[Window]:
