@@ -15,7 +15,7 @@ coverage) merge into exactly the buckets of all the samples (:func:`merge`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -99,13 +99,27 @@ def of_samples(t_us: np.ndarray, values: np.ndarray, edges: np.ndarray):
                        np.asarray(t_us)[hi[held] - 1], values[hi[held] - 1])
 
 
-def shifted(found, offset: int):
+def _shifted(found, offset: int):
     """Buckets found on a run of edges starting at edge ``offset`` of the whole edges, as buckets of
     those (a :class:`TextBuckets`' index moves; Slots carry their bucket's first edge already)."""
     if isinstance(found, TextBuckets) and offset:
         return TextBuckets(found.index + offset, found.count, found.first_t, found.first_v, found.last_t,
                            found.last_v)
     return found
+
+
+def around_cut(edges: np.ndarray, cut: Tuple[int, int],
+               on: Callable[[np.ndarray], Dict[str, "Found"]]) -> Dict[str, "Found"]:
+    """The buckets of ``edges`` without those inside ``cut`` (two of the edges): ``on(sub_edges)``
+    asked for the edges before and after it, each part's buckets as buckets of the whole edges."""
+    i, j = (int(k) for k in np.searchsorted(edges, cut))
+    parts = [(edges[:i + 1], 0)] if i > 0 else []
+    parts += [(edges[j:], j)] if j < len(edges) - 1 else []
+    found: Dict[str, List[Found]] = {}
+    for sub, offset in parts:
+        for name, part in on(sub).items():
+            found.setdefault(name, []).append(_shifted(part, offset))
+    return {name: merge(found_parts, edges) for name, found_parts in found.items()}
 
 
 def cut_of(raw: object, edges: np.ndarray, excluding: bool) -> Tuple[int, int]:
@@ -201,7 +215,7 @@ def _merge_text(parts: List[TextBuckets]) -> TextBuckets:
                        columns["first_v"][starts], columns["last_t"][last], columns["last_v"][last])
 
 
-def answer(found: Dict[str, object], edges: np.ndarray, columns: Sequence[str],
+def answer(found: Dict[str, Found], edges: np.ndarray, columns: Sequence[str],
            finalized_until: Optional[Dict[str, float]] = None, revisions: Optional[Dict[str, int]] = None) -> dict:
     """The whole ``get_buckets`` answer of a node."""
     return {"buckets": {name: encode(b, edges, columns) for name, b in found.items()},

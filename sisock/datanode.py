@@ -199,7 +199,7 @@ class DataNodeServer:
         raise NotImplementedError
 
     def get_buckets(self, fields: List[str], edges: np.ndarray, columns: Sequence[str],
-                    spans: Optional[np.ndarray] = None) -> Dict[str, object]:
+                    spans: Optional[np.ndarray] = None) -> Dict[str, buckets.Found]:
         """Per-bucket aggregates of ``fields`` on ``edges`` (whole microseconds; bucket k is
         ``[edges[k], edges[k+1])``), leaving out the samples in ``spans`` (:func:`exclusion`'s):
         ``{field: Slots or TextBuckets}`` (:mod:`sisock.buckets`). This default computes them
@@ -209,7 +209,7 @@ class DataNodeServer:
         if spans is not None:
             answer = drop_excluded(answer, spans)
         data = answer.get("data", {})
-        found: Dict[str, object] = {}
+        found: Dict[str, buckets.Found] = {}
         for timeline in answer.get("timeline", {}).values():
             t_us = buckets.microseconds(timeline["t"])
             for name in timeline.get("fields", []):
@@ -228,17 +228,10 @@ class DataNodeServer:
         return {}
 
     def get_buckets_cut(self, fields: List[str], edges: np.ndarray, columns: Sequence[str],
-                        cut: Tuple[int, int]) -> Dict[str, object]:
+                        cut: Tuple[int, int]) -> Dict[str, buckets.Found]:
         """:meth:`get_buckets` without the buckets inside ``[cut[0], cut[1])`` (two of ``edges``): the
         buckets before and after, each part asked on its own edges."""
-        i, j = (int(k) for k in np.searchsorted(edges, cut))
-        parts = [(edges[:i + 1], 0)] if i > 0 else []
-        parts += [(edges[j:], j)] if j < len(edges) - 1 else []
-        found: Dict[str, List[buckets.Found]] = {}
-        for sub, offset in parts:
-            for name, part in self.get_buckets(fields, sub, columns).items():
-                found.setdefault(name, []).append(buckets.shifted(part, offset))
-        return {name: buckets.merge(found_parts, edges) for name, found_parts in found.items()}
+        return buckets.around_cut(edges, cut, lambda sub: self.get_buckets(fields, sub, columns))
 
     def get_data_cut(self, fields: List[str], start: float, end: float, min_stride: Optional[float],
                      cut: Tuple[float, float]) -> dict:
@@ -377,17 +370,22 @@ class DataNodeServer:
         progress = getattr(details, "progress", None)
 
         def work():
-            until, revisions = self.finalized_until(names), self.revisions(names)
-            if middle is None:
-                found = self.get_buckets(names, grid, wanted, spans)
-            else:
-                found = self.get_buckets_cut(names, grid, wanted, middle)
-            answer = buckets.answer(found, grid, wanted, until, revisions)
-            return self._in_pieces(answer, progress, buckets.split)
+            return self._in_pieces(self.bucket_answer(names, grid, wanted, spans, middle), progress, buckets.split)
 
         d = self._in_pool(work)
         d.addCallback(lambda parts: self._send(parts, progress))
         return d.addErrback(lambda f: self._fail(f"get_buckets({names}, {len(grid) - 1} buckets)", f))
+
+    def bucket_answer(self, names: List[str], edges: np.ndarray, columns: Sequence[str], spans: Optional[np.ndarray],
+                      cut: Optional[Tuple[int, int]]) -> dict:
+        """``get_buckets``' whole answer (blocking): ``finalized_until`` and the revisions, taken before
+        the buckets are read, and the buckets, without the cut's when there is one."""
+        until, revisions = self.finalized_until(names), self.revisions(names)
+        if cut is None:
+            found = self.get_buckets(names, edges, columns, spans)
+        else:
+            found = self.get_buckets_cut(names, edges, columns, cut)
+        return buckets.answer(found, edges, columns, until, revisions)
 
     def _in_pieces(self, answer: dict, progress, split: Callable[[dict], List[dict]] = pieces.split) -> List[dict]:
         """The answer as pieces for a caller that takes them; else whole, if it fits one message."""

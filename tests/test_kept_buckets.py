@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from sisock import buckets
+from sisock.datanode import DataNodeServer
 from sisock.g3.reader import Reader
 from sisock.http import fanout
 from sisock.http.influx_source import WampSource
@@ -32,28 +33,24 @@ NS = 1_000_000_000
 
 
 class ReaderNode:
-    """The g3 reader's ``get_buckets`` as it answers it over the router."""
+    """The g3 reader's ``get_buckets`` as it answers it over the router (its pieces split and joined)."""
+
+    workers = None
+    get_buckets = G3ReaderServer.get_buckets
+    get_buckets_cut = G3ReaderServer.get_buckets_cut
+    finalized_until = G3ReaderServer.finalized_until
+    revisions = G3ReaderServer.revisions
 
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
         self.calls: List[Optional[list]] = []  # each call's cut
 
-    def get_buckets(self, fields, edges, columns, spans=None):
-        return G3ReaderServer.get_buckets(self, fields, edges, columns, spans)  # type: ignore[arg-type]
-
-    def get_buckets_cut(self, fields, edges, columns, cut):
-        return G3ReaderServer.get_buckets_cut(self, fields, edges, columns, cut)  # type: ignore[arg-type]
-
-    workers = None
-
     def answer(self, fields: List[str], edges: List[int], columns: List[str], cut=None) -> dict:
         grid, wanted = buckets.edges_of(edges), buckets.columns_of(columns)
-        until, revisions = self.reader.indexed_until(fields), self.reader.revisions(fields)
         middle = None if cut is None else buckets.cut_of(cut, grid, False)
-        found = self.get_buckets(fields, grid, wanted) if middle is None else \
-            self.get_buckets_cut(fields, grid, wanted, middle)
         self.calls.append(None if cut is None else list(cut))
-        return buckets.join(buckets.split(buckets.answer(found, grid, wanted, until, revisions), 2000))
+        whole = DataNodeServer.bucket_answer(self, fields, grid, wanted, None, middle)  # type: ignore[arg-type]
+        return buckets.join(buckets.split(whole, 2000))
 
 
 class Catalogue:

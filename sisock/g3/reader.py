@@ -25,7 +25,7 @@ import txaio
 from spt3g import core
 
 from sisock import log
-from sisock.buckets import COLUMNS, Found, microseconds, of_samples, shifted
+from sisock.buckets import COLUMNS, Found, around_cut, microseconds, of_samples
 from sisock.buckets import merge as merge_buckets
 from sisock.datanode import field_info, outside
 from sisock.decimate import Slots, aggregate, choose_step, concat, decimate_columns, merge, merge_edges, reduce_to_step
@@ -386,12 +386,7 @@ class Reader:
         tier = _tier_of(edges)
         if cut is None:
             return self._buckets_on(wanted, edges, columns, spans, tier)
-        i, j = (int(k) for k in np.searchsorted(edges, cut))
-        found: Dict[str, List[Found]] = {}
-        for sub, offset in ([(edges[:i + 1], 0)] if i > 0 else []) + ([(edges[j:], j)] if j < len(edges) - 1 else []):
-            for name, part in self._buckets_on(wanted, sub, columns, spans, tier).items():
-                found.setdefault(name, []).append(shifted(part, offset))
-        return {name: merge_buckets(parts, edges) for name, parts in found.items()}
+        return around_cut(edges, cut, lambda sub: self._buckets_on(wanted, sub, columns, spans, tier))
 
     def _buckets_on(self, wanted: Dict[str, Field], edges: np.ndarray, columns: Sequence[str],
                     spans: Optional[np.ndarray], tier: Optional[int]) -> Dict[str, Found]:

@@ -17,6 +17,7 @@ from twisted.internet import reactor
 
 from sisock import heartbeat
 from sisock.config import Config
+from sisock.buckets import Found
 from sisock.datanode import ERROR_BAD_REQUEST, DataNodeServer
 from sisock.g3 import warmup, workers
 from sisock.g3.index import open_index
@@ -77,14 +78,14 @@ class G3ReaderServer(DataNodeServer):
         return self.workers.answer(fields, start, end, min_stride, self.config.max_points, cut)
 
     def get_buckets(self, fields: List[str], edges: np.ndarray, columns: Sequence[str],
-                    spans: Optional[np.ndarray] = None) -> Dict[str, object]:
+                    spans: Optional[np.ndarray] = None) -> Dict[str, Found]:
         """From the summary tiers, in constant time per span (:meth:`Reader.buckets`)."""
         if self.workers is None:
             return dict(self.reader.buckets(fields, edges, columns, spans))
         return dict(self.workers.buckets(fields, edges, columns, spans))
 
     def get_buckets_cut(self, fields: List[str], edges: np.ndarray, columns: Sequence[str],
-                        cut: Tuple[int, int]) -> Dict[str, object]:
+                        cut: Tuple[int, int]) -> Dict[str, Found]:
         """Both sides of the cut in one worker's task, from the tier of the whole edges; in this process
         when they are a few buckets (a repeated panel's edges: the trip to a worker cost more than them)."""
         i, j = np.searchsorted(edges, cut)
