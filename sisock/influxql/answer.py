@@ -170,20 +170,7 @@ def dumps(value: Json) -> str:
     encode = _ENCODERS.get(type(value))
     if encode is not None:
         return encode(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return go_float(value)
-    if isinstance(value, str):
-        return go_string(value)
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{go_string(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
+    for kind in (int, float, str, dict, list, tuple):  # subclasses of these (numpy's float64 is a float)
+        if isinstance(value, kind):
+            return _ENCODERS[kind](value)
     raise TypeError(f"cannot encode {type(value).__name__}")
