@@ -8,7 +8,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from spt3g import core
@@ -117,37 +117,33 @@ class HKFileWriter:
     def data(self, prov_id: int, t0: float, t1: float, gaps: Sequence[Window] = ()) -> int:
         """Write provider ``prov_id``'s samples in ``[t0, t1)`` outside ``gaps``; return how many."""
         provider = self.providers[prov_id]
-        names, maps, count = [], [], 0
+        blocks = []
         for block in provider.blocks:
             ticks = _outside(sample_times(block.rate, t0, t1), gaps)
-            if not len(ticks):
-                continue
-            tsm = core.G3TimesampleMap()
-            tsm.times = core.G3VectorTime(ticks)
-            for name in block.fields:
-                tsm[name] = _vector(block.kind, values(provider.description, block, name, ticks))
-            names.append(block.name)
-            maps.append(tsm)
-            count += len(ticks) * len(block.fields)
-        if maps:
-            frame = _frame(fmt.DATA, self.session_id, t1)
-            frame["prov_id"] = core.G3Int(prov_id)
-            frame["block_names"] = core.G3VectorString(names)
-            frame["blocks"] = core.G3VectorFrameObject(maps)
-            self._writer(frame)
-        return count
+            columns = {name: (block.kind, values(provider.description, block, name, ticks))
+                       for name in block.fields} if len(ticks) else {}
+            blocks.append((block.name, ticks, columns))
+        return self._data_frame(prov_id, blocks, t1)
 
     def frame(self, prov_id: int, blocks: Sequence[Tuple[str, np.ndarray, dict]], timestamp: float) -> int:
         """Write one data frame of provider ``prov_id`` from given samples: ``(block name, G3 ticks,
         {field: values})`` per block (the kind of each column from its dtype); return how many."""
+        return self._data_frame(prov_id, [(name, ticks, {key: (kind_of(column), column) for key, column in
+                                                         columns.items()}) for name, ticks, columns in blocks],
+                                timestamp)
+
+    def _data_frame(self, prov_id: int, blocks: Sequence[Tuple[str, np.ndarray, Dict[str, Tuple[str, np.ndarray]]]],
+                    timestamp: float) -> int:
+        """One data frame of ``(block name, G3 ticks, {field: (kind, values)})`` (blocks without ticks
+        left out; none at all: no frame); how many samples it holds."""
         names, maps, count = [], [], 0
         for name, ticks, columns in blocks:
             if not len(ticks):
                 continue
             tsm = core.G3TimesampleMap()
             tsm.times = core.G3VectorTime(np.asarray(ticks, dtype=np.int64))
-            for key, column in columns.items():
-                tsm[key] = _vector(kind_of(column), column)
+            for key, (kind, column) in columns.items():
+                tsm[key] = _vector(kind, column)
             names.append(name)
             maps.append(tsm)
             count += len(ticks) * len(columns)
