@@ -13,11 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List
 
+import hypothesis.extra.numpy as hnp
+import numpy as np
+import orjson
 import pytest
 from autobahn.wamp.exception import ApplicationError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sisock import wamp
-from sisock.http.answers import BigAnswers, Busy
+from sisock.http.answers import BigAnswers, Busy, Entry
 from tests.http_support import JsonHttp, iso, query
 from tests.support import Process, free_port, wait_until
 
@@ -206,3 +211,32 @@ def test_big_queries_beyond_the_waiting_ones_are_refused_at_once():
     big.give()
     big.take(0.1)
     assert big.busy == 1
+
+
+_FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
+_VALUES = st.one_of(
+    hnp.arrays(np.float64, st.integers(0, 40), elements=_FLOATS),
+    hnp.arrays(np.float32, st.integers(0, 40), elements=st.floats(width=32)),
+    hnp.arrays(np.int64, st.integers(0, 40)),
+    hnp.arrays(np.uint32, st.integers(0, 40)),
+    hnp.arrays(np.uint64, st.integers(0, 40)),
+    hnp.arrays(np.bool_, st.integers(0, 40)),
+    hnp.arrays("U3", st.integers(0, 40), elements=st.text(st.characters(exclude_categories=("Cs", "Cc")),
+                                                           max_size=3)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(values=_VALUES, data=st.data(), table=st.booleans())
+def test_points_are_written_as_grafana_reads_them(values, data, table):
+    """Every answer's points are ``[value, ms]`` (``[ms, value]`` in a table), ms a whole number and
+    NaN or infinity null, whichever way they are written (straight from numpy for numbers)."""
+    times = data.draw(hnp.arrays(np.float64, len(values), elements=st.one_of(
+        st.floats(-1e12, 4e9), st.sampled_from([-0.0001, 0.0, 1.7e9 + 0.0005, 9.9e11, 1e13]))))
+    entry = Entry("node::field", times, values, table)
+    ms = [int(round(t * 1000.0)) for t in times.tolist()]
+    rows = [[m, v] if table else [v, m] for m, v in zip(ms, values.tolist())]
+    expected = orjson.dumps(rows)
+    assert entry.points(0, len(values)) == expected
+    assert orjson.dumps(entry.as_dict())[-len(expected) - 1:-1] == expected
+    cut = data.draw(st.integers(0, len(values)))
+    assert entry.points(cut, len(values)) == orjson.dumps(rows[cut:])

@@ -123,20 +123,50 @@ class Entry:
             return orjson.dumps({"type": "table", "columns": columns})[:-1] + b',"rows":['
         return orjson.dumps({"target": self.target})[:-1] + b',"datapoints":['
 
-    def rows(self, a: int, b: int) -> list:
-        """Points ``a`` to ``b`` as Grafana wants them: ``[value, ms]`` (``[ms, value]`` in a table), as
-        tuples (orjson writes them as arrays: a list per point was a third of a cached panel's time)."""
+    def points(self, a: int, b: int) -> bytes:
+        """Points ``a`` to ``b`` as Grafana wants them, a JSON array of ``[value, ms]`` (``[ms, value]``
+        in a table). A time series of numbers is written by orjson straight from numpy (building a
+        tuple per point and encoding them was a third of a cached panel's time)."""
+        fast = None if self.table else series_json(self.t[a:b], self.values[a:b])
+        if fast is not None:
+            return fast
         ms = np.rint(self.t[a:b] * 1000.0).astype(np.int64).tolist()
         values = self.values[a:b].tolist()
-        return list(zip(ms, values)) if self.table else list(zip(values, ms))
+        return orjson.dumps(list(zip(ms, values)) if self.table else list(zip(values, ms)))
 
     def as_dict(self) -> dict:
-        """The whole entry, for a small answer encoded in one go."""
+        """The whole entry, for a small answer encoded in one go (its points already JSON)."""
+        rows = orjson.Fragment(self.points(0, len(self.t)))
         if self.table:
             kind = "number" if self.values.dtype.kind in "biuf" else "string"
             return {"type": "table", "columns": [{"text": "Time", "type": "time"}, {"text": self.target, "type": kind}],
-                    "rows": self.rows(0, len(self.t))}
-        return {"target": self.target, "datapoints": self.rows(0, len(self.t))}
+                    "rows": rows}
+        return {"target": self.target, "datapoints": rows}
+
+
+#: Times (ms) orjson writes positionally as floats ("1700000000000.0"); from 1e16 on it writes an exponent.
+_POSITIONAL_MS = 1e15
+
+
+def series_json(t: np.ndarray, values: np.ndarray) -> Optional[bytes]:
+    """``[[value, ms], ...]`` of numeric ``values`` at times ``t`` (s), the same bytes orjson gives for the
+    Python numbers; None for other values (text, booleans, unsigned 64-bit) or times it would not write
+    positionally."""
+    kind, size = values.dtype.kind, values.dtype.itemsize
+    if kind == "i" or (kind == "u" and size < 8):
+        return orjson.dumps(np.column_stack((values.astype(np.int64, copy=False),
+                                             np.rint(t * 1000.0).astype(np.int64))), option=_NUMPY)
+    if kind != "f" or size > 8:
+        return None
+    ms = np.rint(t * 1000.0) + 0.0  # + 0.0: no "-0"
+    if len(ms) and not np.abs(ms).max() < _POSITIONAL_MS:
+        return None
+    # a float time is written "…000.0", and only times are followed by "]"
+    return orjson.dumps(np.column_stack((values.astype(np.float64, copy=False), ms)),
+                        option=_NUMPY).replace(b".0]", b"]")
+
+
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
 def chunks(entries: List[Entry]) -> Iterator[bytes]:
@@ -147,7 +177,7 @@ def chunks(entries: List[Entry]) -> Iterator[bytes]:
         yield (b"," if i else b"") + entry.head()
         n = len(entry.t)
         for a in range(0, n, CHUNK_POINTS):
-            body = orjson.dumps(entry.rows(a, min(a + CHUNK_POINTS, n)))[1:-1]
+            body = entry.points(a, min(a + CHUNK_POINTS, n))[1:-1]
             yield (b"," if a else b"") + body
         yield b"]}"
     yield b"]"
