@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sisock import wamp
-from sisock.http.answers import BigAnswers, Busy, Entry
+from sisock.http.answers import BigAnswers, Busy, Entry, Rows, series_json
 from tests.http_support import JsonHttp, iso, query
 from tests.support import Process, free_port, wait_until
 
@@ -240,3 +240,19 @@ def test_points_are_written_as_grafana_reads_them(values, data, table):
     assert orjson.dumps(entry.as_dict())[-len(expected) - 1:-1] == expected
     cut = data.draw(st.integers(0, len(values)))
     assert entry.points(cut, len(values)) == orjson.dumps(rows[cut:])
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=hnp.arrays(np.float64, st.integers(0, 60), elements=_FLOATS), data=st.data())
+def test_kept_points_written_once_give_the_bytes_of_any_run_of_them(values, data):
+    """Kept slots are written as JSON once (Rows); a panel stitched from runs of them and fresh
+    points writes the same bytes as writing its points whole."""
+    times = np.sort(data.draw(hnp.arrays(np.float64, len(values), elements=st.floats(1e9, 2e9))))
+    rows = Rows.of(times, values)
+    assert rows is not None
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(values)), max_size=4)))
+    bounds = [0, *cuts, len(values)]
+    parts = [rows.inner(i, j) if k % 2 else (series_json(times[i:j], values[i:j]) or b"")[1:-1]
+             for k, (i, j) in enumerate(zip(bounds, bounds[1:]))]
+    whole = Entry("node::field", times, values, False)
+    assert Entry("node::field", times, values, False, parts).points(0, len(values)) == whole.points(0, len(values))

@@ -24,8 +24,9 @@ from sisock.g3 import workers
 from sisock.g3.reader import Reader
 from sisock.g3.scanner import Scanner
 from sisock.g3.writer import Archive, Block, Provider
+from sisock.http.answers import Entry
 from sisock.http.fanout import Call
-from sisock.http.results import KEEP_WINDOWS, Results
+from sisock.http.results import KEEP_WINDOWS, WRITTEN, Results
 from tests.g3_support import END, make_index
 from tests.http_support import JsonHttp, query
 from tests.joined_support import Aggregator, indexed_until
@@ -65,6 +66,21 @@ def canonical(answers: dict) -> dict:
             out[(node_name, name)] = (np.asarray(timeline["t"]).tolist(), timeline["finalized_until"],
                                       timeline.get("revision"), values)
     return out
+
+
+def check_written(answers: dict) -> int:
+    """The JSON of each stitched field, written part by part from kept slots, is the bytes of its points
+    written whole; how many were."""
+    count = 0
+    for answer in answers.values():
+        for name, timeline in answer["timeline"].items():
+            parts = timeline[WRITTEN]() if WRITTEN in timeline else None
+            if parts is None:
+                continue
+            t, v = np.asarray(timeline["t"], dtype=float), np.asarray(answer["data"][name], dtype=float)
+            assert Entry(name, t, v, False, parts).points(0, len(t)) == Entry(name, t, v, False).points(0, len(t))
+            count += 1
+    return count
 
 
 class Site:
@@ -134,7 +150,7 @@ def test_kept_answers_equal_fresh_ones_over_random_panels_and_changes(tmp_path, 
     issue = node(reader)
     kept, fresh = Results(64_000_000), Results(0)
     rng = random.Random(seed)
-    hits = 0
+    hits = written = 0
     for round_ in range(14):
         for _ in range(4):
             names = rng.sample(FIELDS, rng.randint(1, 4))
@@ -143,9 +159,11 @@ def test_kept_answers_equal_fresh_ones_over_random_panels_and_changes(tmp_path, 
                 got, note = kept.fetch({"g3_reader": names}, start, end, stride, issue(stride))
                 want, _ = fresh.fetch({"g3_reader": names}, start, end, stride, issue(stride))
                 assert canonical(got) == canonical(want), (seed, round_, names, start, end, points)
+                written += check_written(got)
                 hits += note.hits
         site.change(rng)
     assert hits > 20, "the random panels should have reused kept slots"
+    assert written > 20, "stitched answers should have come with their JSON"
 
 
 def test_memory_stays_within_the_bound_and_a_field_keeps_a_few_windows(tmp_path):

@@ -32,6 +32,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from sisock.http.answers import Rows, series_json
 from sisock.http.fanout import Call
 from sisock.lru import SizedLRU
 
@@ -39,27 +40,43 @@ from sisock.lru import SizedLRU
 KEEP_WINDOWS = 4
 #: Bytes a kept entry costs besides its arrays.
 ENTRY_BYTES = 512
+#: A stitched timeline's key (sisock-http's own) for the JSON of its points, written part by part:
+#: kept slots are written once (:class:`sisock.http.answers.Rows`), so only the fresh edges cost.
+WRITTEN = "written"
 
 #: Issues calls (the first round also carries the live part of joined names): one answer each, None for no node.
 Issue = Callable[[List[Call], bool], List[Optional[dict]]]
 
 
 class Points(NamedTuple):
-    """Reduced points of the window ``[w0, w1)``."""
+    """Reduced points of the window ``[w0, w1)``; kept ones also as JSON (``rows``, from its point ``first``)."""
 
     w0: float
     w1: float
     t: np.ndarray
     v: np.ndarray
+    rows: Optional[Rows] = None
+    first: int = 0
 
     def between(self, a: float, b: float) -> "Points":
         """The points in ``[a, b)`` (slot keys agree with these bounds: they are multiples of the step)."""
         i, j = np.searchsorted(self.t, (a, b))
-        return Points(a, b, self.t[i:j], self.v[i:j])
+        return Points(a, b, self.t[i:j], self.v[i:j], self.rows, self.first + int(i))
+
+    def written(self) -> "Points":
+        """These points with their JSON written (once: kept points are asked again and again)."""
+        return self if self.rows is not None else self._replace(rows=Rows.of(self.t, self.v), first=0)
+
+    def json(self) -> Optional[bytes]:
+        """The JSON of the points without the array's brackets (None for values not written as numbers)."""
+        if self.rows is not None:
+            return self.rows.inner(self.first, self.first + len(self.t))
+        text = series_json(self.t, self.v)
+        return None if text is None else text[1:-1]
 
     @property
     def nbytes(self) -> int:
-        return self.t.nbytes + self.v.nbytes
+        return self.t.nbytes + self.v.nbytes + (self.rows.nbytes if self.rows is not None else 0)
 
 
 @dataclass(frozen=True)
@@ -192,7 +209,7 @@ class Results:
         self._keep(call.node, name, step, call.start, call.end, fresh, left if plan.ca == plan.a else None,
                    right if plan.cb == plan.b else None)
         timeline = {"t": np.concatenate([p.t for p in parts]), "finalized_until": fresh.until, "fields": [name],
-                    "revision": kept.revision}
+                    "revision": kept.revision, WRITTEN: lambda: _written(parts)}
         return timeline, np.concatenate([p.v for p in parts])
 
     def _keep_all(self, call: Call, answer: dict, step: float) -> None:
@@ -233,9 +250,16 @@ class Results:
                 oldest = slots.w1 - KEEP_WINDOWS * max(step, math.ceil((end - start) / step) * step)
                 if slots.w0 < oldest:  # slots no recent window reached
                     slots = slots.between(oldest, slots.w1)
-            new = Kept(series.revision, slots, head or (old.head if same and old is not None else None),
+            new = Kept(series.revision, slots.written() if slots is not None else None,
+                       head or (old.head if same and old is not None else None),
                        tail or (old.tail if same and old is not None else None))
             self.kept.put(key, new.nbytes, new)
+
+
+def _written(parts: List[Points]) -> Optional[List[bytes]]:
+    """The JSON of a stitched series, part by part (:class:`sisock.http.answers.Entry`'s ``parts``)."""
+    texts = [p.json() for p in parts]
+    return None if any(text is None for text in texts) else texts  # type: ignore[return-value]
 
 
 def _joined(kept: Optional[Points], new: Points) -> Points:
