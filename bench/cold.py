@@ -19,8 +19,13 @@ for 1 h, 1 d, 7 d, 30 d and 1 y:
       (requests interleaved, ``--repeat`` each);
   (c) ``--clients`` concurrent clients (each a new connection per request, as
       Grafana's proxy does) asking the 30-day panel for ``--load-seconds``,
-      its end moving (a random ``now`` within 10 minutes) as a dashboard's does:
-      panels/s, p50, p95, errors, and each process's share of a core.
+      its end moving (a random ``now`` within 10 minutes) as a dashboard's does,
+      and always the same: panels/s, p50, p95, errors, and each process's share
+      of a core. The clients are threads of this process. Each run is made twice:
+      clients that read each answer whole (checking their first), as a load
+      generator does, and clients that also decode every answer (orjson), which
+      costs this process about 4 ms of its one interpreter per panel on the
+      same cores.
 
 ``--before DIR`` names another sisock tree (``git archive main | tar -x -C DIR``):
 (a) and (c) are then measured on its stack too, each restart interleaved with this
@@ -45,6 +50,8 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from typing import Dict, List, Optional  # noqa: E402
+
+import orjson  # noqa: E402
 
 if __name__ != "__mp_main__":  # the scanner's workers run this script's top level again
     from bench.g3 import providers, scale_for, scan
@@ -218,9 +225,11 @@ def _q(times: List[float], q: float) -> float:
     return times[min(len(times) - 1, int(q * len(times)))] * 1000
 
 
-def crowd(stack: Stack, names: List[str], clients: int, seconds: float, moving: bool = True) -> None:
+def crowd(stack: Stack, names: List[str], clients: int, seconds: float, moving: bool = True,
+          decode: bool = False) -> None:
     """(c): ``clients`` threads asking the 30-day panel, its end a random moment of the last 10 minutes
-    (``moving``) or always the same."""
+    (``moving``) or always the same. Each reads every answer whole; with ``decode`` it also decodes
+    it (orjson), else only its first, which must hold every target with points."""
     latencies: List[float] = []
     errors: List[str] = []
     lock = threading.Lock()
@@ -229,13 +238,18 @@ def crowd(stack: Stack, names: List[str], clients: int, seconds: float, moving: 
     def client(seed: int) -> None:
         rng = random.Random(seed)
         http = JsonHttp(stack.port)
+        checked = False
         while time.monotonic() < stop_at:
             t1 = NOW - rng.uniform(0, 600) if moving else NOW
             body = query(t1 - 30 * DAY, t1, *[f"g3_reader::{n}" for n in names], max_points=POINTS)
             began = time.perf_counter()
             try:
-                status = http.request("POST", "/query", body, timeout=60)[0]
+                status, text, _ = http.exchange("POST", "/query", body, timeout=60)
                 ok = status == 200
+                if ok and (decode or not checked):
+                    answer = orjson.loads(text)
+                    ok = checked = len(answer) == len(names) and all(len(a["datapoints"]) for a in answer)
+                    status = status if ok else "an answer without every target's points"
             except OSError as exc:
                 ok, status = False, type(exc).__name__
             with lock:
@@ -252,7 +266,8 @@ def crowd(stack: Stack, names: List[str], clients: int, seconds: float, moving: 
     elapsed = time.monotonic() - began
     shares = {name: (cpu_seconds(pid) - before[name]) / elapsed for name, pid in parts.items()}
     shares["the clients"] = (time.process_time() - own) / elapsed
-    print(f"  {stack.tree.label}, {'moving end' if moving else 'one window'}: {clients} clients, {seconds:.0f} s: "
+    print(f"  {stack.tree.label}, {'moving end' if moving else 'one window'}, "
+          f"{'decoding' if decode else 'reading'}: {clients} clients, {seconds:.0f} s: "
           f"{len(latencies)} panels, "
           f"{len(latencies) / seconds:.1f} panels/s, p50 {_q(latencies, 0.5):.0f} ms, "
           f"p95 {_q(latencies, 0.95):.0f} ms, "
@@ -323,8 +338,9 @@ def measure(args) -> int:
                   f"load average before: {os.getloadavg()[0]:.2f}")
             for clients in (int(c) for c in args.clients.split(",")):
                 for moving in (True, False):
-                    for stack in stacks:
-                        crowd(stack, names, clients, args.load_seconds, moving)
+                    for decode in (False, True):
+                        for stack in stacks:
+                            crowd(stack, names, clients, args.load_seconds, moving, decode)
     finally:
         for stack in stacks:
             stack.stop()

@@ -38,6 +38,13 @@ class JsonHttp:
     def request(self, method: str, path: str, body: object = None, raw: Optional[bytes] = None,
                 timeout: float = 30.0, content_type: str = "application/json") -> Tuple[int, object, dict]:
         """(status, decoded JSON body, headers) of one request."""
+        status, text, headers = self.exchange(method, path, body, raw, timeout, content_type)
+        # orjson: strict standard JSON (no NaN literals)
+        return status, orjson.loads(text) if text else None, headers
+
+    def exchange(self, method: str, path: str, body: object = None, raw: Optional[bytes] = None,
+                 timeout: float = 30.0, content_type: str = "application/json") -> Tuple[int, bytes, dict]:
+        """(status, body as sent, headers) of one request."""
         if self.tls is None:
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         else:
@@ -46,9 +53,7 @@ class JsonHttp:
             payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())
             connection.request(method, path, body=payload, headers={"Content-Type": content_type, **self.headers})
             response = connection.getresponse()
-            text = response.read()
-            # orjson: strict standard JSON (no NaN literals), and cheap enough for a load generator
-            return response.status, orjson.loads(text) if text else None, dict(response.getheaders())
+            return response.status, response.read(), dict(response.getheaders())
         finally:
             connection.close()
 
