@@ -2,12 +2,15 @@
 samples, the caps answer with InfluxDB's errors, and answers are written as InfluxDB writes them."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sisock.influxql import answer
+from sisock.influxql.conditions import QueryError
 from sisock.influxql.executor import execute
 from sisock.influxql.parser import parse
 from sisock.influxql.select import Limits
@@ -108,3 +111,55 @@ def test_read_only_statements_answer_an_error_and_change_nothing():
 def test_what_sisock_does_not_compute_is_a_statement_error(q):
     got = run(q + '; SELECT count("n") FROM "observatory.A"', source())["results"]
     assert set(got[0]) == {"statement_id", "error"} and got[1]["series"][0]["values"][0][1] == 259200
+
+
+class Counted(MemorySource):
+    """A source that counts its bucket requests, and fails those holding a field named ``broken``."""
+
+    def __init__(self, data, broken=None):
+        super().__init__(data)
+        self.asked = []
+        self.broken = broken
+        self._lock = threading.Lock()
+
+    def buckets(self, fields, edges, columns):
+        with self._lock:
+            self.asked.append(sorted(f.key for f in fields))
+        if self.broken in fields:
+            raise QueryError(f"data node of {self.broken.key}: gone")
+        return super().buckets(fields, edges, columns)
+
+
+def panel_of(fields, fn="mean"):
+    """Grafana's panel of one statement per field (the same window and interval)."""
+    return "; ".join(f'SELECT {fn}("{f.key}") FROM "{f.measurement}" WHERE time >= 1d AND time < 9d '
+                     f"GROUP BY time(1h) fill(null)" for f in fields)
+
+
+def many_fields(n):
+    t = np.arange(0, 10 * DAY, 60 * S)
+    agents = [f"observatory.A{i % 3}" for i in range(n)]
+    refs = [FieldRef(a, (("feed", "hk"),), f"f{i}", "float", f"{a}.feeds.hk.f{i}") for i, a in enumerate(agents)]
+    return {ref: (t, np.cos(np.arange(len(t)) / (50.0 + i))) for i, ref in enumerate(refs)}
+
+
+def test_a_panels_statements_ask_their_buckets_together_and_answer_as_alone():
+    """The statements of one request asking the same buckets of different fields go to the source as
+    one request (one trip to the data node, not one a statement); each answer is what it is alone."""
+    data = many_fields(8)
+    q = panel_of(list(data)) + "; " + panel_of(list(data)[:2], "max")
+    alone, together = Counted(data), Counted(data)
+    expected = run(q, alone)
+    assert run(q, together, concurrent=8) == expected
+    assert len(alone.asked) == 10
+    assert len(together.asked) < len(alone.asked)
+    assert sorted(k for keys in together.asked for k in keys) == sorted(k for keys in alone.asked for k in keys)
+
+
+def test_a_failed_data_node_is_the_error_of_its_statements_only_when_asked_together():
+    data = many_fields(4)
+    broken = list(data)[1]
+    answered = run(panel_of(list(data)), Counted(data, broken), concurrent=8)["results"]
+    assert ["error" in r for r in answered] == [False, True, False, False]
+    assert "f1: gone" in answered[1]["error"]
+    assert answered[0] == run(panel_of(list(data)[:1]), MemorySource(data))["results"][0]

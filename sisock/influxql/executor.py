@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from sisock.influxql import answer, ast
+from sisock.influxql.batched import Batched
 from sisock.influxql.conditions import QueryError
 from sisock.influxql.plan import compile_select
 from sisock.influxql.schema import show
@@ -26,19 +27,25 @@ def execute(statements: Sequence[ast.Statement], source: Source, database: str =
     """``{"results": [...]}`` of ``statements`` run in ``database`` (the request's ``db``) at ``now``
     (ns; default the clock), times in ``epoch`` units (None: RFC3339). With ``concurrent`` above 1,
     that many statements run at once (they read and write nothing shared; a source's waits then
-    overlap, as the data nodes answer in parallel); the answer is the same."""
+    overlap, as the data nodes answer in parallel), and the bucket requests they make together
+    go to the source as one (:mod:`sisock.influxql.batched`); the answer is the same."""
     now = time.time_ns() if now is None else now
     limits = limits or Limits()
     catalogue = source.catalogue() if statements else []
+    at_once = min(concurrent, len(statements))
+    batched = Batched(source, len(statements), at_once) if at_once > 1 else None
 
     def one(i: int) -> Dict[str, object]:
         try:
-            return _one(i, statements[i], source, catalogue, database, databases, epoch, now, limits)
+            if batched is None:
+                return _one(i, statements[i], source, catalogue, database, databases, epoch, now, limits)
+            with batched.statement():
+                return _one(i, statements[i], batched, catalogue, database, databases, epoch, now, limits)
         except QueryError as e:
             return answer.statement(i, error=str(e))
 
-    if concurrent > 1 and len(statements) > 1:
-        with ThreadPoolExecutor(min(concurrent, len(statements))) as pool:
+    if batched is not None:
+        with ThreadPoolExecutor(at_once) as pool:
             return answer.results(list(pool.map(one, range(len(statements)))))
     return answer.results([one(i) for i in range(len(statements))])
 
