@@ -7,11 +7,16 @@ behaviours (they decide the ``line N, char M`` of every error) in a scanner of i
 """
 from __future__ import annotations
 
+import bisect
 import enum
+import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 EOF_CHAR = ""
+#: Runs the scanner takes in one step: the characters is_whitespace, is_ident_char and is_digit accept.
+_WHITESPACE, _IDENT_CHARS, _DIGITS = re.compile(r"[ \t\n]*"), re.compile(r"[A-Za-z0-9_]*"), re.compile(r"[0-9]*")
+_NEWLINE = re.compile("\n")
 
 
 class Tok(enum.Enum):
@@ -203,7 +208,8 @@ def is_whitespace(ch: str) -> bool:
 
 
 class Reader:
-    """Characters of the query with their positions; unread steps back, and the end reads as EOF_CHAR.
+    """Characters of the query with their places (index in the text; :meth:`pos` gives line and character);
+    unread steps back, and the end reads as EOF_CHAR.
 
     The end of the text has its own position the first time it is read and one character further on every
     later fresh read, as InfluxDB's reader counts it.
@@ -212,31 +218,33 @@ class Reader:
     def __init__(self, text: str) -> None:
         self.text = text.replace("\r\n", "\n").replace("\r", "\n")
         self._i = 0
-        lines: List[int] = []
-        chars: List[int] = []
-        line = char = 0
-        for ch in self.text:
-            lines.append(line)
-            chars.append(char)
-            if ch == "\n":
-                line, char = line + 1, 0
-            else:
-                char += 1
-        self._lines, self._chars = lines, chars
-        self._end = Pos(line, char)
+        self._starts = [0] + [m.end() for m in _NEWLINE.finditer(self.text)]  # where each line starts
 
-    def _at(self, i: int) -> Tuple[str, Pos]:
+    def pos(self, i: int) -> Pos:
+        """The position of the character read at index ``i`` (past the end: the end's, as InfluxDB counts)."""
         n = len(self.text)
         if i < 0:
-            return EOF_CHAR, Pos(0, 0)
-        if i < n:
-            return self.text[i], Pos(self._lines[i], self._chars[i])
-        if i == n:
-            return EOF_CHAR, self._end
-        return EOF_CHAR, Pos(self._end.line, self._end.char + 1)
+            return Pos(0, 0)
+        line = bisect.bisect_right(self._starts, min(i, n)) - 1
+        return Pos(line, min(i, n + 1) - self._starts[line])
 
-    def read(self) -> Tuple[str, Pos]:
-        """The next character and its position."""
+    def _at(self, i: int) -> Tuple[str, int]:
+        return (self.text[i] if 0 <= i < len(self.text) else EOF_CHAR), i
+
+    def take(self, run: re.Pattern, end_read: bool) -> str:
+        """The characters from the next one that ``run`` matches, read, and the one after them left
+        unread; the end of the text is left read when ``end_read`` (as read() one by one would do)."""
+        n = len(self.text)
+        if not 0 <= self._i < n:
+            self._i += end_read
+            return ""
+        start = self._i
+        stop = run.match(self.text, start).end()  # type: ignore[union-attr]  # the runs match empty text
+        self._i = stop + 1 if stop == n and end_read else stop
+        return self.text[start:stop]
+
+    def read(self) -> Tuple[str, int]:
+        """The next character and its index."""
         out = self._at(self._i)
         self._i += 1
         return out
@@ -245,7 +253,7 @@ class Reader:
         """Push the last character read back."""
         self._i -= 1
 
-    def current(self) -> Tuple[str, Pos]:
+    def current(self) -> Tuple[str, int]:
         """The character before the next one to read (after an unread: the one before the pushed-back one)."""
         return self._at(self._i - 1)
 
@@ -265,7 +273,8 @@ class Scanner:
 
     def scan(self) -> Token:
         """The next token."""
-        ch, pos = self.r.read()
+        ch, at = self.r.read()
+        pos = self.r.pos(at)
         if is_whitespace(ch):
             return self._whitespace(pos)
         if is_letter(ch) or ch == "_" or ch == '"':
@@ -316,16 +325,7 @@ class Scanner:
         return pairs[1]
 
     def _whitespace(self, pos: Pos) -> Token:
-        chars = [self.r.current()[0]]
-        while True:
-            ch, _ = self.r.read()
-            if ch == EOF_CHAR:
-                break
-            if not is_whitespace(ch):
-                self.r.unread()
-                break
-            chars.append(ch)
-        return Token(Tok.WS, pos, "".join(chars))
+        return Token(Tok.WS, pos, self.r.current()[0] + self.r.take(_WHITESPACE, end_read=True))
 
     def _skip_line(self) -> None:
         while True:
@@ -347,20 +347,11 @@ class Scanner:
                     return False
 
     def _bare_ident(self) -> str:
-        chars: List[str] = []
-        while True:
-            ch, _ = self.r.read()
-            if ch == EOF_CHAR:
-                break
-            if not is_ident_char(ch):
-                self.r.unread()
-                break
-            chars.append(ch)
-        return "".join(chars)
+        return self.r.take(_IDENT_CHARS, end_read=True)
 
     def _ident(self, lookup_keywords: bool) -> Token:
         """An unquoted or double-quoted identifier (a quote after bare characters starts the identifier anew)."""
-        _, pos = self.r.read()
+        pos = self.r.pos(self.r.read()[1])
         self.r.unread()
         parts = []
         while True:
@@ -386,7 +377,7 @@ class Scanner:
     def _string(self) -> Token:
         """A string in the quotes of the character just read: escapes \\n \\\\ \\" \\'; no newline inside."""
         self.r.unread()
-        _, pos = self.r.current()  # InfluxDB reports the character before the opening quote
+        pos = self.r.pos(self.r.current()[1])  # InfluxDB reports the character before the opening quote
         quote, _ = self.r.read()
         out: List[str] = []
         while True:
@@ -396,16 +387,16 @@ class Scanner:
             if ch in (EOF_CHAR, "\n"):
                 return Token(Tok.BADSTRING, pos, "".join(out))
             if ch == "\\":
-                nxt, npos = self.r.read()
+                nxt, at = self.r.read()
                 if nxt in _STRING_ESCAPES:
                     out.append(_STRING_ESCAPES[nxt])
                     continue
-                return Token(Tok.BADESCAPE, npos, "\\" + (nxt if nxt != EOF_CHAR else "\x00"))
+                return Token(Tok.BADESCAPE, self.r.pos(at), "\\" + (nxt if nxt != EOF_CHAR else "\x00"))
             out.append(ch)
 
     def scan_regex(self) -> Token:
         """A ``/regex/`` starting at the next character (which the caller has seen is a slash)."""
-        _, pos = self.r.current()
+        pos = self.r.pos(self.r.current()[1])
         self.r.read()  # the opening slash
         out: List[str] = []
         while True:
@@ -425,17 +416,11 @@ class Scanner:
             out.append(ch)
 
     def _digits(self) -> str:
-        chars: List[str] = []
-        while True:
-            ch, _ = self.r.read()
-            if not is_digit(ch):
-                self.r.unread()
-                return "".join(chars)
-            chars.append(ch)
+        return self.r.take(_DIGITS, end_read=False)
 
     def _number(self) -> Token:
         """An integer, a decimal number, or a duration (digits followed by letters, e.g. 1h30m)."""
-        _, pos = self.r.current()
+        pos = self.r.pos(self.r.current()[1])
         self.r.unread()  # a leading dot is read again as the decimal point below
         text = self._digits()
         decimal = False
