@@ -70,12 +70,9 @@ def _series(table: Table, epoch: Optional[str], zone: Optional[ZoneInfo]) -> Dic
             stamps: list = epoch_times(times, epoch)
         else:
             stamps = [rfc3339(t, zone) for t in times]
-        if len(table.columns) == 2:  # a time and one field: most series
-            out["values"] = [[stamp, row[1]] for stamp, row in zip(stamps, table.rows)]
-        else:
-            out["values"] = [[stamp, *row[1:]] for stamp, row in zip(stamps, table.rows)]
-    else:
-        out["values"] = [list(row) for row in table.rows]
+        for row, stamp in zip(table.rows, stamps):  # a table is answered once: its rows become the values
+            row[0] = stamp
+    out["values"] = table.rows
     return out
 
 

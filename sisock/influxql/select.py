@@ -28,7 +28,8 @@ from sisock.influxql.streams import Vanished, call_points
 
 
 class Table:
-    """One series of an answer: ``rows`` start with the time (int ns) when ``timed``."""
+    """One series of an answer: ``rows`` start with the time (int ns) when ``timed``. A table is answered
+    once: :func:`sisock.influxql.answer.statement` makes its rows the answer's values (times in place)."""
 
     name: str
     tags: Optional[Dict[str, str]]
@@ -83,7 +84,13 @@ def rows_of(plan: Plan, streams: Dict[str, fn.Points], kinds: Dict[str, str],
 def _rows_of_one(plan: Plan, points: fn.Points, step: int) -> List[List[object]]:
     """:func:`rows_of` of one stream whose fields are all its call (Grafana's builder's statements):
     a row per point, its value or null; the same rows, without the join's work per row."""
-    values = [_clean(v) if ok else None for v, ok in zip(points.value[::step].tolist(), points.valid[::step].tolist())]
+    value, valid = points.value[::step], points.valid[::step]
+    if value.dtype.kind == "f":  # floats are Python floats already: only NaN and missing points become null
+        values = value.tolist()
+        for i in np.flatnonzero(~valid | np.isnan(value)).tolist():
+            values[i] = None
+    else:
+        values = [_clean(v) if ok else None for v, ok in zip(value.tolist(), valid.tolist())]
     times = points.time[::step].tolist()
     if len(plan.fields) == 1:
         return [[t, v] for t, v in zip(times, values)]
