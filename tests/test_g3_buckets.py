@@ -22,6 +22,7 @@ from sisock.g3 import format as fmt
 from sisock.g3 import schema, summaries, upgrade
 from sisock.g3.reader import Reader
 from sisock.g3.scanner import Scanner
+from sisock.g3.workers import shares
 from sisock.g3.writer import Archive, Block, Provider
 from tests.g3_support import END, archive_dir, as_version_6, make_index
 from tests.test_g3_scanner import run_scanner
@@ -385,3 +386,15 @@ def test_get_buckets_of_the_g3_reader_over_the_router(tmp_path, procs, client):
     assert answer["finalized_until"][f"{A}.x"] == pytest.approx(END - 5, abs=5)
     for name, found in answer["buckets"].items():
         assert_buckets(decode(found, np.asarray(e)), truth(folder, name, np.asarray(e, dtype=np.int64)))
+
+
+def test_a_request_of_many_providers_is_shared_among_the_workers_by_provider():
+    """A panel's fields come in one request; the reader's workers share it, a provider's fields together
+    (they read the same frames), every name once."""
+    names = [f"obs.a.feeds.hk.{k}" for k in "xyz"] + ["obs.b.feeds.hk.p", "obs.c.feeds.hk.q", "obs.c.feeds.hk.r"]
+    split = shares(names, 2)
+    assert len(split) == 2 and sorted(n for share in split for n in share) == sorted(names)
+    assert sorted(len(share) for share in split) == [3, 3]
+    for provider in ("obs.a.", "obs.c."):
+        assert sum(any(n.startswith(provider) for n in share) for share in split) == 1
+    assert shares(names[:3], 4) == [names[:3]] and shares([], 2) == [[]]

@@ -100,6 +100,18 @@ def _ready() -> bool:
     return True
 
 
+def shares(names: List[str], parts: int) -> List[List[str]]:
+    """``names`` in at most ``parts`` shares of about the same size, the names of one provider (a full
+    name less its last part) in the same share, as they read the same frames."""
+    by_provider: Dict[str, List[str]] = {}
+    for name in names:
+        by_provider.setdefault(name.rpartition(".")[0], []).append(name)
+    out: List[List[str]] = [[] for _ in range(max(1, min(parts, len(by_provider))))]
+    for group in sorted(by_provider.values(), key=len, reverse=True):
+        min(out, key=len).extend(group)
+    return out
+
+
 class ReaderPool:
     """Worker processes answering :func:`answer`, made anew when one dies."""
 
@@ -136,19 +148,33 @@ class ReaderPool:
 
     def buckets(self, names: List[str], edges: np.ndarray, columns: Sequence[str],
                 spans: Optional[np.ndarray], cut: Optional[Tuple[int, int]] = None) -> Dict[str, Found]:
-        """:meth:`Reader.buckets` in a worker (blocking: called from the node's thread pool)."""
-        return self._in_worker(_buckets, names, edges, columns, spans, cut)
+        """:meth:`Reader.buckets` in the workers (blocking: called from the node's thread pool), the names
+        shared among them by provider: a panel's statements come as one request (sisock-http asks for a
+        query's fields together), and its cold reads then still use every core."""
+        found: Dict[str, Found] = {}
+        for part in self._in_workers(_buckets, [(share, edges, columns, spans, cut)
+                                                 for share in shares(names, self.processes)]):
+            found.update(part)
+        return found
 
     def _in_worker(self, work: Callable, *args):
-        """``work(*args)``'s result in a worker (its cache figures go to the metrics). A request whose
-        worker died is asked once more of new workers: a worker killed for its own reasons costs nothing,
-        one that the request itself kills costs only that request."""
+        """``work(*args)``'s result in a worker (see :meth:`_in_workers`)."""
+        return self._in_workers(work, [args])[0]
+
+    def _in_workers(self, work: Callable, calls: List[tuple]) -> list:
+        """``work(*args)``'s result for each ``args`` of ``calls``, all in the workers at once (their cache
+        figures go to the metrics). Requests whose worker died are asked once more of new workers: a worker
+        killed for its own reasons costs nothing, one that the request itself kills costs only that request."""
         for _attempt in (1, 2):
             pool = self._pool
             try:
-                result, figures = pool.submit(work, *args).result()
-                reader_metrics.worker_figures(figures)
-                return result
+                futures = [pool.submit(work, *args) for args in calls]
+                results = []
+                for future in futures:
+                    result, figures = future.result()
+                    reader_metrics.worker_figures(figures)
+                    results.append(result)
+                return results
             except BrokenProcessPool:
                 with self._lock:
                     if self._pool is pool:
