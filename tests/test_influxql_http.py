@@ -92,6 +92,22 @@ def test_get_and_post_as_grafana_sends_them(api):
     assert status == 200 and json.loads(raw)["results"][0]["series"][0]["values"] == [[DB]]
 
 
+def test_the_server_timing_header_says_where_a_querys_time_went(api):
+    """What a panel's request cost, as the browser's developer tools show it: parse, execute (with the
+    statements' waits on the data nodes), encode; the kept runs' share first."""
+    q = "; ".join(f'SELECT {fn}("apex_temperature") FROM "apex_archive" WHERE time > now() - 1h GROUP BY time(1m)'
+                  for fn in ("mean", "max"))
+    status, headers, raw = api.call("/query", {"db": DB, "q": q, "epoch": "ms"}, auth=(USER, PASSWORD))
+    assert status == 200 and len(json.loads(raw)["results"]) == 2
+    timing = headers["Server-Timing"]
+    assert timing.startswith('kept;desc="'), timing
+    steps = dict(part.split(";dur=") for part in timing.split(", ")[1:])
+    assert list(steps) == ["parse", "execute", "data", "encode"]
+    assert 0 < float(steps["data"]) <= float(steps["execute"]) * 2  # two statements' waits, added up
+    status, headers, _ = api.call("/query", {"db": DB, "q": "SELEC"}, auth=(USER, PASSWORD))
+    assert status == 400 and "execute" not in headers.get("Server-Timing", "")
+
+
 def test_credentials_as_influxdb_and_as_sisock_take_them(api):
     q = {"db": DB, "q": "SHOW MEASUREMENTS"}
     status, headers, raw = api.call("/query", q)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import cherrypy
 from twisted.python.failure import Failure
@@ -158,10 +158,13 @@ class InfluxApi:
                 raise Refused(400, f"error parsing query parameters: {exc}") from None
             if not isinstance(bound, dict):
                 raise Refused(400, "error parsing query parameters: not a JSON object")
+        timing = cherrypy.request.sisock_timing = {}
+        began = time.perf_counter()
         try:
             statements = parse(text, bound)
         except ParseError as exc:
             raise Refused(400, str(exc)) from None
+        timing["parse"] = time.perf_counter() - began
         database = params.get("db", "")
         if self.auth.required:
             refused = authorization_error(statements, user, database, {self.config.influxdb_database})
@@ -171,14 +174,16 @@ class InfluxApi:
         source = WampSource(self.session, self.catalogue, self.config.http_timeout,
                             self.config.buffer_time + HORIZON_SLACK, self.kept)
         limits = Limits(points=self.config.influxdb_max_select_point, buckets=self.config.influxdb_max_select_buckets)
+        began = time.perf_counter()
         result = execute(statements, source, database, databases=(self.config.influxdb_database,),
                          epoch=params.get("epoch") or None, limits=limits, concurrent=CONCURRENT)
+        timing["execute"], timing["data"] = time.perf_counter() - began, source.waited
         results = result["results"]
         assert isinstance(results, list)
         series = sum(len(r.get("series", [])) for r in results if isinstance(r, dict))
         http_metrics.influx_buckets(source.buckets_kept, source.buckets_asked)
         kept = f"{source.buckets_kept}/{source.buckets_asked} buckets from kept runs"
-        cherrypy.response.headers["Server-Timing"] = f'kept;desc="{kept}"'
+        cherrypy.request.sisock_kept = kept
         return result, f"{len(statements)} statements, {series} series, {kept}, "
 
     # -- answers --------------------------------------------------------------------------
@@ -186,10 +191,26 @@ class InfluxApi:
         response = cherrypy.response
         response.status = status
         response.headers["Content-Type"] = "application/json"
+        encoding = time.perf_counter()
         text = json.dumps(json.loads(answer.dumps(body)), indent=4, ensure_ascii=False) if pretty else \
             answer.dumps(body)
+        self._timed("encode", encoding)
         self._line(status, began, note)
         return text.encode() + b"\n"
+
+    @staticmethod
+    def _timed(step: Optional[str], began: float) -> None:
+        """Add ``step`` (begun at ``began``) to the request's timings and set ``Server-Timing``: what kept
+        runs gave, then parse, execute (``data``: its statements' waits on the data nodes, added up), encode."""
+        request = cherrypy.request
+        timing = getattr(request, "sisock_timing", None)
+        if timing is None:
+            return  # refused before it ran
+        if step is not None:
+            timing[step] = time.perf_counter() - began
+        kept = getattr(request, "sisock_kept", None)
+        parts = ([f'kept;desc="{kept}"'] if kept else []) + [f"{k};dur={v * 1000:.1f}" for k, v in timing.items()]
+        cherrypy.response.headers["Server-Timing"] = ", ".join(parts)
 
     def _chunked(self, body: dict, size: int, began: float, note: str) -> Iterator[bytes]:
         """InfluxDB's chunked answer: one JSON object a line, each series cut into runs of ``size``
@@ -198,6 +219,7 @@ class InfluxApi:
         response.status = 200
         response.headers["Content-Type"] = "application/json"
         response.stream = True
+        self._timed(None, 0.0)  # encoded as it is sent
         self._line(200, began, note + "chunked, ")
         results = body.get("results") or []
         assert isinstance(results, list)
@@ -205,9 +227,11 @@ class InfluxApi:
 
     def _line(self, status: int, began: float, note: str) -> None:
         request = cherrypy.request
-        line = "{method} {path} {status}: {note}{ms:.1f} ms"
+        timing = getattr(request, "sisock_timing", None) or {}
+        line = "{method} {path} {status}: {note}{ms:.1f} ms{details}"
+        details = " (" + ", ".join(f"{k} {v * 1000:.1f}" for k, v in timing.items()) + ")" if timing else ""
         fields = dict(method=request.method, path=request.path_info, status=status, note=note,
-                      ms=(time.perf_counter() - began) * 1000)
+                      ms=(time.perf_counter() - began) * 1000, details=details)
         if status >= 500:
             _throttle.warn(_log, f"{status} {request.path_info}", line, quiet="info", **fields)
         else:

@@ -15,8 +15,10 @@ on the wire: the executor's nanoseconds end in three zeros.
 """
 from __future__ import annotations
 
+import threading
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -86,6 +88,19 @@ class WampSource:
         self.kept = kept or KeptBuckets(0)
         #: buckets of numeric fields asked of nodes, and how many of them came from kept runs
         self.buckets_asked = self.buckets_kept = 0
+        #: seconds the statements waited on the data nodes, added up
+        self.waited = 0.0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _waiting(self) -> Iterator[None]:
+        """Count the time of a call to the data nodes in :attr:`waited`."""
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.waited += time.perf_counter() - began
 
     def catalogue(self) -> List[FieldRef]:
         """Every field, as :func:`field_refs` names it."""
@@ -142,8 +157,9 @@ class WampSource:
         grid = Grid.of(wire)
         cuts = {node: cut for node, names in wanted.items()
                 if (cut := self.kept.cut(node, names, columns, grid)) is not None}
-        answers = fanout.fetch_buckets(self.session, wanted, wire.tolist(), columns, self.timeout,
-                                       self.catalogue_.absence, live, cuts)
+        with self._waiting():
+            answers = fanout.fetch_buckets(self.session, wanted, wire.tolist(), columns, self.timeout,
+                                           self.catalogue_.absence, live, cuts)
         found: Dict[Tuple[str, str], Found] = {}
         stale = {}
         for node, names in wanted.items():
@@ -162,8 +178,9 @@ class WampSource:
                 if got is not None:
                     found[node, name] = got
         if stale:  # asked again over the whole window (a file rewritten since the buckets were kept)
-            answers.update(fanout.fetch_buckets(self.session, stale, wire.tolist(), columns, self.timeout,
-                                                self.catalogue_.absence))
+            with self._waiting():
+                answers.update(fanout.fetch_buckets(self.session, stale, wire.tolist(), columns, self.timeout,
+                                                    self.catalogue_.absence))
             found.update({(node, name): got for node, names in stale.items() for name in names
                           if (got := _field_buckets(answers.get(node), name, wire)) is not None})
         for (node, name), got in found.items():
@@ -192,8 +209,9 @@ class WampSource:
         wanted, live_nodes = self._plan(fields)
         live = self._live(live_nodes, t0, t1)
         calls = [fanout.Call(node, fields, t0, t1) for node, fields in wanted.items()]
-        answers = dict(zip(wanted, fanout.fetch(self.session, calls, None, self.timeout, self.catalogue_.absence,
-                                                live)))
+        with self._waiting():
+            answers = dict(zip(wanted, fanout.fetch(self.session, calls, None, self.timeout,
+                                                    self.catalogue_.absence, live)))
         out = {}
         for f in fields:
             node, _, field = f.name.rpartition("::")
