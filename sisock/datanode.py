@@ -19,7 +19,7 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer, reactor, task, threads
 from twisted.python.threadpool import ThreadPool
 
-from sisock import buckets, log, notify, pieces, wamp
+from sisock import buckets, collector, log, notify, pieces, wamp
 from sisock.config import Config
 from sisock.decimate import decimate_columns
 from sisock.metrics import node as node_metrics
@@ -514,7 +514,9 @@ class DataNodeServer:
         wamp.fatal(f"data node name {self.name!r} is served by another live server")
 
     def ready(self) -> None:
-        """Tell systemd the node serves (a node hosted in another component's process leaves that one's line)."""
+        """Tell systemd the node serves (a node hosted in another component's process leaves that one's line);
+        what start-up made is left out of later garbage collections (:mod:`sisock.collector`)."""
+        collector.freeze_start_up()
         notify.ready(f"{self.name}: joined the router and added to the hub; serving")
 
     def announce(self) -> None:

@@ -16,7 +16,7 @@ from autobahn.wamp.interfaces import ISession
 from autobahn.wamp.types import CallDetails, RegisterOptions
 from twisted.internet import defer
 
-from sisock import log, notify, wamp
+from sisock import collector, log, notify, wamp
 from sisock.config import Config
 from sisock.health import HealthServer
 from sisock.metrics import hub as hub_metrics
@@ -123,6 +123,7 @@ class Hub:
         yield session.subscribe(self.on_session_leave, "wamp.session.on_leave")
         yield session.publish(wamp.TOPIC_HUB_STARTED, {"session_id": details.session})
         self.log.info("hub ready on realm {realm}", realm=details.realm)
+        collector.freeze_start_up()
         notify.ready(f"hub: joined realm {details.realm}; waiting for data nodes")
 
     def leave(self, session, details):

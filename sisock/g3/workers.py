@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from sisock import log
+from sisock import collector, log
 from sisock.buckets import Found
 from sisock.config import Config
 from sisock.datanode import concatenated, data_result
@@ -72,7 +72,7 @@ def answer(reader: Reader, names: List[str], start: float, end: float, min_strid
 
 def _start(config: Config, cache_mb: int, started) -> None:
     """A worker's beginning: its log lines go where the reader's go, as the reader's; then its
-    warm-up (:mod:`sisock.g3.warmup`)."""
+    warm-up (:mod:`sisock.g3.warmup`), and what it made kept out of later garbage collections."""
     global _reader, _started
     log.start("g3-reader", config.loglevel)
     _reader, _started = Reader(open_index(config), cache_mb), started
@@ -80,6 +80,7 @@ def _start(config: Config, cache_mb: int, started) -> None:
         warmup.warm(_reader)
     except Exception as exc:  # an index not reachable yet: its requests say so (a failed start would break the pool)
         log.logger().info("a worker's warm-up not done ({error})", error=str(exc) or type(exc).__name__)
+    collector.freeze_start_up()
 
 
 def _answer(*args) -> Tuple[dict, CacheFigures]:

@@ -16,7 +16,7 @@ import cherrypy
 
 from twisted.internet import defer, reactor
 
-from sisock import log, notify
+from sisock import collector, log, notify
 from sisock.config import Config
 from sisock.http.app import APP_CONFIG, Datasource
 from sisock.http.auth import check_startup
@@ -122,6 +122,7 @@ def main(args, config: Config) -> int:
         session.stop()
         return 1
     listening.append(True)
+    collector.freeze_start_up()
     reactor.callFromThread(notify.start_watchdog)
     reactor.callFromThread(tell_systemd)
     logger.info("serving Grafana datasources on {url}{auth}", url=url,
