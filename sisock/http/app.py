@@ -86,7 +86,7 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
             def log_line(timing: dict) -> None:
                 http_metrics.finished(request.path_info, status, time.perf_counter() - began)
                 fields.update(ms=(time.perf_counter() - began) * 1000,
-                              details=", ".join(f"{k} {v * 1000:.1f}" for k, v in timing.items()))
+                              details=timing_text(timing))
                 if status >= 500:
                     _throttle.warn(_log, f"{status} {request.path_info}", line, quiet="info", **fields)
                 else:
@@ -97,7 +97,7 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
             if isinstance(payload, Streamed):
                 cherrypy.response.status = status
                 cherrypy.response.headers["Content-Type"] = "application/json"
-                cherrypy.response.headers["Server-Timing"] = _server_timing(timing, notes)
+                cherrypy.response.headers["Server-Timing"] = server_timing(timing, notes)
                 cherrypy.response.stream = True
                 streamed = payload
                 written = time.perf_counter()
@@ -116,14 +116,20 @@ def endpoint(methods: tuple = ("POST",), any_path: bool = False) -> Callable:
                 fields["status"] = status
                 data = _answer(status, {"error": f"internal error: cannot encode the answer: {exc}"})
             timing["encode"] = time.perf_counter() - encode_began
-            cherrypy.response.headers["Server-Timing"] = _server_timing(timing, notes)
+            cherrypy.response.headers["Server-Timing"] = server_timing(timing, notes)
             log_line(timing)
             return data
         return serve
     return wrap
 
 
-def _server_timing(timing: dict, notes: Dict[str, str]) -> str:
+def timing_text(timing: Dict[str, float]) -> str:
+    """A request's steps and their milliseconds, for its log line."""
+    return ", ".join(f"{k} {v * 1000:.1f}" for k, v in timing.items())
+
+
+def server_timing(timing: Dict[str, float], notes: Dict[str, str]) -> str:
+    """The ``Server-Timing`` header of a request's steps (seconds), with ``notes`` as descriptions."""
     return ", ".join(f"{k};dur={v * 1000:.1f}" + (f';desc="{notes[k]}"' if k in notes else "")
                      for k, v in timing.items())
 

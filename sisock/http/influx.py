@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 
 from sisock import log
 from sisock.config import Config
-from sisock.http.app import error_page, fresh
+from sisock.http.app import error_page, fresh, server_timing, timing_text
 from sisock.http.auth import Authenticator
 from sisock.http.catalogue import Catalogue
 from sisock.http.errors import RequestError
@@ -209,7 +209,7 @@ class InfluxApi:
         if step is not None:
             timing[step] = time.perf_counter() - began
         kept = getattr(request, "sisock_kept", None)
-        parts = ([f'kept;desc="{kept}"'] if kept else []) + [f"{k};dur={v * 1000:.1f}" for k, v in timing.items()]
+        parts = ([f'kept;desc="{kept}"'] if kept else []) + [server_timing(timing, {})]
         cherrypy.response.headers["Server-Timing"] = ", ".join(parts)
 
     def _chunked(self, body: dict, size: int, began: float, note: str) -> Iterator[bytes]:
@@ -229,7 +229,7 @@ class InfluxApi:
         request = cherrypy.request
         timing = getattr(request, "sisock_timing", None) or {}
         line = "{method} {path} {status}: {note}{ms:.1f} ms{details}"
-        details = " (" + ", ".join(f"{k} {v * 1000:.1f}" for k, v in timing.items()) + ")" if timing else ""
+        details = f" ({timing_text(timing)})" if timing else ""
         fields = dict(method=request.method, path=request.path_info, status=status, note=note,
                       ms=(time.perf_counter() - began) * 1000, details=details)
         if status >= 500:
